@@ -1,0 +1,56 @@
+# Every target sets the project up first (idempotently): a local virtualenv, npm packages, and the
+# offline solc. Nothing is written outside this checkout except ape's own cache in ~/.ape.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+SOLC_VERSION := $(shell sed -n 's/^  version: *//p' ape-config.yaml | head -1)
+
+export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
+export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+# Ape's prompts must never block a script or CI run.
+export APE_TESTING_DISABLE_PROMPTS := 1
+
+NETWORK ?= ethereum:local:foundry
+
+.PHONY: help setup demo test lint gas clean
+
+help:
+	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
+	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
+	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
+	@echo "make gas    - regenerate benchmarks/gas.md"
+	@echo "make setup  - only install (also done by every target above)"
+
+setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lint]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	# `npm install` rather than `npm ci`: the lock cannot list the other platforms' anvil binaries, which
+	# npm ci then insists on. Exact versions in package.json keep it reproducible all the same.
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): $(VENV)/.installed node_modules/.installed ape-config.yaml opgkit/toolchain/solc_standin.js opgkit/toolchain/solc.py
+	$(BIN)/python -m opgkit.toolchain.solc install
+
+demo: setup
+	ape run deploy --network $(NETWORK) --account TEST::0
+
+test: setup
+	ape test tests --network $(NETWORK)
+
+lint: setup
+	$(BIN)/python -m opgkit.toolchain.slither
+
+gas: setup
+	ape run gas --network ethereum:local:foundry
+
+clean:
+	rm -rf $(VENV) node_modules .solcx .build contracts/.cache

@@ -1,0 +1,1 @@
+"""Offline Solidity toolchain: a py-solc-x compatible solc, and slither inputs built from it."""
