@@ -55,7 +55,7 @@ def _version_of(executable: Path | str) -> str | None:
     """The version ``executable --version`` reports, parsed as py-solc-x does; None if it is unusable."""
     try:
         output = subprocess.run(
-            [str(executable), "--version"], capture_output=True, text=True, timeout=60, check=True
+            [str(executable), "--version"], capture_output=True, text=True, timeout=30, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -63,9 +63,19 @@ def _version_of(executable: Path | str) -> str | None:
     return Version(match.group(1)).base_version if match else None
 
 
+def _is_solc_select_shim(executable: Path) -> bool:
+    # slither installs solc-select, whose `solc` downloads compilers on first use: it is no native solc.
+    try:
+        return b"solc_select" in executable.read_bytes()[:4096]
+    except OSError:
+        return False
+
+
 def _native_solc(version: str) -> Path | None:
     found = shutil.which("solc")
-    if found and _version_of(found) == version:
+    if found is None or _is_solc_select_shim(Path(found)):
+        return None
+    if _version_of(found) == version:
         return Path(found).resolve()
     return None
 

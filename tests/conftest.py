@@ -1,0 +1,68 @@
+"""Fixtures shared by every test: named roles, deploy fixtures, and the Hypothesis profile."""
+
+import pytest
+from eth_account import Account
+
+from opgkit.testing import load_hypothesis_profile
+
+load_hypothesis_profile()
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def treasury(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def alice(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def bob(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def carol(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def holders(alice, bob, carol):
+    """Plain token holders, for tests that pick among several."""
+    return [alice, bob, carol]
+
+
+@pytest.fixture(scope="session")
+def offchain_signer():
+    """A fresh key that only ever signs off chain (permits, receipts); it never holds ETH."""
+    return Account.create()
+
+
+@pytest.fixture(scope="session")
+def deploy_token(project, deployer):
+    """Factory: deploy a new OPG token minting to ``treasury``."""
+
+    def deploy(treasury):
+        return deployer.deploy(project.OPGToken, treasury)
+
+    return deploy
+
+
+@pytest.fixture(scope="session")
+def token(deploy_token, treasury):
+    return deploy_token(treasury)
+
+
+@pytest.fixture(scope="session")
+def funded_token(token, treasury, holders):
+    """The token with 1,000,000 OPG moved from the treasury to each holder."""
+    for holder in holders:
+        token.transfer(holder, 1_000_000 * 10**18, sender=treasury)
+    return token
