@@ -1,0 +1,36 @@
+"""Gas benchmarks: each module measures its contracts on a live chain and returns rows for the gas table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GasRow:
+    """Gas used by one operation, next to the anchor figure it is judged against."""
+
+    contract: str
+    operation: str
+    gas: int
+    anchor: int | None
+    anchor_source: str
+
+    @property
+    def delta(self) -> str:
+        if not self.anchor:
+            return "—"
+        return f"{(self.gas - self.anchor) / self.anchor:+.1%}"
+
+
+def render_table(rows: list[GasRow], header: str) -> str:
+    """The Markdown gas table, one row per operation."""
+    lines = [
+        header.rstrip(),
+        "",
+        "| contract | operation | gas | anchor | vs anchor | anchor source |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        anchor = f"{row.anchor:,}" if row.anchor else "—"
+        lines.append(f"| {row.contract} | {row.operation} | {row.gas:,} | {anchor} | {row.delta} | {row.anchor_source} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,20 @@
+"""Click helpers shared by the `ape run` scripts: address options and user-facing errors."""
+
+from __future__ import annotations
+
+import click
+from eth_utils import is_address, to_checksum_address
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def nonzero_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a checksummed, non-zero address, or a usage error saying what is wrong."""
+    if value is None:
+        return None
+    if not is_address(value):
+        raise click.BadParameter(f"{value!r} is not a 20-byte hex address (0x followed by 40 hex digits)")
+    address = to_checksum_address(value)
+    if address == ZERO_ADDRESS:
+        raise click.BadParameter("the zero address would burn the whole supply; give a real treasury address")
+    return address

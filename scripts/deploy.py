@@ -1,0 +1,34 @@
+"""Deploy the OPG protocol and print what was deployed.
+
+    ape run deploy --network ethereum:local:foundry --account TEST::0
+    ape run deploy --network ethereum:sepolia:<provider> --account <alias> --treasury 0x...
+"""
+
+import click
+from ape.cli import ConnectedProviderCommand, account_option, ape_cli_context
+
+from opgkit.cli import nonzero_address
+from opgkit.deploy import deploy_all
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Deploy the OPG protocol")
+@ape_cli_context()
+@account_option()
+@click.option(
+    "--treasury",
+    callback=nonzero_address,
+    help="Address that receives the whole OPG supply. Defaults to the deploying account.",
+)
+def cli(cli_ctx, provider, account, treasury):
+    """Deploy every contract in dependency order and print each address."""
+    treasury = treasury or account.address
+    network = f"{provider.network_choice} (chain id {provider.chain_id})"
+    cli_ctx.logger.info(f"Deploying to {network} from {account.address}")
+    deployments = deploy_all(account, treasury)
+
+    click.echo(f"network   {network}")
+    click.echo(f"deployer  {account.address}")
+    for deployment in deployments:
+        click.echo(f"{deployment.name:<9} {deployment.contract.address}  tx {deployment.tx_hash}  block {deployment.block_number}")
+    token = deployments[0].contract
+    click.echo(f"treasury  {treasury}  holds {token.balanceOf(treasury) // 10 ** token.decimals():,} {token.symbol()}")
