@@ -18,8 +18,8 @@ def test_deploy__treasury_given__mints_whole_supply_once(project, deployer, trea
     assert token.creation_metadata.receipt.events == [token.Transfer(ZERO_ADDRESS, treasury, ONE_BILLION_OPG)]
 
 
-def test_deploy__zero_treasury__reverts(project, deployer, token):
-    with ape.reverts(token.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
+def test_deploy__zero_treasury__reverts(project, deployer):
+    with ape.reverts(project.OPGToken.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
         deployer.deploy(project.OPGToken, ZERO_ADDRESS)
 
 

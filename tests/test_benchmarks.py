@@ -1,0 +1,25 @@
+"""The gas table renderer and the token benchmark, which `make gas` runs."""
+
+import pytest
+
+from opgkit.benchmarks import GasRow, render_table, token
+
+
+def test_render_table__rows_given__one_line_each_with_delta():
+    rows = [GasRow("T", "op", 110, 100, "ref"), GasRow("T", "new", 5, None, "none yet")]
+    table = render_table(rows, "# Title\n")
+    assert "| T | op | 110 | 100 | +10.0% | ref |" in table
+    assert "| T | new | 5 | — | — | none yet |" in table
+    assert table.startswith("# Title\n\n| contract |")
+
+
+def test_token_benchmark__on_anvil__covers_each_operation_above_its_floor(networks, accounts):
+    if networks.provider.name != "foundry":
+        pytest.skip("gas figures are taken on anvil")
+    rows = token.measure(accounts[0], accounts[1:])
+    operations = {row.operation for row in rows}
+    assert {"transfer (new holder)", "permit", "delegate (first, to self)", "delegateBySig (first)"} <= operations
+    for row in rows:
+        assert 21_000 < row.gas < 200_000
+    by_op = {row.operation: row for row in rows}
+    assert by_op["delegate (first, to self)"].gas >= token.DELEGATE_FLOOR
