@@ -15,7 +15,7 @@ export APE_TESTING_DISABLE_PROMPTS := 1
 
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: help setup demo test lint gas clean
+.PHONY: help setup compile demo test lint gas clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
@@ -40,16 +40,20 @@ node_modules/.installed: package.json package-lock.json
 $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): $(VENV)/.installed node_modules/.installed ape-config.yaml opgkit/toolchain/solc_standin.js opgkit/toolchain/solc.py
 	$(BIN)/python -m opgkit.toolchain.solc install
 
-demo: setup
+# Compile everything up front: scripts that tests start as subprocesses then never write .build/ concurrently.
+compile: setup
+	ape compile
+
+demo: compile
 	ape run deploy --network $(NETWORK) --account TEST::0
 
-test: setup
+test: compile
 	ape test tests --network $(NETWORK)
 
 lint: setup
 	$(BIN)/python -m opgkit.toolchain.slither
 
-gas: setup
+gas: compile
 	ape run gas --network ethereum:local:foundry
 
 clean:
