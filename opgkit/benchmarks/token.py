@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ape import chain, project
 from eth_account import Account
+from eth_utils import keccak
 
 from opgkit.benchmarks import GasRow
 from opgkit.token_signatures import build_delegation, build_permit, sign
@@ -14,47 +15,55 @@ REFERENCE = "OpenZeppelin ERC20+ERC20Permit, no votes (`ReferencePermitToken`, s
 DELEGATE_FLOOR = 21_000 + 3 * 22_100
 DELEGATE_FLOOR_SOURCE = "floor: intrinsic + 3 new slots (delegate, checkpoint length, checkpoint)"
 UNIT = 10**18
-HOUR = 3600
+BLOCK_TIME = 12
+# Fixed keys and deadline keep calldata, and so gas, identical from run to run.
+DEADLINE = 4_102_444_800  # 2100-01-01
+PERMIT_SIGNER = Account.from_key(keccak(text="opg gas benchmark: permit signer"))
+REFERENCE_PERMIT_SIGNER = Account.from_key(keccak(text="opg gas benchmark: reference permit signer"))
 
 
-def _gas(receipt) -> int:
-    return receipt.gas_used
+def _gas(send) -> int:
+    """Gas of the transaction ``send()`` makes, mined one block time after the previous block.
+
+    Spacing blocks keeps each vote checkpoint in a block of its own, as on a live chain; two operations in
+    one second would share a checkpoint and look cheaper than they are.
+    """
+    chain.pending_timestamp = chain.blocks.head.timestamp + BLOCK_TIME
+    return send().gas_used
 
 
 def _erc20_operations(token, owner, holder, newcomer, spender, signer) -> dict[str, int]:
     """Gas of the ERC-20/2612 operations both tokens share, in a fixed order and starting state."""
     gas = {
-        "transfer (new holder)": _gas(token.transfer(holder, 100 * UNIT, sender=owner)),
-        "transfer (existing holder)": _gas(token.transfer(holder, 100 * UNIT, sender=owner)),
-        "approve": _gas(token.approve(spender, 50 * UNIT, sender=holder)),
-        "transferFrom": _gas(token.transferFrom(holder, newcomer, 10 * UNIT, sender=spender)),
+        "transfer (new holder)": _gas(lambda: token.transfer(holder, 100 * UNIT, sender=owner)),
+        "transfer (existing holder)": _gas(lambda: token.transfer(holder, 100 * UNIT, sender=owner)),
+        "approve": _gas(lambda: token.approve(spender, 50 * UNIT, sender=holder)),
+        "transferFrom": _gas(lambda: token.transferFrom(holder, newcomer, 10 * UNIT, sender=spender)),
     }
     token.transfer(signer.address, 100 * UNIT, sender=owner)
-    deadline = chain.pending_timestamp + HOUR
-    signature = sign(build_permit(token, signer.address, spender.address, 10 * UNIT, deadline), signer.key)
-    gas["permit"] = _gas(token.permit(signer.address, spender, 10 * UNIT, deadline, signature.v, signature.r, signature.s, sender=spender))
+    sig = sign(build_permit(token, signer.address, spender.address, 10 * UNIT, DEADLINE), signer.key)
+    gas["permit"] = _gas(lambda: token.permit(signer.address, spender, 10 * UNIT, DEADLINE, sig.v, sig.r, sig.s, sender=spender))
     return gas
 
 
 def measure(deployer, accounts) -> list[GasRow]:
     owner, holder, newcomer, spender = accounts[:4]
-    signer = Account.create()
     opg = deployer.deploy(project.OPGToken, owner)
     reference = deployer.deploy(project.ReferencePermitToken, owner)
 
-    opg_gas = _erc20_operations(opg, owner, holder, newcomer, spender, signer)
-    reference_gas = _erc20_operations(reference, owner, holder, newcomer, spender, Account.create())
+    opg_gas = _erc20_operations(opg, owner, holder, newcomer, spender, PERMIT_SIGNER)
+    reference_gas = _erc20_operations(reference, owner, holder, newcomer, spender, REFERENCE_PERMIT_SIGNER)
     rows = [GasRow("OPGToken", op, gas, reference_gas[op], REFERENCE) for op, gas in opg_gas.items()]
 
-    delegate_gas = _gas(opg.invoke_transaction("delegate", holder, sender=holder))
+    delegate_gas = _gas(lambda: opg.invoke_transaction("delegate", holder, sender=holder))
     rows.append(GasRow("OPGToken", "delegate (first, to self)", delegate_gas, DELEGATE_FLOOR, DELEGATE_FLOOR_SOURCE))
 
-    delegation = build_delegation(opg, signer.address, newcomer.address, chain.pending_timestamp + HOUR)
-    signature = sign(delegation, signer.key)
-    by_sig = opg.delegateBySig(delegation.delegatee, delegation.nonce, delegation.expiry, signature.v, signature.r, signature.s, sender=spender)
-    rows.append(GasRow("OPGToken", "delegateBySig (first)", _gas(by_sig), delegate_gas, "OPGToken delegate (same run): the signature's cost"))
+    delegation = build_delegation(opg, PERMIT_SIGNER.address, newcomer.address, DEADLINE)
+    sig = sign(delegation, PERMIT_SIGNER.key)
+    by_sig_gas = _gas(lambda: opg.delegateBySig(delegation.delegatee, delegation.nonce, DEADLINE, sig.v, sig.r, sig.s, sender=spender))
+    rows.append(GasRow("OPGToken", "delegateBySig (first)", by_sig_gas, delegate_gas, "OPGToken delegate (same run): the signature's cost"))
 
     opg.invoke_transaction("delegate", newcomer, sender=newcomer)
-    both_delegated = opg.transfer(newcomer, 10 * UNIT, sender=holder)
-    rows.append(GasRow("OPGToken", "transfer (both sides delegated)", _gas(both_delegated), opg_gas["transfer (existing holder)"], "OPGToken transfer with no delegation (same run)"))
+    both_delegated = _gas(lambda: opg.transfer(newcomer, 10 * UNIT, sender=holder))
+    rows.append(GasRow("OPGToken", "transfer (both sides delegated)", both_delegated, opg_gas["transfer (existing holder)"], "OPGToken transfer with no delegation (same run)"))
     return rows
