@@ -6,7 +6,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-SOLC_VERSION := $(shell sed -n 's/^  version: *//p' ape-config.yaml | head -1)
 
 export SOLCX_BINARY_PATH := $(CURDIR)/.solcx
 export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
@@ -24,7 +23,7 @@ help:
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make setup  - only install (also done by every target above)"
 
-setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION)
+setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +36,9 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(SOLCX_BINARY_PATH)/solc-v$(SOLC_VERSION): $(VENV)/.installed node_modules/.installed ape-config.yaml opgkit/toolchain/solc_standin.js opgkit/toolchain/solc.py
+$(SOLCX_BINARY_PATH)/.installed: $(VENV)/.installed node_modules/.installed ape-config.yaml opgkit/toolchain/solc_standin.js opgkit/toolchain/solc.py
 	$(BIN)/python -m opgkit.toolchain.solc install
+	@touch $@
 
 # Compile everything up front: scripts that tests start as subprocesses then never write .build/ concurrently.
 compile: setup

@@ -107,7 +107,7 @@ def _write_if_changed(path: Path, text: str) -> None:
     if path.is_symlink():
         path.unlink()
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
         tmp.chmod(0o755)
         tmp.replace(path)
