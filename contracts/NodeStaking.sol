@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Votes} from "@openzeppelin/contracts/governance/utils/Votes.sol";
+import {IERC6372} from "@openzeppelin/contracts/interfaces/IERC6372.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
+
+import {INodeStaking} from "../interfaces/INodeStaking.sol";
+
+/// @title Node staking
+/// @notice Operators bond OPG for protocol roles and holders delegate OPG to them. Each operator's pool
+/// issues shares against its stake, so slashing lowers the pool's exchange rate in O(1), whatever the
+/// number of delegators. Unbonding stake moves to a second share pool of the same operator that a slash
+/// hits too, so unbonding cannot dodge a slash: an entry stays slashable until it is withdrawn, which
+/// is allowed from its maturity on.
+///
+/// Rewards are paid per pool: the operator takes its commission, the rest accrues per bonded share.
+/// Rewards for a pool with no shares, and the non-reporter part of every slash, go to the treasury.
+///
+/// Voting power equals bonded stake and belongs to each pool's operator (who may delegate it on, as in
+/// ERC-5805): a slash then updates one checkpoint, and total voting power always equals total bonded.
+/// @dev Jailing: a slash jails the operator for `jailDuration`; afterwards `unjail` restores it if its
+/// self-bond still meets the minimum of every role it holds. A jailed pool accepts no new stake.
+contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// @notice May slash operators (granted to the settlement contract).
+    bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
+
+    uint256 public constant BPS = 10_000;
+    uint256 public constant MIN_UNBONDING_DELAY = 1 days;
+    uint256 public constant MAX_UNBONDING_DELAY = 28 days;
+    /// @notice One slash takes at most half of a pool, so a pool's stake never reaches zero by slashing.
+    uint256 public constant MAX_SLASH_BPS = 5_000;
+    uint256 public constant MAX_REPORTER_REWARD_BPS = 5_000;
+    uint256 public constant MAX_COMMISSION_BPS = 5_000;
+    /// @notice Largest commission increase in one change, and the least time between two changes.
+    uint256 public constant MAX_COMMISSION_INCREASE_BPS = 500;
+    uint256 public constant COMMISSION_CHANGE_INTERVAL = 1 days;
+    uint256 public constant MAX_JAIL_DURATION = 28 days;
+    uint256 public constant MAX_MINIMUM_STAKE = 10_000_000 ether;
+    uint8 public constant ALL_ROLES = 7;
+
+    uint256 private constant REWARD_PRECISION = 1e18;
+
+    IERC20 public immutable token;
+
+    address public treasury;
+    uint256 public unbondingDelay;
+    uint256 public reporterRewardBps;
+    uint256 public jailDuration;
+    mapping(Role role => uint256) public minimumStake;
+
+    /// @inheritdoc INodeStaking
+    uint256 public totalBonded;
+    /// @inheritdoc INodeStaking
+    uint256 public totalUnbonding;
+    /// @inheritdoc INodeStaking
+    uint256 public rewardReserve;
+    uint256 public nextUnbondingId;
+    mapping(bytes32 evidenceId => bool) public evidenceUsed;
+
+    struct Position {
+        uint256 shares;
+        uint256 rewardDebt;
+        uint256 pendingReward;
+    }
+
+    mapping(address operator => Pool) private _pools;
+    mapping(address operator => mapping(address account => Position)) private _positions;
+    mapping(uint256 id => Unbonding) private _unbondings;
+
+    error NodeStakingZeroAmount();
+    error NodeStakingZeroAddress();
+    error NodeStakingInvalidRoles(uint8 roles);
+    error NodeStakingAlreadyRegistered(address operator);
+    error NodeStakingNotOperator(address account);
+    error NodeStakingOperatorJailed(address operator);
+    error NodeStakingNotJailed(address operator);
+    error NodeStakingJailNotOver(address operator, uint48 until);
+    error NodeStakingSelfBondBelowMinimum(address operator, uint256 selfBond, uint256 required);
+    error NodeStakingCommissionTooHigh(uint256 commissionBps, uint256 maximum);
+    error NodeStakingCommissionIncreaseTooLarge(uint256 currentBps, uint256 requestedBps);
+    error NodeStakingCommissionChangeTooSoon(uint256 allowedAt);
+    error NodeStakingZeroShares();
+    error NodeStakingInsufficientShares(uint256 available, uint256 requested);
+    error NodeStakingUnknownUnbonding(uint256 id);
+    error NodeStakingNotMatured(uint256 id, uint48 maturity);
+    error NodeStakingSlashFractionOutOfBounds(uint256 fractionBps);
+    error NodeStakingZeroEvidence();
+    error NodeStakingEvidenceAlreadyUsed(bytes32 evidenceId);
+    error NodeStakingUnbondingDelayOutOfBounds(uint256 delay);
+    error NodeStakingReporterRewardOutOfBounds(uint256 rewardBps);
+    error NodeStakingJailDurationOutOfBounds(uint256 duration);
+    error NodeStakingMinimumStakeOutOfBounds(uint256 amount);
+    error NodeStakingNothingToClaim();
+
+    /// @param token_ The OPG token.
+    /// @param admin Holds the admin role (governance: the timelock in production).
+    /// @param treasury_ Receives slashed stake (less the reporter's reward) and rewards no one can earn.
+    /// @param minimumStakes Minimum self-bond per role, indexed by `Role`.
+    /// @param unbondingDelay_ Seconds from unbonding to withdrawal, within 1–28 days (7 days by default).
+    /// @param reporterRewardBps_ Share of a slash paid to the reporter, at most 50%.
+    /// @param jailDuration_ Seconds a slashed operator stays jailed, at most 28 days.
+    constructor(
+        IERC20 token_,
+        address admin,
+        address treasury_,
+        uint256[3] memory minimumStakes,
+        uint256 unbondingDelay_,
+        uint256 reporterRewardBps_,
+        uint256 jailDuration_
+    ) EIP712("OPG NodeStaking", "1") {
+        if (address(token_) == address(0) || admin == address(0)) revert NodeStakingZeroAddress();
+        token = token_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setTreasury(treasury_);
+        for (uint256 i = 0; i < minimumStakes.length; ++i) {
+            _setMinimumStake(Role(i), minimumStakes[i]);
+        }
+        _setUnbondingDelay(unbondingDelay_);
+        _setReporterReward(reporterRewardBps_);
+        _setJailDuration(jailDuration_);
+    }
+
+    // ---------------------------------------------------------------- operators
+
+    /// @inheritdoc INodeStaking
+    function registerOperator(uint8 roles, uint256 selfBond_, uint16 commissionBps) external nonReentrant {
+        Pool storage p = _pools[msg.sender];
+        if (p.registered) revert NodeStakingAlreadyRegistered(msg.sender);
+        _checkRoles(roles);
+        if (commissionBps > MAX_COMMISSION_BPS) revert NodeStakingCommissionTooHigh(commissionBps, MAX_COMMISSION_BPS);
+
+        p.registered = true;
+        p.roles = roles;
+        p.commissionBps = commissionBps;
+        p.lastCommissionChange = Time.timestamp();
+        if (delegates(msg.sender) == address(0)) _delegate(msg.sender, msg.sender);
+        emit OperatorRegistered(msg.sender, roles, commissionBps);
+
+        _stake(msg.sender, msg.sender, selfBond_);
+        _requireSelfBondCovers(msg.sender, roles);
+    }
+
+    /// @inheritdoc INodeStaking
+    function setRoles(uint8 roles) external {
+        _requireOperator(msg.sender);
+        _checkRoles(roles);
+        _requireSelfBondCovers(msg.sender, roles);
+        _pools[msg.sender].roles = roles;
+        emit OperatorRolesChanged(msg.sender, roles);
+    }
+
+    /// @inheritdoc INodeStaking
+    function setCommission(uint16 commissionBps) external {
+        _requireOperator(msg.sender);
+        Pool storage p = _pools[msg.sender];
+        uint16 current = p.commissionBps;
+        if (commissionBps > MAX_COMMISSION_BPS) revert NodeStakingCommissionTooHigh(commissionBps, MAX_COMMISSION_BPS);
+        if (commissionBps > current) {
+            if (commissionBps - current > MAX_COMMISSION_INCREASE_BPS) {
+                revert NodeStakingCommissionIncreaseTooLarge(current, commissionBps);
+            }
+            uint256 allowedAt = p.lastCommissionChange + COMMISSION_CHANGE_INTERVAL;
+            if (block.timestamp < allowedAt) revert NodeStakingCommissionChangeTooSoon(allowedAt);
+        }
+        p.commissionBps = commissionBps;
+        p.lastCommissionChange = Time.timestamp();
+        emit CommissionChanged(msg.sender, current, commissionBps);
+    }
+
+    /// @inheritdoc INodeStaking
+    function unjail() external {
+        Pool storage p = _pools[msg.sender];
+        if (!p.jailed) revert NodeStakingNotJailed(msg.sender);
+        if (block.timestamp < p.jailedUntil) revert NodeStakingJailNotOver(msg.sender, p.jailedUntil);
+        _requireSelfBondCovers(msg.sender, p.roles);
+        p.jailed = false;
+        emit Unjailed(msg.sender);
+    }
+
+    // ---------------------------------------------------------------- staking
+
+    /// @inheritdoc INodeStaking
+    function stake(address operator, uint256 amount) external nonReentrant returns (uint256 shares) {
+        _requireOperator(operator);
+        return _stake(operator, msg.sender, amount);
+    }
+
+    /// @inheritdoc INodeStaking
+    function unbond(address operator, uint256 shares) external nonReentrant returns (uint256 id) {
+        if (shares == 0) revert NodeStakingZeroAmount();
+        Pool storage p = _pools[operator];
+        Position storage position = _positions[operator][msg.sender];
+        if (position.shares < shares) revert NodeStakingInsufficientShares(position.shares, shares);
+
+        uint256 amount = Math.mulDiv(shares, p.totalStake, p.totalShares);
+        _settleRewards(p, position);
+        position.shares -= shares;
+        position.rewardDebt = _accrued(p, position.shares);
+        p.totalShares -= shares;
+        p.totalStake -= amount;
+        totalBonded -= amount;
+        _transferVotingUnits(operator, address(0), amount);
+
+        uint256 unbondingShares = p.unbondingShares == 0
+            ? amount
+            : Math.mulDiv(amount, p.unbondingShares, p.unbondingStake);
+        if (unbondingShares == 0) revert NodeStakingZeroShares();
+        p.unbondingShares += unbondingShares;
+        p.unbondingStake += amount;
+        totalUnbonding += amount;
+
+        id = nextUnbondingId++;
+        uint48 maturity = SafeCast.toUint48(block.timestamp + unbondingDelay);
+        _unbondings[id] = Unbonding({owner: msg.sender, maturity: maturity, operator: operator, shares: unbondingShares});
+        emit UnbondingStarted(id, operator, msg.sender, amount, unbondingShares, maturity);
+    }
+
+    /// @inheritdoc INodeStaking
+    function withdraw(uint256 id) external nonReentrant returns (uint256 amount) {
+        Unbonding memory entry = _unbondings[id];
+        if (entry.owner == address(0)) revert NodeStakingUnknownUnbonding(id);
+        if (block.timestamp < entry.maturity) revert NodeStakingNotMatured(id, entry.maturity);
+
+        Pool storage p = _pools[entry.operator];
+        amount = Math.mulDiv(entry.shares, p.unbondingStake, p.unbondingShares);
+        p.unbondingShares -= entry.shares;
+        p.unbondingStake -= amount;
+        totalUnbonding -= amount;
+        delete _unbondings[id];
+
+        token.safeTransfer(entry.owner, amount);
+        emit Withdrawn(id, entry.owner, amount);
+    }
+
+    // ---------------------------------------------------------------- slashing
+
+    /// @inheritdoc INodeStaking
+    function slash(address operator, uint256 fractionBps, bytes32 evidenceId, address reporter)
+        external
+        nonReentrant
+        onlyRole(SLASHER_ROLE)
+    {
+        _requireOperator(operator);
+        if (fractionBps == 0 || fractionBps > MAX_SLASH_BPS) revert NodeStakingSlashFractionOutOfBounds(fractionBps);
+        if (evidenceId == bytes32(0)) revert NodeStakingZeroEvidence();
+        if (evidenceUsed[evidenceId]) revert NodeStakingEvidenceAlreadyUsed(evidenceId);
+        evidenceUsed[evidenceId] = true;
+
+        Pool storage p = _pools[operator];
+        uint256 fromBonded = p.totalStake * fractionBps / BPS;
+        uint256 fromUnbonding = p.unbondingStake * fractionBps / BPS;
+        p.totalStake -= fromBonded;
+        p.unbondingStake -= fromUnbonding;
+        totalBonded -= fromBonded;
+        totalUnbonding -= fromUnbonding;
+        _transferVotingUnits(operator, address(0), fromBonded);
+
+        uint48 until = SafeCast.toUint48(block.timestamp + jailDuration);
+        p.jailed = true;
+        p.jailedUntil = until;
+
+        uint256 slashed = fromBonded + fromUnbonding;
+        uint256 reporterReward = reporter == address(0) ? 0 : slashed * reporterRewardBps / BPS;
+        emit Slashed(operator, evidenceId, reporter, fractionBps, fromBonded, fromUnbonding, reporterReward);
+        emit Jailed(operator, until);
+
+        if (reporterReward > 0) token.safeTransfer(reporter, reporterReward);
+        if (slashed > reporterReward) token.safeTransfer(treasury, slashed - reporterReward);
+    }
+
+    // ---------------------------------------------------------------- rewards
+
+    /// @inheritdoc INodeStaking
+    function notifyReward(address operator, uint256 amount) external nonReentrant {
+        _requireOperator(operator);
+        if (amount == 0) revert NodeStakingZeroAmount();
+        token.safeTransferFrom(msg.sender, address(this), amount);
+
+        Pool storage p = _pools[operator];
+        if (p.totalShares == 0) {
+            emit RewardNotified(operator, msg.sender, amount, 0);
+            emit RewardToTreasury(operator, amount);
+            token.safeTransfer(treasury, amount);
+            return;
+        }
+        uint256 commission = amount * p.commissionBps / BPS;
+        _positions[operator][operator].pendingReward += commission;
+        p.rewardPerShare += Math.mulDiv(amount - commission, REWARD_PRECISION, p.totalShares);
+        rewardReserve += amount;
+        emit RewardNotified(operator, msg.sender, amount, commission);
+    }
+
+    /// @inheritdoc INodeStaking
+    function claimRewards(address operator) external nonReentrant returns (uint256 amount) {
+        Pool storage p = _pools[operator];
+        Position storage position = _positions[operator][msg.sender];
+        _settleRewards(p, position);
+        amount = position.pendingReward;
+        if (amount == 0) revert NodeStakingNothingToClaim();
+        position.pendingReward = 0;
+        rewardReserve -= amount;
+        token.safeTransfer(msg.sender, amount);
+        emit RewardClaimed(operator, msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @notice Set the unbonding delay, within 1–28 days. Entries already unbonding keep their maturity.
+    function setUnbondingDelay(uint256 delay) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setUnbondingDelay(delay);
+    }
+
+    /// @notice Set the minimum self-bond for `role`, between 1 wei and 10,000,000 OPG.
+    function setMinimumStake(Role role, uint256 amount) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setMinimumStake(role, amount);
+    }
+
+    /// @notice Set the reporter's share of a slash, at most 50%.
+    function setReporterReward(uint256 rewardBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setReporterReward(rewardBps);
+    }
+
+    /// @notice Set how long a slashed operator stays jailed, at most 28 days.
+    function setJailDuration(uint256 duration) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setJailDuration(duration);
+    }
+
+    /// @notice Set the treasury address.
+    function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setTreasury(treasury_);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc INodeStaking
+    function isActiveOperator(address operator, Role role) external view returns (bool) {
+        Pool storage p = _pools[operator];
+        return p.registered && !p.jailed && (p.roles & _roleBit(role)) != 0
+            && selfBond(operator) >= minimumStake[role];
+    }
+
+    /// @inheritdoc INodeStaking
+    function pool(address operator) external view returns (Pool memory) {
+        return _pools[operator];
+    }
+
+    /// @inheritdoc INodeStaking
+    function unbonding(uint256 id) external view returns (Unbonding memory) {
+        return _unbondings[id];
+    }
+
+    /// @inheritdoc INodeStaking
+    function sharesOf(address operator, address account) external view returns (uint256) {
+        return _positions[operator][account].shares;
+    }
+
+    /// @inheritdoc INodeStaking
+    function stakeOf(address operator, address account) public view returns (uint256) {
+        Pool storage p = _pools[operator];
+        uint256 shares = _positions[operator][account].shares;
+        return shares == 0 ? 0 : Math.mulDiv(shares, p.totalStake, p.totalShares);
+    }
+
+    /// @inheritdoc INodeStaking
+    function selfBond(address operator) public view returns (uint256) {
+        return stakeOf(operator, operator);
+    }
+
+    /// @inheritdoc INodeStaking
+    function unbondingValue(uint256 id) external view returns (uint256) {
+        Unbonding storage entry = _unbondings[id];
+        if (entry.owner == address(0)) return 0;
+        Pool storage p = _pools[entry.operator];
+        return Math.mulDiv(entry.shares, p.unbondingStake, p.unbondingShares);
+    }
+
+    /// @inheritdoc INodeStaking
+    function claimableRewards(address operator, address account) external view returns (uint256) {
+        Position storage position = _positions[operator][account];
+        return position.pendingReward + _accrued(_pools[operator], position.shares) - position.rewardDebt;
+    }
+
+    /// @notice The current timestamp: votes use a timestamp clock (ERC-6372).
+    function clock() public view override(IERC6372, Votes) returns (uint48) {
+        return Time.timestamp();
+    }
+
+    /// @notice Declares the timestamp clock (ERC-6372).
+    // solhint-disable-next-line func-name-mixedcase
+    function CLOCK_MODE() public pure override(IERC6372, Votes) returns (string memory) {
+        return "mode=timestamp";
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _stake(address operator, address staker, uint256 amount) private returns (uint256 shares) {
+        if (amount == 0) revert NodeStakingZeroAmount();
+        Pool storage p = _pools[operator];
+        if (p.jailed) revert NodeStakingOperatorJailed(operator);
+
+        shares = p.totalShares == 0 ? amount : Math.mulDiv(amount, p.totalShares, p.totalStake);
+        if (shares == 0) revert NodeStakingZeroShares();
+        Position storage position = _positions[operator][staker];
+        _settleRewards(p, position);
+        position.shares += shares;
+        position.rewardDebt = _accrued(p, position.shares);
+        p.totalShares += shares;
+        p.totalStake += amount;
+        totalBonded += amount;
+        _transferVotingUnits(address(0), operator, amount);
+
+        token.safeTransferFrom(staker, address(this), amount);
+        emit Staked(operator, staker, amount, shares);
+    }
+
+    function _settleRewards(Pool storage p, Position storage position) private {
+        uint256 accrued = _accrued(p, position.shares);
+        position.pendingReward += accrued - position.rewardDebt;
+        position.rewardDebt = accrued;
+    }
+
+    function _accrued(Pool storage p, uint256 shares) private view returns (uint256) {
+        return Math.mulDiv(shares, p.rewardPerShare, REWARD_PRECISION);
+    }
+
+    function _requireOperator(address operator) private view {
+        if (!_pools[operator].registered) revert NodeStakingNotOperator(operator);
+    }
+
+    function _requireSelfBondCovers(address operator, uint8 roles) private view {
+        uint256 bond = selfBond(operator);
+        for (uint8 i = 0; i < 3; ++i) {
+            Role role = Role(i);
+            if (roles & _roleBit(role) != 0 && bond < minimumStake[role]) {
+                revert NodeStakingSelfBondBelowMinimum(operator, bond, minimumStake[role]);
+            }
+        }
+    }
+
+    function _checkRoles(uint8 roles) private pure {
+        if (roles == 0 || roles & ~ALL_ROLES != 0) revert NodeStakingInvalidRoles(roles);
+    }
+
+    function _roleBit(Role role) private pure returns (uint8) {
+        return uint8(1 << uint8(role));
+    }
+
+    /// @dev Voting units of an operator are its pool's bonded stake.
+    function _getVotingUnits(address account) internal view override returns (uint256) {
+        return _pools[account].totalStake;
+    }
+
+    function _setUnbondingDelay(uint256 delay) private {
+        if (delay < MIN_UNBONDING_DELAY || delay > MAX_UNBONDING_DELAY) revert NodeStakingUnbondingDelayOutOfBounds(delay);
+        emit UnbondingDelaySet(unbondingDelay, delay);
+        unbondingDelay = delay;
+    }
+
+    function _setMinimumStake(Role role, uint256 amount) private {
+        if (amount == 0 || amount > MAX_MINIMUM_STAKE) revert NodeStakingMinimumStakeOutOfBounds(amount);
+        emit MinimumStakeSet(role, minimumStake[role], amount);
+        minimumStake[role] = amount;
+    }
+
+    function _setReporterReward(uint256 rewardBps) private {
+        if (rewardBps > MAX_REPORTER_REWARD_BPS) revert NodeStakingReporterRewardOutOfBounds(rewardBps);
+        emit ReporterRewardSet(reporterRewardBps, rewardBps);
+        reporterRewardBps = rewardBps;
+    }
+
+    function _setJailDuration(uint256 duration) private {
+        if (duration > MAX_JAIL_DURATION) revert NodeStakingJailDurationOutOfBounds(duration);
+        emit JailDurationSet(jailDuration, duration);
+        jailDuration = duration;
+    }
+
+    function _setTreasury(address treasury_) private {
+        if (treasury_ == address(0)) revert NodeStakingZeroAddress();
+        emit TreasurySet(treasury, treasury_);
+        treasury = treasury_;
+    }
+}
