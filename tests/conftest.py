@@ -34,6 +34,33 @@ def carol(accounts):
 
 
 @pytest.fixture(scope="session")
+def gov(accounts):
+    """Holds admin roles directly in unit tests (the timelock does in production)."""
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def slasher(accounts):
+    """Holds SLASHER_ROLE in unit tests (the settlement contract does in production)."""
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def operator(accounts):
+    return accounts[7]
+
+
+@pytest.fixture(scope="session")
+def operator2(accounts):
+    return accounts[8]
+
+
+@pytest.fixture(scope="session")
+def reporter(accounts):
+    return accounts[9]
+
+
+@pytest.fixture(scope="session")
 def holders(alice, bob, carol):
     """Plain token holders, for tests that pick among several."""
     return [alice, bob, carol]
@@ -60,7 +87,7 @@ def token(deploy_token, treasury):
     return deploy_token(treasury)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def funded_token(token, treasury, holders):
     """The token with 1,000,000 OPG moved from the treasury to each holder."""
     for holder in holders:

@@ -1,0 +1,447 @@
+"""Unit tests of NodeStaking: each behaviour and each failure path."""
+
+import ape
+import pytest
+
+from conftest import (  # noqa: I001  (tests/staking/conftest.py)
+    DAY, INFERENCE, JAIL_DURATION, MINIMUM_STAKES, OPG, RELAYER, REPORTER_REWARD_BPS, ROLE_BITS, TEE, UNBONDING_DELAY,
+)
+
+EVIDENCE = b"\x01" * 32
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+def advance(chain, seconds):
+    chain.pending_timestamp = chain.pending_timestamp + seconds
+    chain.mine()
+
+
+# ------------------------------------------------------------------ deployment
+
+
+def test_deploy__parameters_given__are_stored_and_emitted(staking, token, treasury, gov):
+    assert staking.token() == token.address
+    assert staking.treasury() == treasury.address
+    assert staking.unbondingDelay() == UNBONDING_DELAY
+    assert staking.reporterRewardBps() == REPORTER_REWARD_BPS
+    assert staking.jailDuration() == JAIL_DURATION
+    assert [staking.minimumStake(role) for role in (INFERENCE, TEE, RELAYER)] == MINIMUM_STAKES
+    assert staking.hasRole(staking.DEFAULT_ADMIN_ROLE(), gov)
+    assert staking.CLOCK_MODE() == "mode=timestamp"
+
+
+@pytest.mark.parametrize(
+    "override, error",
+    [
+        ({"unbonding_delay": DAY - 1}, "NodeStakingUnbondingDelayOutOfBounds"),
+        ({"unbonding_delay": 28 * DAY + 1}, "NodeStakingUnbondingDelayOutOfBounds"),
+        ({"reporter_reward_bps": 5_001}, "NodeStakingReporterRewardOutOfBounds"),
+        ({"jail_duration": 28 * DAY + 1}, "NodeStakingJailDurationOutOfBounds"),
+        ({"minimum_stakes": [0, 1, 1]}, "NodeStakingMinimumStakeOutOfBounds"),
+    ],
+)
+def test_deploy__parameter_out_of_bounds__reverts(project, deploy_staking, token, gov, treasury, override, error):
+    with ape.reverts(getattr(project.NodeStaking, error)):
+        deploy_staking(token, gov, treasury, **override)
+
+
+def test_deploy__zero_treasury__reverts(project, deploy_staking, token, gov):
+    with ape.reverts(project.NodeStaking.NodeStakingZeroAddress):
+        deploy_staking(token, gov, ZERO_ADDRESS)
+
+
+# ------------------------------------------------------------------ registration
+
+
+def test_register__minimum_self_bond__activates_role_and_votes(staking, token, register, operator):
+    tx = register(operator)
+    assert staking.isActiveOperator(operator, INFERENCE)
+    assert not staking.isActiveOperator(operator, TEE)
+    assert staking.selfBond(operator) == MINIMUM_STAKES[INFERENCE]
+    assert staking.getVotes(operator) == MINIMUM_STAKES[INFERENCE]
+    assert staking.delegates(operator) == operator.address
+    assert staking.totalBonded() == MINIMUM_STAKES[INFERENCE]
+    assert token.balanceOf(staking) == MINIMUM_STAKES[INFERENCE]
+    assert staking.OperatorRegistered(operator, 1, 1_000) in tx.events
+    assert staking.Staked(operator, operator, MINIMUM_STAKES[INFERENCE], MINIMUM_STAKES[INFERENCE]) in tx.events
+
+
+def test_register__several_roles__each_checked_against_its_minimum(staking, register, operator):
+    register(operator, roles=7, self_bond=MINIMUM_STAKES[RELAYER])
+    assert all(staking.isActiveOperator(operator, role) for role in (INFERENCE, TEE, RELAYER))
+
+
+def test_register__self_bond_below_a_role_minimum__reverts(staking, register, operator):
+    with ape.reverts(staking.NodeStakingSelfBondBelowMinimum, required=MINIMUM_STAKES[TEE]):
+        register(operator, roles=ROLE_BITS[TEE], self_bond=MINIMUM_STAKES[TEE] - 1)
+
+
+@pytest.mark.parametrize("roles", [0, 8, 255])
+def test_register__invalid_roles__reverts(staking, register, operator, roles):
+    with ape.reverts(staking.NodeStakingInvalidRoles, roles=roles):
+        register(operator, roles=roles)
+
+
+def test_register__twice__reverts(staking, register, operator):
+    register(operator)
+    with ape.reverts(staking.NodeStakingAlreadyRegistered, operator=operator.address):
+        register(operator)
+
+
+def test_register__commission_above_cap__reverts(staking, register, operator):
+    with ape.reverts(staking.NodeStakingCommissionTooHigh, commissionBps=5_001, maximum=5_000):
+        register(operator, commission_bps=5_001)
+
+
+def test_set_roles__covered__changes_roles_and_emits(staking, register, operator):
+    register(operator, self_bond=MINIMUM_STAKES[TEE])
+    tx = staking.setRoles(ROLE_BITS[TEE], sender=operator)
+    assert staking.isActiveOperator(operator, TEE) and not staking.isActiveOperator(operator, INFERENCE)
+    assert tx.events == [staking.OperatorRolesChanged(operator, ROLE_BITS[TEE])]
+
+
+def test_set_roles__not_covered__reverts(staking, register, operator):
+    register(operator)
+    with ape.reverts(staking.NodeStakingSelfBondBelowMinimum):
+        staking.setRoles(ROLE_BITS[RELAYER], sender=operator)
+
+
+def test_set_roles__not_an_operator__reverts(staking, alice):
+    with ape.reverts(staking.NodeStakingNotOperator, account=alice.address):
+        staking.setRoles(1, sender=alice)
+
+
+def test_is_active__self_bond_unbonded_below_minimum__turns_false(staking, register, operator):
+    register(operator)
+    staking.unbond(operator, 1, sender=operator)
+    assert not staking.isActiveOperator(operator, INFERENCE)
+
+
+# ------------------------------------------------------------------ commission
+
+
+def test_commission__decrease__applies_at_once(staking, register, operator):
+    register(operator)
+    tx = staking.setCommission(0, sender=operator)
+    assert staking.pool(operator).commissionBps == 0
+    assert tx.events == [staking.CommissionChanged(operator, 1_000, 0)]
+
+
+def test_commission__increase_within_step_after_interval__applies(chain, staking, register, operator):
+    register(operator)
+    advance(chain, DAY)
+    staking.setCommission(1_500, sender=operator)
+    assert staking.pool(operator).commissionBps == 1_500
+
+
+def test_commission__increase_too_soon__reverts(staking, register, operator):
+    register(operator)
+    with ape.reverts(staking.NodeStakingCommissionChangeTooSoon):
+        staking.setCommission(1_100, sender=operator)
+
+
+def test_commission__increase_beyond_step__reverts(chain, staking, register, operator):
+    register(operator)
+    advance(chain, DAY)
+    with ape.reverts(staking.NodeStakingCommissionIncreaseTooLarge, currentBps=1_000, requestedBps=1_501):
+        staking.setCommission(1_501, sender=operator)
+
+
+def test_commission__above_cap__reverts(staking, register, operator):
+    register(operator, commission_bps=5_000)
+    with ape.reverts(staking.NodeStakingCommissionTooHigh):
+        staking.setCommission(5_001, sender=operator)
+
+
+# ------------------------------------------------------------------ delegation and unbonding
+
+
+def test_stake__delegator__mints_shares_at_rate_and_gives_operator_votes(staking, register, operator, alice):
+    register(operator)
+    tx = staking.stake(operator, 5_000 * OPG, sender=alice)
+    assert staking.sharesOf(operator, alice) == 5_000 * OPG
+    assert staking.stakeOf(operator, alice) == 5_000 * OPG
+    assert staking.getVotes(operator) == MINIMUM_STAKES[INFERENCE] + 5_000 * OPG
+    assert staking.getVotes(alice) == 0
+    assert staking.Staked(operator, alice, 5_000 * OPG, 5_000 * OPG) in tx.events
+
+
+def test_stake__zero__reverts(staking, register, operator, alice):
+    register(operator)
+    with ape.reverts(staking.NodeStakingZeroAmount):
+        staking.stake(operator, 0, sender=alice)
+
+
+def test_stake__unknown_operator__reverts(staking, alice, bob):
+    with ape.reverts(staking.NodeStakingNotOperator, account=bob.address):
+        staking.stake(bob, OPG, sender=alice)
+
+
+def test_stake__after_slash__gets_more_shares_per_token(staking, register, operator, alice, bob, slasher):
+    register(operator)
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    staking.slash(operator, 5_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    assert staking.stakeOf(operator, alice) == 5_000 * OPG
+
+
+def test_stake__jailed_operator__reverts(staking, register, operator, alice, slasher):
+    register(operator)
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    with ape.reverts(staking.NodeStakingOperatorJailed, operator=operator.address):
+        staking.stake(operator, OPG, sender=alice)
+
+
+def test_unbond__shares__moves_value_to_unbonding_and_removes_votes(chain, staking, register, operator, alice):
+    register(operator)
+    staking.stake(operator, 5_000 * OPG, sender=alice)
+    tx = staking.unbond(operator, 2_000 * OPG, sender=alice)
+    entry = staking.unbonding(0)
+    assert entry.owner == alice.address and entry.operator == operator.address
+    assert entry.maturity == chain.blocks.head.timestamp + UNBONDING_DELAY
+    assert staking.unbondingValue(0) == 2_000 * OPG
+    assert staking.sharesOf(operator, alice) == 3_000 * OPG
+    assert staking.totalUnbonding() == 2_000 * OPG
+    assert staking.getVotes(operator) == MINIMUM_STAKES[INFERENCE] + 3_000 * OPG
+    assert staking.UnbondingStarted(0, operator, alice, 2_000 * OPG, 2_000 * OPG, entry.maturity) in tx.events
+
+
+def test_unbond__more_than_held__reverts(staking, register, operator, alice):
+    register(operator)
+    staking.stake(operator, OPG, sender=alice)
+    with ape.reverts(staking.NodeStakingInsufficientShares, available=OPG, requested=OPG + 1):
+        staking.unbond(operator, OPG + 1, sender=alice)
+
+
+def test_unbond__zero__reverts(staking, register, operator):
+    register(operator)
+    with ape.reverts(staking.NodeStakingZeroAmount):
+        staking.unbond(operator, 0, sender=operator)
+
+
+def test_withdraw__at_maturity__pays_owner(chain, staking, token, register, operator, alice, bob):
+    register(operator)
+    staking.stake(operator, 5_000 * OPG, sender=alice)
+    staking.unbond(operator, 5_000 * OPG, sender=alice)
+    advance(chain, UNBONDING_DELAY)
+    before = token.balanceOf(alice)
+    tx = staking.withdraw(0, sender=bob)  # anyone may trigger; the owner is paid
+    assert token.balanceOf(alice) == before + 5_000 * OPG
+    assert staking.totalUnbonding() == 0
+    assert staking.unbonding(0).owner == ZERO_ADDRESS
+    assert tx.events[-1] == staking.Withdrawn(0, alice, 5_000 * OPG)
+
+
+def test_withdraw__before_maturity__reverts(chain, staking, register, operator):
+    register(operator)
+    staking.unbond(operator, OPG, sender=operator)
+    maturity = staking.unbonding(0).maturity
+    chain.pending_timestamp = maturity - 1
+    with ape.reverts(staking.NodeStakingNotMatured, id=0, maturity=maturity):
+        staking.withdraw(0, sender=operator)
+
+
+def test_withdraw__twice__reverts(chain, staking, register, operator):
+    register(operator)
+    staking.unbond(operator, OPG, sender=operator)
+    advance(chain, UNBONDING_DELAY)
+    staking.withdraw(0, sender=operator)
+    with ape.reverts(staking.NodeStakingUnknownUnbonding, id=0):
+        staking.withdraw(0, sender=operator)
+
+
+# ------------------------------------------------------------------ slashing
+
+
+def test_slash__fraction__cuts_bonded_and_unbonding_pays_reporter_and_treasury(
+    staking, token, register, operator, alice, slasher, reporter, treasury
+):
+    register(operator)
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    staking.unbond(operator, 4_000 * OPG, sender=alice)
+    treasury_before = token.balanceOf(treasury)
+    tx = staking.slash(operator, 2_500, EVIDENCE, reporter, sender=slasher)
+
+    from_bonded, from_unbonding = 16_000 * OPG // 4, 4_000 * OPG // 4
+    reward = (from_bonded + from_unbonding) * REPORTER_REWARD_BPS // 10_000
+    assert staking.stakeOf(operator, alice) == 6_000 * OPG * 3 // 4
+    assert staking.selfBond(operator) == 10_000 * OPG * 3 // 4
+    assert staking.unbondingValue(0) == 3_000 * OPG
+    assert staking.getVotes(operator) == 12_000 * OPG
+    assert token.balanceOf(reporter) == reward
+    assert token.balanceOf(treasury) == treasury_before + from_bonded + from_unbonding - reward
+    assert staking.Slashed(operator, EVIDENCE, reporter, 2_500, from_bonded, from_unbonding, reward) in tx.events
+    until = staking.pool(operator).jailedUntil
+    assert staking.Jailed(operator, until) in tx.events
+    assert not staking.isActiveOperator(operator, INFERENCE)
+
+
+def test_slash__no_reporter__all_to_treasury(staking, token, register, operator, slasher, treasury):
+    register(operator)
+    before = token.balanceOf(treasury)
+    staking.slash(operator, 1_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    assert token.balanceOf(treasury) == before + MINIMUM_STAKES[INFERENCE] // 10
+
+
+def test_slash__same_evidence_twice__reverts(staking, register, operator, operator2, slasher):
+    register(operator)
+    register(operator2)
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    with ape.reverts(staking.NodeStakingEvidenceAlreadyUsed, evidenceId=EVIDENCE):
+        staking.slash(operator2, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+
+
+@pytest.mark.parametrize("fraction", [0, 5_001])
+def test_slash__fraction_out_of_bounds__reverts(staking, register, operator, slasher, fraction):
+    register(operator)
+    with ape.reverts(staking.NodeStakingSlashFractionOutOfBounds, fractionBps=fraction):
+        staking.slash(operator, fraction, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+
+
+def test_slash__zero_evidence__reverts(staking, register, operator, slasher):
+    register(operator)
+    with ape.reverts(staking.NodeStakingZeroEvidence):
+        staking.slash(operator, 100, b"\x00" * 32, ZERO_ADDRESS, sender=slasher)
+
+
+def test_slash__unknown_operator__reverts(staking, alice, slasher):
+    with ape.reverts(staking.NodeStakingNotOperator):
+        staking.slash(alice, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+
+
+def test_slash__unbonding_just_before__does_not_escape_it(chain, staking, token, register, operator, alice, slasher):
+    """Regression: a delegator who sees a slash coming and unbonds first still loses the same fraction."""
+    register(operator)
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    staking.unbond(operator, staking.sharesOf(operator, alice), sender=alice)
+    staking.slash(operator, 5_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    advance(chain, UNBONDING_DELAY)
+    before = token.balanceOf(alice)
+    staking.withdraw(0, sender=alice)
+    assert token.balanceOf(alice) - before == 5_000 * OPG
+
+
+def test_unjail__after_term_with_bond__reactivates(chain, staking, register, operator, slasher):
+    register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    advance(chain, JAIL_DURATION)
+    tx = staking.unjail(sender=operator)
+    assert staking.isActiveOperator(operator, INFERENCE)
+    assert tx.events == [staking.Unjailed(operator)]
+
+
+def test_unjail__before_term__reverts(staking, register, operator, slasher):
+    register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    with ape.reverts(staking.NodeStakingJailNotOver):
+        staking.unjail(sender=operator)
+
+
+def test_unjail__self_bond_below_minimum__reverts(chain, staking, register, operator, slasher):
+    register(operator)
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    advance(chain, JAIL_DURATION)
+    with ape.reverts(staking.NodeStakingSelfBondBelowMinimum):
+        staking.unjail(sender=operator)
+
+
+def test_unjail__not_jailed__reverts(staking, register, operator):
+    register(operator)
+    with ape.reverts(staking.NodeStakingNotJailed, operator=operator.address):
+        staking.unjail(sender=operator)
+
+
+# ------------------------------------------------------------------ rewards
+
+
+def test_notify_reward__pool_with_stake__commission_then_pro_rata(staking, token, register, operator, alice, bob):
+    register(operator)  # 10,000 OPG self-bond, 10% commission
+    staking.stake(operator, 30_000 * OPG, sender=alice)
+    tx = staking.notifyReward(operator, 1_000 * OPG, sender=bob)
+    assert staking.claimableRewards(operator, operator) == 100 * OPG + 900 * OPG // 4
+    assert staking.claimableRewards(operator, alice) == 900 * OPG * 3 // 4
+    assert staking.rewardReserve() == 1_000 * OPG
+    assert tx.events[-1] == staking.RewardNotified(operator, bob, 1_000 * OPG, 100 * OPG)
+
+
+def test_notify_reward__pool_without_shares__goes_to_treasury(chain, staking, token, register, operator, bob, treasury):
+    register(operator)
+    staking.unbond(operator, staking.sharesOf(operator, operator), sender=operator)
+    before = token.balanceOf(treasury)
+    tx = staking.notifyReward(operator, 50 * OPG, sender=bob)
+    assert token.balanceOf(treasury) == before + 50 * OPG
+    assert staking.rewardReserve() == 0
+    assert staking.RewardToTreasury(operator, 50 * OPG) in tx.events
+
+
+def test_notify_reward__zero__reverts(staking, register, operator, bob):
+    register(operator)
+    with ape.reverts(staking.NodeStakingZeroAmount):
+        staking.notifyReward(operator, 0, sender=bob)
+
+
+def test_claim__accrued__pays_and_resets(staking, token, register, operator, alice, bob):
+    register(operator, commission_bps=0)
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    staking.notifyReward(operator, 100 * OPG, sender=bob)
+    before = token.balanceOf(alice)
+    tx = staking.claimRewards(operator, sender=alice)
+    assert token.balanceOf(alice) == before + 50 * OPG
+    assert staking.claimableRewards(operator, alice) == 0
+    assert tx.events[-1] == staking.RewardClaimed(operator, alice, 50 * OPG)
+    with ape.reverts(staking.NodeStakingNothingToClaim):
+        staking.claimRewards(operator, sender=alice)
+
+
+def test_claim__staked_after_reward__earns_nothing_from_it(staking, register, operator, alice, bob):
+    register(operator, commission_bps=0)
+    staking.notifyReward(operator, 100 * OPG, sender=bob)
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    assert staking.claimableRewards(operator, alice) == 0
+
+
+def test_claim__after_unbonding__keeps_rewards_earned_before(staking, register, operator, alice, bob):
+    register(operator, commission_bps=0)
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    staking.notifyReward(operator, 100 * OPG, sender=bob)
+    staking.unbond(operator, staking.sharesOf(operator, alice), sender=alice)
+    staking.notifyReward(operator, 100 * OPG, sender=bob)
+    assert staking.claimableRewards(operator, alice) == 50 * OPG
+
+
+# ------------------------------------------------------------------ governance parameters
+
+
+@pytest.mark.parametrize(
+    "setter, getter, previous, value, event",
+    [
+        ("setUnbondingDelay", "unbondingDelay", UNBONDING_DELAY, 14 * DAY, "UnbondingDelaySet"),
+        ("setReporterReward", "reporterRewardBps", REPORTER_REWARD_BPS, 2_000, "ReporterRewardSet"),
+        ("setJailDuration", "jailDuration", JAIL_DURATION, 2 * DAY, "JailDurationSet"),
+    ],
+)
+def test_parameter__set_by_admin__stored_and_emitted(staking, gov, setter, getter, previous, value, event):
+    tx = getattr(staking, setter)(value, sender=gov)
+    assert getattr(staking, getter)() == value
+    assert tx.events == [getattr(staking, event)(previous, value)]
+
+
+def test_set_minimum_stake__by_admin__stored_and_emitted(staking, gov):
+    tx = staking.setMinimumStake(TEE, 30_000 * OPG, sender=gov)
+    assert staking.minimumStake(TEE) == 30_000 * OPG
+    assert tx.events == [staking.MinimumStakeSet(TEE, MINIMUM_STAKES[TEE], 30_000 * OPG)]
+
+
+def test_set_treasury__by_admin__stored_and_emitted(staking, gov, treasury, alice):
+    tx = staking.setTreasury(alice, sender=gov)
+    assert staking.treasury() == alice.address
+    assert tx.events == [staking.TreasurySet(treasury, alice)]
+
+
+def test_set_treasury__zero__reverts(staking, gov):
+    with ape.reverts(staking.NodeStakingZeroAddress):
+        staking.setTreasury(ZERO_ADDRESS, sender=gov)
+
+
+def test_set_unbonding_delay__out_of_bounds__reverts(staking, gov):
+    with ape.reverts(staking.NodeStakingUnbondingDelayOutOfBounds, delay=29 * DAY):
+        staking.setUnbondingDelay(29 * DAY, sender=gov)
