@@ -1,0 +1,212 @@
+"""Stateful property test of NodeStaking. Invariants are listed in tests/INVARIANTS.md (S1–S9)."""
+
+import ape
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
+
+from conftest import DAY, MINIMUM_STAKES, OPG
+from opgkit.testing import ChainStateMachine
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+fractions = st.integers(min_value=1, max_value=100)
+
+
+class StakingMachine(ChainStateMachine):
+    """Two operators, five stakers (the operators among them), a reward payer and a slasher."""
+
+    staking = None
+    token = None
+    operators: list = []
+    stakers: list = []
+    payer = None
+    slasher = None
+    reporter = None
+
+    def __init__(self):
+        super().__init__()
+        self.entries = {}  # id -> (owner, maturity)
+        self.expected_balance = self.token.balanceOf(self.staking)
+        self.rewards_kept = 0
+        self.rewards_claimed = 0
+        self.next_evidence = 1
+
+    @initialize()
+    def register_operators(self):
+        for index, operator in enumerate(self.operators):
+            self.staking.registerOperator(1, MINIMUM_STAKES[0], 500 * (index + 1), sender=operator)
+            self.expected_balance += MINIMUM_STAKES[0]
+
+    # -------------------------------------------------------------- helpers
+
+    def _positions(self):
+        return [(op, account) for op in self.operators for account in self.stakers]
+
+    def _claimables(self):
+        return {(op.address, a.address): self.staking.claimableRewards(op, a) for op, a in self._positions()}
+
+    def _stakes(self):
+        return {(op.address, a.address): self.staking.stakeOf(op, a) for op, a in self._positions()}
+
+    def _unbonding_values(self):
+        return {entry_id: self.staking.unbondingValue(entry_id) for entry_id in self.entries}
+
+    def _pin_next_timestamp(self):
+        """Fix the next block's timestamp, so a rule knows the time its transaction will see."""
+        next_timestamp = max(self.chain.pending_timestamp, self.chain.blocks.head.timestamp + 1)
+        self.chain.pending_timestamp = next_timestamp
+        return next_timestamp
+
+    # -------------------------------------------------------------- rules
+
+    @rule(staker=st.integers(0, 4), operator=st.integers(0, 1), fraction=fractions)
+    def stake(self, staker, operator, fraction):
+        account, op = self.stakers[staker], self.operators[operator]
+        amount = self.token.balanceOf(account) * fraction // 1000
+        if amount == 0:
+            return
+        if self.staking.pool(op).jailed:
+            with ape.reverts(self.staking.NodeStakingOperatorJailed):
+                self.staking.stake(op, amount, sender=account)
+            return
+        self.staking.stake(op, amount, sender=account)
+        self.expected_balance += amount
+
+    @rule(staker=st.integers(0, 4), operator=st.integers(0, 1), fraction=fractions)
+    def unbond(self, staker, operator, fraction):
+        account, op = self.stakers[staker], self.operators[operator]
+        shares = self.staking.sharesOf(op, account) * fraction // 100
+        if shares == 0:
+            return
+        tx = self.staking.unbond(op, shares, sender=account)
+        event = tx.events.filter(self.staking.UnbondingStarted)[0]
+        self.entries[event.id] = (account, event.maturity)
+
+    @precondition(lambda self: self.entries)
+    @rule(pick=st.integers(0, 10**6))
+    def withdraw(self, pick):
+        entry_id = sorted(self.entries)[pick % len(self.entries)]
+        owner, maturity = self.entries[entry_id]
+        if self._pin_next_timestamp() < maturity:
+            with ape.reverts(self.staking.NodeStakingNotMatured):
+                self.staking.withdraw(entry_id, sender=owner)
+            return
+        value = self.staking.unbondingValue(entry_id)
+        before = self.token.balanceOf(owner)
+        tx = self.staking.withdraw(entry_id, sender=owner)
+        assert self.chain.blocks[tx.block_number].timestamp >= maturity  # S8: never before maturity
+        assert self.token.balanceOf(owner) - before == value
+        self.expected_balance -= value
+        del self.entries[entry_id]
+
+    @rule(operator=st.integers(0, 1), fraction_bps=st.integers(1, 5_000), with_reporter=st.booleans())
+    def slash(self, operator, fraction_bps, with_reporter):
+        op = self.operators[operator]
+        claims, stakes, unbonding = self._claimables(), self._stakes(), self._unbonding_values()
+        bonded_before, unbonding_before = self.staking.totalBonded(), self.staking.totalUnbonding()
+        evidence = self.next_evidence.to_bytes(32, "big")
+        self.next_evidence += 1
+        reporter = self.reporter if with_reporter else ZERO_ADDRESS
+        self.staking.slash(op, fraction_bps, evidence, reporter, sender=self.slasher)
+        slashed = bonded_before - self.staking.totalBonded() + unbonding_before - self.staking.totalUnbonding()
+        self.expected_balance -= slashed
+        # S6: a slash never increases anyone's claim, stake or unbonding value.
+        for key, value in self._claimables().items():
+            assert value <= claims[key]
+        for key, value in self._stakes().items():
+            assert value <= stakes[key]
+        for key, value in self._unbonding_values().items():
+            assert value <= unbonding[key]
+
+    @rule(operator=st.integers(0, 1), amount=st.integers(1, 10_000 * OPG))
+    def notify_reward(self, operator, amount):
+        op = self.operators[operator]
+        kept = self.staking.pool(op).totalShares > 0
+        self.staking.notifyReward(op, amount, sender=self.payer)
+        if kept:
+            self.rewards_kept += amount
+            self.expected_balance += amount
+
+    @rule(staker=st.integers(0, 4), operator=st.integers(0, 1))
+    def claim(self, staker, operator):
+        account, op = self.stakers[staker], self.operators[operator]
+        claimable = self.staking.claimableRewards(op, account)
+        if claimable == 0:
+            with ape.reverts(self.staking.NodeStakingNothingToClaim):
+                self.staking.claimRewards(op, sender=account)
+            return
+        before = self.token.balanceOf(account)
+        self.staking.claimRewards(op, sender=account)
+        assert self.token.balanceOf(account) - before == claimable
+        self.rewards_claimed += claimable
+        self.expected_balance -= claimable
+
+    @rule(operator=st.integers(0, 1))
+    def unjail(self, operator):
+        op = self.operators[operator]
+        pool = self.staking.pool(op)
+        if not pool.jailed:
+            return
+        if self._pin_next_timestamp() < pool.jailedUntil:
+            with ape.reverts(self.staking.NodeStakingJailNotOver):
+                self.staking.unjail(sender=op)
+            return
+        if self.staking.selfBond(op) < MINIMUM_STAKES[0]:
+            with ape.reverts(self.staking.NodeStakingSelfBondBelowMinimum):
+                self.staking.unjail(sender=op)
+            return
+        self.staking.unjail(sender=op)
+
+    @rule(seconds=st.integers(0, 10 * DAY))
+    def time_travel(self, seconds):
+        self.chain.pending_timestamp = self.chain.pending_timestamp + seconds
+        self.chain.mine()
+
+    # -------------------------------------------------------------- invariants
+
+    @invariant()
+    def s1_balance_equals_bonded_plus_unbonding_plus_rewards(self):
+        balance = self.token.balanceOf(self.staking)
+        assert balance == self.expected_balance
+        assert balance == self.staking.totalBonded() + self.staking.totalUnbonding() + self.staking.rewardReserve()
+
+    @invariant()
+    def s2_totals_equal_sum_of_pools(self):
+        pools = [self.staking.pool(op) for op in self.operators]
+        assert self.staking.totalBonded() == sum(p.totalStake for p in pools)
+        assert self.staking.totalUnbonding() == sum(p.unbondingStake for p in pools)
+
+    @invariant()
+    def s3_total_voting_power_equals_total_bonded(self):
+        assert sum(self.staking.getVotes(op) for op in self.operators) == self.staking.totalBonded()
+
+    @invariant()
+    def s4_shares_and_stakes_add_up(self):
+        for op in self.operators:
+            pool = self.staking.pool(op)
+            assert sum(self.staking.sharesOf(op, a) for a in self.stakers) == pool.totalShares
+            assert sum(self.staking.stakeOf(op, a) for a in self.stakers) <= pool.totalStake
+
+    @invariant()
+    def s5_claims_never_exceed_rewards_paid_in(self):
+        outstanding = sum(self._claimables().values())
+        assert outstanding <= self.staking.rewardReserve()
+        assert self.rewards_claimed + outstanding <= self.rewards_kept
+        assert self.staking.rewardReserve() == self.rewards_kept - self.rewards_claimed
+
+    @invariant()
+    def s7_unbonding_entries_add_up(self):
+        assert sum(self._unbonding_values().values()) <= self.staking.totalUnbonding()
+
+
+def test_staking_state_machine(chain, staking, token, stakers, operator, operator2, gov, slasher, reporter, treasury):
+    token.transfer(gov, 10_000_000 * 10**18, sender=treasury)
+    token.approve(staking, 2**256 - 1, sender=gov)
+    StakingMachine.chain = chain
+    StakingMachine.staking = staking
+    StakingMachine.token = token
+    StakingMachine.operators = [operator, operator2]
+    StakingMachine.stakers = stakers
+    StakingMachine.payer = gov
+    StakingMachine.slasher = slasher
+    StakingMachine.reporter = reporter
+    run_state_machine_as_test(StakingMachine)
