@@ -10,7 +10,7 @@ from ape import accounts
 from ape.cli import ConnectedProviderCommand
 
 from opgkit import PROJECT_ROOT
-from opgkit.benchmarks import render_table, token
+from opgkit.benchmarks import render_table, staking, token
 
 HEADER = """# Gas table
 
@@ -29,6 +29,7 @@ def cli(provider, output):
 
     test_accounts = accounts.test_accounts
     rows = token.measure(test_accounts[0], test_accounts[1:])
+    rows += staking.measure(test_accounts[0], test_accounts[1:])
     header = HEADER.format(solc=config.solidity.version, evm=config.solidity.evm_version)
     output.write_text(render_table(rows, header))
     click.echo(output.read_text())

@@ -2,7 +2,7 @@
 
 import pytest
 
-from opgkit.benchmarks import GasRow, render_table, token
+from opgkit.benchmarks import GasRow, render_table, staking, token
 
 
 def test_render_table__rows_given__one_line_each_with_delta():
@@ -23,3 +23,12 @@ def test_token_benchmark__on_anvil__covers_each_operation_above_its_floor(networ
         assert 21_000 < row.gas < 200_000
     by_op = {row.operation: row for row in rows}
     assert by_op["delegate (first, to self)"].gas >= token.DELEGATE_FLOOR
+
+
+def test_staking_benchmark__slash__costs_the_same_for_1_and_50_delegators(networks, accounts):
+    if networks.provider.name != "foundry":
+        pytest.skip("gas figures are taken on anvil")
+    rows = {row.operation: row for row in staking.measure(accounts[0], accounts[1:])}
+    many = rows[f"slash ({staking.MANY_DELEGATORS} delegators)"]
+    assert many.gas <= many.anchor * staking.SLASH_RATIO_LIMIT
+    assert {"stake (delegate, first time)", "unbond", "withdraw", "claimRewards"} <= set(rows)

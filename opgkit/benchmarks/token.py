@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ape import chain, project
+from ape import project
 from eth_account import Account
 from eth_utils import keccak
 
-from opgkit.benchmarks import GasRow
+from opgkit.benchmarks import GasRow, gas_of
 from opgkit.token_signatures import build_delegation, build_permit, sign
 
 REFERENCE = "OpenZeppelin ERC20+ERC20Permit, no votes (`ReferencePermitToken`, same run)"
@@ -15,34 +15,23 @@ REFERENCE = "OpenZeppelin ERC20+ERC20Permit, no votes (`ReferencePermitToken`, s
 DELEGATE_FLOOR = 21_000 + 3 * 22_100
 DELEGATE_FLOOR_SOURCE = "floor: intrinsic + 3 new slots (delegate, checkpoint length, checkpoint)"
 UNIT = 10**18
-BLOCK_TIME = 12
 # Fixed keys and deadline keep calldata, and so gas, identical from run to run.
 DEADLINE = 4_102_444_800  # 2100-01-01
 PERMIT_SIGNER = Account.from_key(keccak(text="opg gas benchmark: permit signer"))
 REFERENCE_PERMIT_SIGNER = Account.from_key(keccak(text="opg gas benchmark: reference permit signer"))
 
 
-def _gas(send) -> int:
-    """Gas of the transaction ``send()`` makes, mined one block time after the previous block.
-
-    Spacing blocks keeps each vote checkpoint in a block of its own, as on a live chain; two operations in
-    one second would share a checkpoint and look cheaper than they are.
-    """
-    chain.pending_timestamp = chain.blocks.head.timestamp + BLOCK_TIME
-    return send().gas_used
-
-
 def _erc20_operations(token, owner, holder, newcomer, spender, signer) -> dict[str, int]:
     """Gas of the ERC-20/2612 operations both tokens share, in a fixed order and starting state."""
     gas = {
-        "transfer (new holder)": _gas(lambda: token.transfer(holder, 100 * UNIT, sender=owner)),
-        "transfer (existing holder)": _gas(lambda: token.transfer(holder, 100 * UNIT, sender=owner)),
-        "approve": _gas(lambda: token.approve(spender, 50 * UNIT, sender=holder)),
-        "transferFrom": _gas(lambda: token.transferFrom(holder, newcomer, 10 * UNIT, sender=spender)),
+        "transfer (new holder)": gas_of(lambda: token.transfer(holder, 100 * UNIT, sender=owner)),
+        "transfer (existing holder)": gas_of(lambda: token.transfer(holder, 100 * UNIT, sender=owner)),
+        "approve": gas_of(lambda: token.approve(spender, 50 * UNIT, sender=holder)),
+        "transferFrom": gas_of(lambda: token.transferFrom(holder, newcomer, 10 * UNIT, sender=spender)),
     }
     token.transfer(signer.address, 100 * UNIT, sender=owner)
     sig = sign(build_permit(token, signer.address, spender.address, 10 * UNIT, DEADLINE), signer.key)
-    gas["permit"] = _gas(lambda: token.permit(signer.address, spender, 10 * UNIT, DEADLINE, sig.v, sig.r, sig.s, sender=spender))
+    gas["permit"] = gas_of(lambda: token.permit(signer.address, spender, 10 * UNIT, DEADLINE, sig.v, sig.r, sig.s, sender=spender))
     return gas
 
 
@@ -55,15 +44,15 @@ def measure(deployer, accounts) -> list[GasRow]:
     reference_gas = _erc20_operations(reference, owner, holder, newcomer, spender, REFERENCE_PERMIT_SIGNER)
     rows = [GasRow("OPGToken", op, gas, reference_gas[op], REFERENCE) for op, gas in opg_gas.items()]
 
-    delegate_gas = _gas(lambda: opg.invoke_transaction("delegate", holder, sender=holder))
+    delegate_gas = gas_of(lambda: opg.invoke_transaction("delegate", holder, sender=holder))
     rows.append(GasRow("OPGToken", "delegate (first, to self)", delegate_gas, DELEGATE_FLOOR, DELEGATE_FLOOR_SOURCE))
 
     delegation = build_delegation(opg, PERMIT_SIGNER.address, newcomer.address, DEADLINE)
     sig = sign(delegation, PERMIT_SIGNER.key)
-    by_sig_gas = _gas(lambda: opg.delegateBySig(delegation.delegatee, delegation.nonce, DEADLINE, sig.v, sig.r, sig.s, sender=spender))
+    by_sig_gas = gas_of(lambda: opg.delegateBySig(delegation.delegatee, delegation.nonce, DEADLINE, sig.v, sig.r, sig.s, sender=spender))
     rows.append(GasRow("OPGToken", "delegateBySig (first)", by_sig_gas, delegate_gas, "OPGToken delegate (same run): the signature's cost"))
 
     opg.invoke_transaction("delegate", newcomer, sender=newcomer)
-    both_delegated = _gas(lambda: opg.transfer(newcomer, 10 * UNIT, sender=holder))
+    both_delegated = gas_of(lambda: opg.transfer(newcomer, 10 * UNIT, sender=holder))
     rows.append(GasRow("OPGToken", "transfer (both sides delegated)", both_delegated, opg_gas["transfer (existing holder)"], "OPGToken transfer with no delegation (same run)"))
     return rows
