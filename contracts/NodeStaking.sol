@@ -133,7 +133,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     // ---------------------------------------------------------------- operators
 
     /// @inheritdoc INodeStaking
-    function registerOperator(uint8 roles, uint256 selfBond_, uint16 commissionBps) external nonReentrant {
+    function registerOperator(uint8 roles, uint256 bondAmount, uint16 commissionBps) external nonReentrant {
         Pool storage p = _pools[msg.sender];
         if (p.registered) revert NodeStakingAlreadyRegistered(msg.sender);
         _checkRoles(roles);
@@ -146,7 +146,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         if (delegates(msg.sender) == address(0)) _delegate(msg.sender, msg.sender);
         emit OperatorRegistered(msg.sender, roles, commissionBps);
 
-        _stake(msg.sender, msg.sender, selfBond_);
+        _stake(msg.sender, bondAmount);
         _requireSelfBondCovers(msg.sender, roles);
     }
 
@@ -192,7 +192,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     /// @inheritdoc INodeStaking
     function stake(address operator, uint256 amount) external nonReentrant returns (uint256 shares) {
         _requireOperator(operator);
-        return _stake(operator, msg.sender, amount);
+        return _stake(operator, amount);
     }
 
     /// @inheritdoc INodeStaking
@@ -403,14 +403,15 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
     // ---------------------------------------------------------------- internals
 
-    function _stake(address operator, address staker, uint256 amount) private returns (uint256 shares) {
+    /// @dev Bonds `amount` of the caller's OPG into `operator`'s pool.
+    function _stake(address operator, uint256 amount) private returns (uint256 shares) {
         if (amount == 0) revert NodeStakingZeroAmount();
         Pool storage p = _pools[operator];
         if (p.jailed) revert NodeStakingOperatorJailed(operator);
 
         shares = p.totalShares == 0 ? amount : Math.mulDiv(amount, p.totalShares, p.totalStake);
         if (shares == 0) revert NodeStakingZeroShares();
-        Position storage position = _positions[operator][staker];
+        Position storage position = _positions[operator][msg.sender];
         _settleRewards(p, position);
         position.shares += shares;
         position.rewardDebt = _accrued(p, position.shares);
@@ -419,8 +420,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         totalBonded += amount;
         _transferVotingUnits(address(0), operator, amount);
 
-        token.safeTransferFrom(staker, address(this), amount);
-        emit Staked(operator, staker, amount, shares);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        emit Staked(operator, msg.sender, amount, shares);
     }
 
     function _settleRewards(Pool storage p, Position storage position) private {

@@ -66,8 +66,8 @@ interface INodeStaking is IERC5805 {
     event JailDurationSet(uint256 previous, uint256 current);
     event TreasurySet(address indexed previous, address indexed current);
 
-    /// @notice Register the caller as an operator for `roles`, bonding `selfBond` OPG (pulled from the caller).
-    function registerOperator(uint8 roles, uint256 selfBond, uint16 commissionBps) external;
+    /// @notice Register the caller as an operator for `roles`, bonding `bondAmount` OPG (pulled from the caller).
+    function registerOperator(uint8 roles, uint256 bondAmount, uint16 commissionBps) external;
 
     /// @notice Change the roles the caller bonds for.
     function setRoles(uint8 roles) external;
