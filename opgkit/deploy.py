@@ -1,11 +1,30 @@
-"""Deploy the protocol's contracts in dependency order and report what was deployed."""
+"""Deploy the protocol's contracts in dependency order, wire their roles, and check the wiring."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ape import project
 from ape.contracts import ContractInstance
+
+OPG = 10**18
+DAY = 86_400
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+@dataclass(frozen=True)
+class ProtocolParameters:
+    """Deployment parameters, with the defaults `make demo` uses."""
+
+    minimum_stakes: tuple[int, int, int] = (10_000 * OPG, 20_000 * OPG, 50_000 * OPG)
+    unbonding_delay: int = 7 * DAY
+    reporter_reward_bps: int = 1_000
+    jail_duration: int = DAY
+    voting_delay: int = DAY
+    voting_period: int = 5 * DAY
+    proposal_threshold: int = 10_000 * OPG
+    quorum_percent: int = 4
+    timelock_delay: int = 2 * DAY
 
 
 @dataclass(frozen=True)
@@ -23,11 +42,80 @@ class Deployment:
         return cls(name=name, contract=contract, tx_hash=receipt.txn_hash, block_number=receipt.block_number)
 
 
-def deploy_token(deployer, treasury: str) -> Deployment:
-    """Deploy OPGToken, minting the whole supply to ``treasury``."""
-    return Deployment.of("OPGToken", deployer.deploy(project.OPGToken, treasury))
+@dataclass
+class Suite:
+    deployments: list[Deployment] = field(default_factory=list)
+
+    def add(self, name: str, contract: ContractInstance) -> ContractInstance:
+        self.deployments.append(Deployment.of(name, contract))
+        return contract
+
+    def __getitem__(self, name: str) -> ContractInstance:
+        return next(d.contract for d in self.deployments if d.name == name)
 
 
-def deploy_all(deployer, treasury: str) -> list[Deployment]:
-    """Deploy every contract that exists, in dependency order."""
-    return [deploy_token(deployer, treasury)]
+class WiringError(Exception):
+    """A deployed contract's roles or parameters differ from what was asked for."""
+
+
+def deploy_all(deployer, treasury: str, params: ProtocolParameters = ProtocolParameters()) -> Suite:
+    """Deploy token, timelock, staking and governor; the timelock ends up as the only admin."""
+    suite = Suite()
+    token = suite.add("OPGToken", deployer.deploy(project.OPGToken, treasury))
+    timelock = suite.add(
+        "OPGTimelock", deployer.deploy(project.OPGTimelock, params.timelock_delay, [], [ZERO_ADDRESS], deployer)
+    )
+    staking = suite.add(
+        "NodeStaking",
+        deployer.deploy(
+            project.NodeStaking,
+            token,
+            timelock,
+            treasury,
+            list(params.minimum_stakes),
+            params.unbonding_delay,
+            params.reporter_reward_bps,
+            params.jail_duration,
+        ),
+    )
+    governor = suite.add(
+        "OPGGovernor",
+        deployer.deploy(
+            project.OPGGovernor,
+            staking,
+            timelock,
+            params.voting_delay,
+            params.voting_period,
+            params.proposal_threshold,
+            params.quorum_percent,
+        ),
+    )
+    timelock.grantRole(timelock.PROPOSER_ROLE(), governor, sender=deployer)
+    timelock.grantRole(timelock.CANCELLER_ROLE(), governor, sender=deployer)
+    timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
+    verify_wiring(suite, deployer.address, treasury, params)
+    return suite
+
+
+def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters) -> None:
+    """Read every role and parameter back; raise WiringError listing each mismatch."""
+    token, timelock, staking, governor = (suite[n] for n in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor"))
+    admin = staking.DEFAULT_ADMIN_ROLE()
+    checks = {
+        "staking admin is the timelock": staking.hasRole(admin, timelock),
+        "deployer is not staking admin": not staking.hasRole(admin, deployer),
+        "staking bonds OPG": staking.token() == token.address,
+        "staking treasury": staking.treasury() == treasury,
+        "unbonding delay": staking.unbondingDelay() == params.unbonding_delay,
+        "governor votes with staking": governor.token() == staking.address,
+        "governor executes through the timelock": governor.timelock() == timelock.address,
+        "governor proposes to the timelock": timelock.hasRole(timelock.PROPOSER_ROLE(), governor),
+        "governor cancels in the timelock": timelock.hasRole(timelock.CANCELLER_ROLE(), governor),
+        "anyone executes ready operations": timelock.hasRole(timelock.EXECUTOR_ROLE(), ZERO_ADDRESS),
+        "deployer is not timelock admin": not timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer),
+        "timelock delay": timelock.getMinDelay() == params.timelock_delay,
+        "quorum": governor.quorumNumerator() == params.quorum_percent,
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:
+        raise WiringError("wiring check failed: " + "; ".join(failed))

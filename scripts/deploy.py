@@ -8,7 +8,7 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, ape_cli_context
 
 from opgkit.cli import nonzero_address
-from opgkit.deploy import deploy_all
+from opgkit.deploy import WiringError, deploy_all
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy the OPG protocol")
@@ -24,11 +24,17 @@ def cli(cli_ctx, provider, account, treasury):
     treasury = treasury or account.address
     network = f"{provider.network_choice} (chain id {provider.chain_id})"
     cli_ctx.logger.info(f"Deploying to {network} from {account.address}")
-    deployments = deploy_all(account, treasury)
+    try:
+        suite = deploy_all(account, treasury)
+    except WiringError as error:
+        raise click.ClickException(str(error)) from error
 
-    click.echo(f"network   {network}")
-    click.echo(f"deployer  {account.address}")
-    for deployment in deployments:
-        click.echo(f"{deployment.name:<9} {deployment.contract.address}  tx {deployment.tx_hash}  block {deployment.block_number}")
-    token = deployments[0].contract
-    click.echo(f"treasury  {treasury}  holds {token.balanceOf(treasury) // 10 ** token.decimals():,} {token.symbol()}")
+    click.echo(f"network      {network}")
+    click.echo(f"deployer     {account.address}")
+    for deployment in suite.deployments:
+        click.echo(
+            f"{deployment.name:<12} {deployment.contract.address}  tx {deployment.tx_hash}  block {deployment.block_number}"
+        )
+    token = suite["OPGToken"]
+    click.echo(f"treasury     {treasury}  holds {token.balanceOf(treasury) // 10 ** token.decimals():,} {token.symbol()}")
+    click.echo("wiring       verified: the timelock is the only admin; the governor is its proposer")
