@@ -4,7 +4,7 @@ import ape
 import pytest
 from eth_utils import keccak
 
-from conftest import DAY, OPG, UNBONDING_DELAY
+from staking_constants import DAY, OPG, UNBONDING_DELAY
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 VOTING_DELAY = DAY

@@ -3,7 +3,7 @@
 import ape
 import pytest
 
-from conftest import (  # noqa: I001  (tests/staking/conftest.py)
+from staking_constants import (
     DAY, INFERENCE, JAIL_DURATION, MINIMUM_STAKES, OPG, RELAYER, REPORTER_REWARD_BPS, ROLE_BITS, TEE, UNBONDING_DELAY,
 )
 

@@ -3,7 +3,7 @@
 import ape
 import pytest
 
-from conftest import DAY, INFERENCE, OPG
+from staking_constants import DAY, INFERENCE, OPG
 
 EVIDENCE = b"\x02" * 32
 

@@ -4,7 +4,7 @@ import ape
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from conftest import DAY, MINIMUM_STAKES, OPG
+from staking_constants import DAY, MINIMUM_STAKES, OPG
 from opgkit.testing import ChainStateMachine
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
