@@ -3,6 +3,7 @@
 import pytest
 from eth_account import Account
 
+from opgkit.deploy import ProtocolParameters
 from opgkit.testing import load_hypothesis_profile
 
 load_hypothesis_profile()
@@ -93,3 +94,29 @@ def funded_token(token, treasury, holders):
     for holder in holders:
         token.transfer(holder, 1_000_000 * 10**18, sender=treasury)
     return token
+
+
+@pytest.fixture(scope="session")
+def deploy_staking(project, deployer):
+    """Factory: deploy NodeStaking with `ProtocolParameters` defaults unless overridden."""
+
+    def deploy(token, admin, treasury, **overrides):
+        defaults = ProtocolParameters()
+        params = dict(
+            minimum_stakes=list(defaults.minimum_stakes),
+            unbonding_delay=defaults.unbonding_delay,
+            reporter_reward_bps=defaults.reporter_reward_bps,
+            jail_duration=defaults.jail_duration,
+        ) | overrides
+        return deployer.deploy(
+            project.NodeStaking,
+            token,
+            admin,
+            treasury,
+            params["minimum_stakes"],
+            params["unbonding_delay"],
+            params["reporter_reward_bps"],
+            params["jail_duration"],
+        )
+
+    return deploy

@@ -28,3 +28,11 @@ def spec(label="base", **overrides):
     )
     values.update(overrides)
     return values
+
+NITRO = 1
+PCR_V1 = hashlib.sha256(b"enclave image v1").digest()
+PCR_V2 = hashlib.sha256(b"enclave image v2").digest()
+TLS_CERT_HASH = hashlib.sha256(b"tls certificate").digest()
+TEE_MINIMUM_STAKE = 20_000 * OPG
+MAX_HEARTBEAT_AGE = 3_600
+HOUR = 3_600

@@ -2,34 +2,7 @@
 
 import pytest
 
-from staking_constants import (
-    FUNDING, INFERENCE, JAIL_DURATION, MINIMUM_STAKES, REPORTER_REWARD_BPS, ROLE_BITS, UNBONDING_DELAY,
-)
-
-
-@pytest.fixture(scope="session")
-def deploy_staking(project, deployer):
-    """Factory: deploy NodeStaking with the default parameters unless overridden."""
-
-    def deploy(token, admin, treasury, **overrides):
-        params = dict(
-            minimum_stakes=MINIMUM_STAKES,
-            unbonding_delay=UNBONDING_DELAY,
-            reporter_reward_bps=REPORTER_REWARD_BPS,
-            jail_duration=JAIL_DURATION,
-        ) | overrides
-        return deployer.deploy(
-            project.NodeStaking,
-            token,
-            admin,
-            treasury,
-            params["minimum_stakes"],
-            params["unbonding_delay"],
-            params["reporter_reward_bps"],
-            params["jail_duration"],
-        )
-
-    return deploy
+from staking_constants import FUNDING, INFERENCE, MINIMUM_STAKES, ROLE_BITS
 
 
 @pytest.fixture(scope="module")

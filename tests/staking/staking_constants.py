@@ -1,11 +1,18 @@
-"""Parameters the staking tests deploy with."""
+"""Parameters the staking tests deploy with: the protocol's defaults (`opgkit.deploy.ProtocolParameters`)."""
 
-DAY = 86_400
-OPG = 10**18
+from opgkit.deploy import DAY, OPG, ProtocolParameters
+
+_DEFAULTS = ProtocolParameters()
+
 INFERENCE, TEE, RELAYER = 0, 1, 2
 ROLE_BITS = {INFERENCE: 1, TEE: 2, RELAYER: 4}
-MINIMUM_STAKES = [10_000 * OPG, 20_000 * OPG, 50_000 * OPG]
-UNBONDING_DELAY = 7 * DAY
-REPORTER_REWARD_BPS = 1_000
-JAIL_DURATION = DAY
+MINIMUM_STAKES = list(_DEFAULTS.minimum_stakes)
+UNBONDING_DELAY = _DEFAULTS.unbonding_delay
+REPORTER_REWARD_BPS = _DEFAULTS.reporter_reward_bps
+JAIL_DURATION = _DEFAULTS.jail_duration
 FUNDING = 1_000_000 * OPG
+
+__all__ = [
+    "DAY", "FUNDING", "INFERENCE", "JAIL_DURATION", "MINIMUM_STAKES", "OPG", "RELAYER", "REPORTER_REWARD_BPS",
+    "ROLE_BITS", "TEE", "UNBONDING_DELAY",
+]
