@@ -2,7 +2,7 @@
 
 import pytest
 
-from opgkit.benchmarks import GasRow, render_table, staking, token
+from opgkit.benchmarks import GasRow, registry, render_table, staking, token
 
 
 def test_render_table__rows_given__one_line_each_with_delta():
@@ -32,3 +32,12 @@ def test_staking_benchmark__slash__costs_the_same_for_1_and_50_delegators(networ
     many = rows[f"slash ({staking.MANY_DELEGATORS} delegators)"]
     assert many.gas <= many.anchor * staking.SLASH_RATIO_LIMIT
     assert {"stake (delegate, first time)", "unbond", "withdraw", "claimRewards"} <= set(rows)
+
+
+def test_registry_benchmark__revocation__costs_the_same_for_1_and_100_tees(networks, accounts):
+    if networks.provider.name != "foundry":
+        pytest.skip("gas figures are taken on anvil")
+    rows = {row.operation: row for row in registry.measure(accounts[0], accounts[1:])}
+    many = rows[f"revokeMeasurement ({registry.MANY_TEES} TEEs on it)"]
+    assert many.gas <= many.anchor * registry.REVOKE_RATIO_LIMIT
+    assert {"register (root model)", "registerTee (2-of-3 attestors)", "heartbeat (relayed)"} <= set(rows)
