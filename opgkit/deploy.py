@@ -25,6 +25,10 @@ class ProtocolParameters:
     proposal_threshold: int = 10_000 * OPG
     quorum_percent: int = 4
     timelock_delay: int = 2 * DAY
+    max_heartbeat_age: int = 3_600
+    # Attestation services for the TEE registry; empty means the deployer alone (local demos only).
+    attestors: tuple[str, ...] = ()
+    attestor_threshold: int = 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class WiringError(Exception):
 
 
 def deploy_all(deployer, treasury: str, params: ProtocolParameters = ProtocolParameters()) -> Suite:
-    """Deploy token, timelock, staking and governor; the timelock ends up as the only admin."""
+    """Deploy every contract in dependency order; the timelock ends up as the only admin."""
     suite = Suite()
     token = suite.add("OPGToken", deployer.deploy(project.OPGToken, treasury))
     timelock = suite.add(
@@ -90,6 +94,13 @@ def deploy_all(deployer, treasury: str, params: ProtocolParameters = ProtocolPar
             params.quorum_percent,
         ),
     )
+    suite.add("ModelRegistry", deployer.deploy(project.ModelRegistry))
+    attestors = list(params.attestors) or [deployer.address]
+    verifier = suite.add(
+        "AttestorQuorumVerifier",
+        deployer.deploy(project.AttestorQuorumVerifier, timelock, attestors, params.attestor_threshold),
+    )
+    suite.add("TEERegistry", deployer.deploy(project.TEERegistry, staking, verifier, timelock, params.max_heartbeat_age))
     timelock.grantRole(timelock.PROPOSER_ROLE(), governor, sender=deployer)
     timelock.grantRole(timelock.CANCELLER_ROLE(), governor, sender=deployer)
     timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
@@ -99,7 +110,9 @@ def deploy_all(deployer, treasury: str, params: ProtocolParameters = ProtocolPar
 
 def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters) -> None:
     """Read every role and parameter back; raise WiringError listing each mismatch."""
-    token, timelock, staking, governor = (suite[n] for n in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor"))
+    token, timelock, staking, governor, verifier, tees = (
+        suite[n] for n in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "AttestorQuorumVerifier", "TEERegistry")
+    )
     admin = staking.DEFAULT_ADMIN_ROLE()
     checks = {
         "staking admin is the timelock": staking.hasRole(admin, timelock),
@@ -115,6 +128,12 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "deployer is not timelock admin": not timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer),
         "timelock delay": timelock.getMinDelay() == params.timelock_delay,
         "quorum": governor.quorumNumerator() == params.quorum_percent,
+        "TEE registry admin is the timelock": tees.hasRole(admin, timelock) and not tees.hasRole(admin, deployer),
+        "TEE registry checks stake in staking": tees.staking() == staking.address,
+        "TEE registry asks the attestor quorum": tees.verifier() == verifier.address,
+        "heartbeat age": tees.maxHeartbeatAge() == params.max_heartbeat_age,
+        "attestor quorum admin is the timelock": verifier.hasRole(admin, timelock) and not verifier.hasRole(admin, deployer),
+        "attestor threshold": verifier.threshold() == params.attestor_threshold,
     }
     failed = [name for name, ok in checks.items() if not ok]
     if failed:

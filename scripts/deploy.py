@@ -29,12 +29,12 @@ def cli(cli_ctx, provider, account, treasury):
     except WiringError as error:
         raise click.ClickException(str(error)) from error
 
-    click.echo(f"network      {network}")
-    click.echo(f"deployer     {account.address}")
+    click.echo(f"{'network':<22} {network}")
+    click.echo(f"{'deployer':<22} {account.address}")
     for deployment in suite.deployments:
         click.echo(
-            f"{deployment.name:<12} {deployment.contract.address}  tx {deployment.tx_hash}  block {deployment.block_number}"
+            f"{deployment.name:<22} {deployment.contract.address}  tx {deployment.tx_hash}  block {deployment.block_number}"
         )
     token = suite["OPGToken"]
-    click.echo(f"treasury     {treasury}  holds {token.balanceOf(treasury) // 10 ** token.decimals():,} {token.symbol()}")
-    click.echo("wiring       verified: the timelock is the only admin; the governor is its proposer")
+    click.echo(f"{'treasury':<22} {treasury}  holds {token.balanceOf(treasury) // 10 ** token.decimals():,} {token.symbol()}")
+    click.echo(f"{'wiring':<22} verified: the timelock is the only admin; the governor is its proposer")

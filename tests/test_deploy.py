@@ -13,7 +13,9 @@ def suite(deployer, treasury):
 
 
 def test_deploy_all__default_parameters__deploys_in_dependency_order(suite):
-    assert [d.name for d in suite.deployments] == ["OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor"]
+    assert [d.name for d in suite.deployments] == [
+        "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
+    ]
     assert [d.block_number for d in suite.deployments] == sorted(d.block_number for d in suite.deployments)
 
 
