@@ -265,20 +265,17 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
     }
 
     /// @inheritdoc ITEERegistry
-    function activeTeesOfType(uint8 teeType, uint256 offset, uint256 limit)
+    function activeTeesOfType(uint8 teeType, uint256 offset, uint256 limit) external view returns (address[] memory) {
+        return _activeOnly(_slice(_teesByType[teeType], offset, limit));
+    }
+
+    /// @inheritdoc ITEERegistry
+    function activeTeesOfOperator(address operator, uint256 offset, uint256 limit)
         external
         view
-        returns (address[] memory active)
+        returns (address[] memory)
     {
-        address[] memory page = _slice(_teesByType[teeType], offset, limit);
-        active = new address[](page.length);
-        uint256 count;
-        for (uint256 i = 0; i < page.length; ++i) {
-            if (isActive(page[i], block.timestamp)) active[count++] = page[i];
-        }
-        assembly ("memory-safe") {
-            mstore(active, count)
-        }
+        return _activeOnly(_slice(_teesByOperator[operator], offset, limit));
     }
 
     // ---------------------------------------------------------------- internals
@@ -362,6 +359,17 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
 
     function _now() private view returns (uint48) {
         return SafeCast.toUint48(block.timestamp);
+    }
+
+    function _activeOnly(address[] memory keys) private view returns (address[] memory active) {
+        active = new address[](keys.length);
+        uint256 count;
+        for (uint256 i = 0; i < keys.length; ++i) {
+            if (isActive(keys[i], block.timestamp)) active[count++] = keys[i];
+        }
+        assembly ("memory-safe") {
+            mstore(active, count)
+        }
     }
 
     function _slice(EnumerableSet.AddressSet storage set, uint256 offset, uint256 limit)

@@ -72,4 +72,6 @@ interface ITEERegistry {
     function teesOfType(uint8 teeType, uint256 offset, uint256 limit) external view returns (address[] memory);
     /// @notice The TEEs of `teeType` in positions `offset` to `offset + limit` that are active now.
     function activeTeesOfType(uint8 teeType, uint256 offset, uint256 limit) external view returns (address[] memory);
+    /// @notice The TEEs of `operator` in positions `offset` to `offset + limit` that are active now.
+    function activeTeesOfOperator(address operator, uint256 offset, uint256 limit) external view returns (address[] memory);
 }

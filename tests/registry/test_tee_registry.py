@@ -315,6 +315,8 @@ def test_active_tees_of_type__paginated__filters_inactive(chain, tees, register_
     assert list(tees.activeTeesOfType(NITRO, 0, 10)) == [second.address]
     assert list(tees.activeTeesOfType(NITRO, 5, 10)) == []
     assert tees.teeCountOfOperator(operator) == 1
+    assert list(tees.activeTeesOfOperator(operator, 0, 10)) == []
+    assert list(tees.activeTeesOfOperator(operator2, 0, 10)) == [second.address]
 
 
 def test_add_tee_type__existing__reverts(tees, gov):
