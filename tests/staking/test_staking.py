@@ -177,11 +177,18 @@ def test_stake__unknown_operator__reverts(staking, alice, bob):
         staking.stake(bob, OPG, sender=alice)
 
 
-def test_stake__after_slash__gets_more_shares_per_token(staking, register, operator, alice, bob, slasher):
-    register(operator)
+def test_stake__after_slash__halves_value_and_doubles_new_shares_per_token(
+    chain, staking, register, operator, alice, bob, slasher
+):
+    register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
     staking.stake(operator, 10_000 * OPG, sender=alice)
     staking.slash(operator, 5_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
     assert staking.stakeOf(operator, alice) == 5_000 * OPG
+    advance(chain, JAIL_DURATION)
+    staking.unjail(sender=operator)
+    staking.stake(operator, 1_000 * OPG, sender=bob)
+    assert staking.sharesOf(operator, bob) == 2_000 * OPG
+    assert staking.stakeOf(operator, bob) == 1_000 * OPG
 
 
 def test_stake__jailed_operator__reverts(staking, register, operator, alice, slasher):
