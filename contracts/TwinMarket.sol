@@ -18,10 +18,11 @@ import {ITwinMarket} from "../interfaces/ITwinMarket.sol";
 /// - the protocol fee destination changes in two steps, after the same delay.
 /// Fees and subject proceeds accrue to claimable balances (pull), so no receiver can block trading.
 ///
-/// Rounding: a trade's price is the exact integer sum Σ(k−1)² times 1 ether, divided by D once and
-/// floored; fees are floored. Selling `n` shares pays exactly what buying those same `n` shares cost, so a
-/// round trip never profits, and the last share of a twin can never be sold, so every other holder can
-/// always exit.
+/// Exact prices: D must divide 1 ether (Twin.fun's 1,600,000 and friend.tech's 16,000 both do), so a
+/// trade's price Σ(k−1)² · (1 ether / D) has no rounding at all, however trades are split. Selling `n`
+/// shares pays exactly what buying those `n` shares cost, so the contract always holds what every holder
+/// could get back, and a round trip never profits. Fees are floored. The last share of a twin can never be
+/// sold.
 contract TwinMarket is ITwinMarket, Ownable2Step, ReentrancyGuardTransient {
     uint256 public constant ONE = 1e18;
     uint256 public constant MAX_TOTAL_FEE_CAP = 0.5e18;
@@ -30,6 +31,8 @@ contract TwinMarket is ITwinMarket, Ownable2Step, ReentrancyGuardTransient {
 
     /// @notice The curve divisor D.
     uint256 public immutable curveDivisor;
+    /// @notice 1 ether / D: the price of the second share.
+    uint256 public immutable priceUnit;
     uint256 public immutable minSharesToCreate;
     uint256 public immutable protocolFeeCap;
     uint256 public immutable subjectFeeCap;
@@ -101,7 +104,7 @@ contract TwinMarket is ITwinMarket, Ownable2Step, ReentrancyGuardTransient {
     /// @param owner_ Sets fees, the fee destination and the claim manager (two-step ownership).
     /// @param feeDestination_ Claims protocol fees.
     /// @param claimManager_ Starts twin ownership transfers (claims of a twin by its real-world subject).
-    /// @param curveDivisor_ D in the curve: 1,600,000 in Twin.fun's docs, 16,000 in friend.tech.
+    /// @param curveDivisor_ D in the curve, a divisor of 1 ether: 1,600,000 in Twin.fun's docs, 16,000 in friend.tech.
     /// @param minSharesToCreate_ Least first buy that creates a twin (at least 1).
     /// @param protocolFeeCap_ Immutable cap of the protocol fee (1e18 = 100%).
     /// @param subjectFeeCap_ Immutable cap of the subject fee; the two caps add up to at most 50%.
@@ -124,10 +127,11 @@ contract TwinMarket is ITwinMarket, Ownable2Step, ReentrancyGuardTransient {
     ) Ownable(owner_) {
         if (feeDestination_ == address(0) || claimManager_ == address(0)) revert TwinMarketZeroAddress();
         if (
-            curveDivisor_ == 0 || minSharesToCreate_ == 0 || protocolFeeCap_ + subjectFeeCap_ > MAX_TOTAL_FEE_CAP
+            curveDivisor_ == 0 || 1 ether % curveDivisor_ != 0 || minSharesToCreate_ == 0 || protocolFeeCap_ + subjectFeeCap_ > MAX_TOTAL_FEE_CAP
                 || !_validDelay(feeIncreaseDelay_) || !_validDelay(twinTransferDelay_)
         ) revert TwinMarketInvalidParameter();
         curveDivisor = curveDivisor_;
+        priceUnit = 1 ether / curveDivisor_;
         minSharesToCreate = minSharesToCreate_;
         protocolFeeCap = protocolFeeCap_;
         subjectFeeCap = subjectFeeCap_;
@@ -323,9 +327,9 @@ contract TwinMarket is ITwinMarket, Ownable2Step, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- views
 
-    /// @inheritdoc ITwinMarket
+    /// @notice Price of shares `supply + 1` to `supply + amount`: Σ (k−1)² · (1 ether / D), exact.
     function getPrice(uint256 supply, uint256 amount) public view returns (uint256) {
-        return (_sumOfSquares(supply + amount) - _sumOfSquares(supply)) * 1 ether / curveDivisor;
+        return (_sumOfSquares(supply + amount) - _sumOfSquares(supply)) * priceUnit;
     }
 
     /// @inheritdoc ITwinMarket

@@ -44,7 +44,7 @@ interface ITwinMarket {
     function buy(bytes16 id, uint256 amount, uint256 maxCost, uint256 maxFeePercent, uint256 deadline) external payable;
     function sell(bytes16 id, uint256 amount, uint256 minPayout, uint256 maxFeePercent, uint256 deadline) external;
 
-    /// @notice Price of shares `supply + 1` to `supply + amount`: Σ (k−1)² · 1 ether / D, floored once.
+    /// @notice Price of shares `supply + 1` to `supply + amount`: Σ (k−1)² · (1 ether / D), exact.
     function getPrice(uint256 supply, uint256 amount) external view returns (uint256);
     function getBuyPrice(bytes16 id, uint256 amount) external view returns (uint256);
     function getSellPrice(bytes16 id, uint256 amount) external view returns (uint256);

@@ -1,7 +1,7 @@
 """Exact-integer reference model of the TwinMarket curve and fees, for tests and monitors.
 
-The k-th share costs (k−1)² · 1 ether / D. A trade of ``amount`` shares from ``supply`` costs the sum over
-those shares, multiplied by 1 ether and divided by D once (floored). Each fee is ``price * percent // 1e18``.
+The k-th share costs (k−1)² · 1 ether / D, where D divides 1 ether, so prices are exact integers. A trade
+of ``amount`` shares from ``supply`` costs the sum over those shares. Each fee is ``price * percent // 1e18``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ def sum_of_squares(n: int) -> int:
 
 def price(supply: int, amount: int, divisor: int) -> int:
     """Price of shares ``supply + 1`` .. ``supply + amount``."""
-    return (sum_of_squares(supply + amount) - sum_of_squares(supply)) * ONE // divisor
+    if ONE % divisor:
+        raise ValueError(f"the curve divisor {divisor} must divide 1 ether")
+    return (sum_of_squares(supply + amount) - sum_of_squares(supply)) * (ONE // divisor)
 
 
 @dataclass(frozen=True)

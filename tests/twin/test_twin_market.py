@@ -39,6 +39,7 @@ def buy(market, buyer, amount, twin=TWIN, extra=0, **bounds):
     "override",
     [
         {"divisor": 0},
+        {"divisor": 3},
         {"min_shares": 0},
         {"protocol_cap": 30 * PERCENT, "subject_cap": 21 * PERCENT},
         {"fee_delay": 59 * 60},
