@@ -10,7 +10,7 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand
 
 from opgkit import PROJECT_ROOT
-from opgkit.benchmarks import BLOCK_TIME, registry, render_table, staking, token
+from opgkit.benchmarks import BLOCK_TIME, registry, render_table, staking, token, twin
 
 FIXED_START = 2_000_000_000  # 2033-05-18
 
@@ -39,6 +39,7 @@ def cli(provider, output):
     rows = token.measure(test_accounts[0], test_accounts[1:])
     rows += staking.measure(test_accounts[0], test_accounts[1:])
     rows += registry.measure(test_accounts[0], test_accounts[1:])
+    rows += twin.measure(test_accounts[0], test_accounts[1:])
     header = HEADER.format(solc=config.solidity.version, evm=config.solidity.evm_version)
     output.write_text(render_table(rows, header))
     click.echo(output.read_text())

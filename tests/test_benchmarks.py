@@ -2,7 +2,7 @@
 
 import pytest
 
-from opgkit.benchmarks import GasRow, registry, render_table, staking, token
+from opgkit.benchmarks import GasRow, registry, render_table, staking, token, twin
 
 
 def test_render_table__rows_given__one_line_each_with_delta():
@@ -43,3 +43,9 @@ def test_o1_operation__crowded_vs_single__within_ratio_limit(anvil_rows, module,
     crowded = rows[operation]
     assert crowded.gas <= crowded.anchor * limit
     assert others <= set(rows)
+
+
+def test_twin_benchmark__trades__cost_no_more_than_friend_tech(anvil_rows):
+    rows = anvil_rows(twin)
+    for operation in twin.FRIEND_TECH:
+        assert rows[operation].gas <= rows[operation].anchor, operation
