@@ -29,6 +29,14 @@ class ProtocolParameters:
     # Attestation services for the TEE registry; empty means the deployer alone (local demos only).
     attestors: tuple[str, ...] = ()
     attestor_threshold: int = 1
+    twin_curve_divisor: int = 1_600_000
+    twin_min_shares_to_create: int = 1
+    twin_protocol_fee_cap: int = 10 * 10**16
+    twin_subject_fee_cap: int = 10 * 10**16
+    twin_protocol_fee: int = 5 * 10**16
+    twin_subject_fee: int = 5 * 10**16
+    twin_fee_increase_delay: int = 2 * DAY
+    twin_transfer_delay: int = 2 * DAY
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,23 @@ def deploy_all(deployer, treasury: str, params: ProtocolParameters = ProtocolPar
         deployer.deploy(project.AttestorQuorumVerifier, timelock, attestors, params.attestor_threshold),
     )
     suite.add("TEERegistry", deployer.deploy(project.TEERegistry, staking, verifier, timelock, params.max_heartbeat_age))
+    suite.add(
+        "TwinMarket",
+        deployer.deploy(
+            project.TwinMarket,
+            timelock,
+            treasury,
+            treasury,
+            params.twin_curve_divisor,
+            params.twin_min_shares_to_create,
+            params.twin_protocol_fee_cap,
+            params.twin_subject_fee_cap,
+            params.twin_protocol_fee,
+            params.twin_subject_fee,
+            params.twin_fee_increase_delay,
+            params.twin_transfer_delay,
+        ),
+    )
     timelock.grantRole(timelock.PROPOSER_ROLE(), governor, sender=deployer)
     timelock.grantRole(timelock.CANCELLER_ROLE(), governor, sender=deployer)
     timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
@@ -110,8 +135,11 @@ def deploy_all(deployer, treasury: str, params: ProtocolParameters = ProtocolPar
 
 def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters) -> None:
     """Read every role and parameter back; raise WiringError listing each mismatch."""
-    token, timelock, staking, governor, verifier, tees = (
-        suite[n] for n in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "AttestorQuorumVerifier", "TEERegistry")
+    token, timelock, staking, governor, verifier, tees, market = (
+        suite[n]
+        for n in (
+            "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "AttestorQuorumVerifier", "TEERegistry", "TwinMarket",
+        )
     )
     admin = staking.DEFAULT_ADMIN_ROLE()
     checks = {
@@ -134,6 +162,10 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "heartbeat age": tees.maxHeartbeatAge() == params.max_heartbeat_age,
         "attestor quorum admin is the timelock": verifier.hasRole(admin, timelock) and not verifier.hasRole(admin, deployer),
         "attestor threshold": verifier.threshold() == params.attestor_threshold,
+        "twin market owner is the timelock": market.owner() == timelock.address,
+        "twin market fees go to the treasury": market.feeDestination() == treasury,
+        "twin market fees": market.fees() == (params.twin_protocol_fee, params.twin_subject_fee),
+        "twin market fee delay": market.feeIncreaseDelay() == params.twin_fee_increase_delay,
     }
     failed = [name for name, ok in checks.items() if not ok]
     if failed:

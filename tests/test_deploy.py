@@ -15,6 +15,7 @@ def suite(deployer, treasury):
 def test_deploy_all__default_parameters__deploys_in_dependency_order(suite):
     assert [d.name for d in suite.deployments] == [
         "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
+        "TwinMarket",
     ]
     assert [d.block_number for d in suite.deployments] == sorted(d.block_number for d in suite.deployments)
 
@@ -27,8 +28,8 @@ def test_deploy_all__default_parameters__timelock_is_the_only_admin(suite, deplo
 
 
 def test_verify_wiring__parameters_differ__names_each_mismatch(suite, deployer, treasury):
-    wrong = dataclasses.replace(ProtocolParameters(), unbonding_delay=3 * 86_400, quorum_percent=10)
-    with pytest.raises(WiringError, match="unbonding delay; .*quorum"):
+    wrong = dataclasses.replace(ProtocolParameters(), unbonding_delay=3 * 86_400, quorum_percent=10, twin_protocol_fee=1)
+    with pytest.raises(WiringError, match="unbonding delay; .*quorum; .*twin market fees"):
         verify_wiring(suite, deployer.address, treasury.address, wrong)
 
 
