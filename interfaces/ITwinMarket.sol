@@ -44,6 +44,25 @@ interface ITwinMarket {
     function buy(bytes16 id, uint256 amount, uint256 maxCost, uint256 maxFeePercent, uint256 deadline) external payable;
     function sell(bytes16 id, uint256 amount, uint256 minPayout, uint256 maxFeePercent, uint256 deadline) external;
 
+    function claimProtocolFees() external;
+    function claimSubjectFees(bytes16 id) external;
+    function setFees(uint256 protocolFeePercent, uint256 subjectFeePercent) external;
+    function applyFeeChange() external;
+    function cancelFeeChange() external;
+    function proposeFeeDestination(address destination) external;
+    function acceptFeeDestination() external;
+    function setClaimManager(address manager) external;
+    function startTwinOwnershipTransfer(bytes16 id, address to) external;
+    function cancelTwinOwnershipTransfer(bytes16 id) external;
+    function completeTwinOwnershipTransfer(bytes16 id) external;
+    function setTwinUrl(bytes16 id, string calldata url) external;
+
+    /// @notice The fees in force (1e18 = 100%).
+    function fees() external view returns (uint256 protocolFeePercent, uint256 subjectFeePercent);
+    function protocolFeesAccrued() external view returns (uint256);
+    function subjectFeesAccrued(bytes16 id) external view returns (uint256);
+    function sharesSupply(bytes16 id) external view returns (uint256);
+
     /// @notice Price of shares `supply + 1` to `supply + amount`: Σ (k−1)² · (1 ether / D), exact.
     function getPrice(uint256 supply, uint256 amount) external view returns (uint256);
     function getBuyPrice(bytes16 id, uint256 amount) external view returns (uint256);
