@@ -335,3 +335,25 @@ def test_owner_only__other_caller__reverts(market, request, function, args, call
     account = request.getfixturevalue(caller)
     with ape.reverts(market.OwnableUnauthorizedAccount, account=account.address):
         getattr(market, function)(*args, sender=account)
+
+
+def test_fee_history__rebuilt_from_logs_alone__matches_the_contract(chain, deploy_market, gov, treasury, reporter):
+    market = deploy_market(gov, treasury, reporter)
+    market.setFees(2 * PERCENT, 3 * PERCENT, sender=gov)
+    market.setFees(9 * PERCENT, 3 * PERCENT, sender=gov)
+    market.cancelFeeChange(sender=gov)
+    market.setFees(7 * PERCENT, 4 * PERCENT, sender=gov)
+    advance(chain, FEE_DELAY)
+    market.applyFeeChange(sender=gov)
+
+    start = market.creation_metadata.receipt.block_number
+    changes = list(market.FeesChanged.range(start, chain.blocks.head.number + 1))
+    history = [(log.protocolFeePercent, log.subjectFeePercent) for log in changes]
+    assert history == [(PROTOCOL_FEE, SUBJECT_FEE), (2 * PERCENT, 3 * PERCENT), (7 * PERCENT, 4 * PERCENT)]
+    for previous, log in zip(history, changes[1:]):
+        assert (log.previousProtocolFeePercent, log.previousSubjectFeePercent) == previous
+    assert history[-1] == market.fees()
+    scheduled = list(market.FeeChangeScheduled.range(start, chain.blocks.head.number + 1))
+    cancelled = list(market.FeeChangeCancelled.range(start, chain.blocks.head.number + 1))
+    assert [(s.protocolFeePercent, s.subjectFeePercent) for s in scheduled] == [(9 * PERCENT, 3 * PERCENT), (7 * PERCENT, 4 * PERCENT)]
+    assert [(c.protocolFeePercent, c.subjectFeePercent) for c in cancelled] == [(9 * PERCENT, 3 * PERCENT)]
