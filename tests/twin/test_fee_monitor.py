@@ -1,6 +1,7 @@
 """The fee monitor: reports every change once, even across interruptions; alerts; CLI exit codes."""
 
 import json
+import select
 import subprocess
 
 import pytest
@@ -128,3 +129,36 @@ def test_cli__not_a_market__exits_2_without_traceback(networks, changed_market):
     assert result.returncode == 2
     assert result.stderr.startswith("error:") or "error:" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def read_line(process, timeout=60):
+    """The monitor's next output line, or a failure (never a hang) if none comes in ``timeout`` seconds."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    if not ready:
+        process.kill()
+        pytest.fail(f"the monitor printed nothing for {timeout} s; stderr: {process.stderr.read()[-2000:]}")
+    return process.stdout.readline()
+
+
+def test_cli__follow__reports_new_changes_and_stops_cleanly_on_sigterm(networks, chain, changed_market, gov, tmp_path):
+    if networks.provider.name != "foundry":
+        pytest.skip("the monitor runs as its own process against the test's anvil")
+    state = tmp_path / "follow.json"
+    command = ["ape", "run", "monitor_fees", "--network", networks.provider.uri, "--market", changed_market.address,
+               "--state", str(state), "--follow", "--poll", "0.2", "--json"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        while len([line for line in seen if '"type": "event"' in line]) < len(EXPECTED_SEQUENCE):
+            seen.append(read_line(process))
+        changed_market.setFees(1 * PERCENT, 1 * PERCENT, sender=gov)
+        line = read_line(process)
+        assert json.loads(line)["name"] == "FeesChanged" and json.loads(line)["args"]["protocolFeePercent"] == PERCENT
+        process.terminate()
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    checkpoint = json.loads(state.read_text())
+    assert checkpoint["last_block"] == chain.blocks.head.number
+    rerun = monitor(networks, "--market", changed_market.address, "--state", str(state), "--json")
+    assert [json.loads(line)["type"] for line in rerun.stdout.splitlines() if line.startswith("{")] == ["snapshot"]
