@@ -8,7 +8,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from opgkit.attestation import sign_heartbeat
-from registry_helpers import HOUR, MAX_HEARTBEAT_AGE, NITRO, PCR_V1, PCR_V2
+from registry_helpers import MAX_HEARTBEAT_AGE, NITRO, PCR_V1, PCR_V2
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 

@@ -1,6 +1,5 @@
 """Property tests of TwinMarket against the exact reference model. Invariants: tests/INVARIANTS.md (W1–W5)."""
 
-import ape
 from hypothesis import given, strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
