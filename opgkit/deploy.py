@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ape import project
+from ape import chain, project
 from ape.contracts import ContractInstance
+from eth_utils import keccak
 
 OPG = 10**18
 DAY = 86_400
@@ -41,94 +45,144 @@ class ProtocolParameters:
 
 @dataclass(frozen=True)
 class Deployment:
-    """One deployed contract and the transaction that created it."""
+    """One deployed contract and the transaction that created it; `reused` if a previous run deployed it."""
 
     name: str
     contract: ContractInstance
     tx_hash: str
     block_number: int
+    reused: bool = False
 
-    @classmethod
-    def of(cls, name: str, contract: ContractInstance) -> "Deployment":
-        receipt = contract.creation_metadata.receipt
-        return cls(name=name, contract=contract, tx_hash=receipt.txn_hash, block_number=receipt.block_number)
+
+def _json_arg(value):
+    if isinstance(value, ContractInstance) or hasattr(value, "address"):
+        return str(value.address)
+    if isinstance(value, (list, tuple)):
+        return [_json_arg(v) for v in value]
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+def code_hash(address: str) -> str:
+    return "0x" + keccak(chain.provider.get_code(address)).hex()
 
 
 @dataclass
 class Suite:
-    deployments: list[Deployment] = field(default_factory=list)
+    """The contracts of one deployment, mirrored in a deployments record written atomically after each step.
 
-    def add(self, name: str, contract: ContractInstance) -> ContractInstance:
-        self.deployments.append(Deployment.of(name, contract))
+    With a record from an earlier run on the same chain, a step whose constructor arguments match and whose
+    recorded code hash is what the chain holds at that address is reused instead of deployed again. Once one
+    step deploys anew, every later step does too, since it may depend on the new contract.
+    """
+
+    record_path: Path | None = None
+    deployments: list[Deployment] = field(default_factory=list)
+    _previous: dict = field(default_factory=dict)
+    _fresh: bool = False
+
+    def __post_init__(self) -> None:
+        if self.record_path is not None and self.record_path.exists():
+            record = json.loads(self.record_path.read_text())
+            if record.get("chain_id") == chain.chain_id:
+                self._previous = record.get("contracts", {})
+
+    def deploy(self, name: str, deployer, container, *args) -> ContractInstance:
+        json_args = _json_arg(list(args))
+        previous = self._previous.get(name)
+        if (
+            not self._fresh
+            and previous is not None
+            and previous["constructor_args"] == json_args
+            and code_hash(previous["address"]) == previous["code_hash"]
+        ):
+            contract = container.at(previous["address"])
+            self.deployments.append(Deployment(name, contract, previous["tx_hash"], previous["block"], reused=True))
+            return contract
+        self._fresh = True
+        contract = deployer.deploy(container, *args)
+        receipt = contract.creation_metadata.receipt
+        self.deployments.append(Deployment(name, contract, receipt.txn_hash, receipt.block_number))
+        self._save(json_args)
         return contract
+
+    def _save(self, json_args) -> None:
+        if self.record_path is None:
+            return
+        latest = self.deployments[-1]
+        self._previous[latest.name] = {
+            "address": str(latest.contract.address),
+            "tx_hash": str(latest.tx_hash),
+            "block": latest.block_number,
+            "constructor_args": json_args,
+            "code_hash": code_hash(latest.contract.address),
+        }
+        self.record_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.record_path.with_name(self.record_path.name + ".tmp")
+        tmp.write_text(json.dumps({"chain_id": chain.chain_id, "contracts": self._previous}, indent=2) + "\n")
+        os.replace(tmp, self.record_path)
 
     def __getitem__(self, name: str) -> ContractInstance:
         return next(d.contract for d in self.deployments if d.name == name)
+
+
+class RecordError(Exception):
+    """The deployments record does not say what was asked; the message says what to do instead."""
+
+
+def recorded_address(record_path: Path, name: str) -> str:
+    """The address ``name`` was deployed at according to the deployments record."""
+    try:
+        return json.loads(record_path.read_text())["contracts"][name]["address"]
+    except FileNotFoundError as error:
+        raise RecordError(f"no deployments record at {record_path}; deploy first or give the address") from error
+    except (KeyError, json.JSONDecodeError) as error:
+        raise RecordError(f"{record_path} records no {name}; deploy it or give the address") from error
+
+
+def record_path_for(ecosystem: str, network: str, root: Path) -> Path:
+    """Where the deployments record of ``ecosystem:network`` lives."""
+    return root / "deployments" / f"{ecosystem}-{network}.json"
 
 
 class WiringError(Exception):
     """A deployed contract's roles or parameters differ from what was asked for."""
 
 
-def deploy_all(deployer, treasury: str, params: ProtocolParameters = ProtocolParameters()) -> Suite:
-    """Deploy every contract in dependency order; the timelock ends up as the only admin."""
-    suite = Suite()
-    token = suite.add("OPGToken", deployer.deploy(project.OPGToken, treasury))
-    timelock = suite.add(
-        "OPGTimelock", deployer.deploy(project.OPGTimelock, params.timelock_delay, [], [ZERO_ADDRESS], deployer)
+def deploy_all(
+    deployer, treasury: str, params: ProtocolParameters = ProtocolParameters(), record_path: Path | None = None
+) -> Suite:
+    """Deploy every contract in dependency order; the timelock ends up as the only admin.
+
+    Safe to re-run: with ``record_path``, contracts a previous (perhaps interrupted) run deployed are reused,
+    and each wiring step is skipped when the chain already shows it done.
+    """
+    suite = Suite(record_path)
+    token = suite.deploy("OPGToken", deployer, project.OPGToken, treasury)
+    timelock = suite.deploy("OPGTimelock", deployer, project.OPGTimelock, params.timelock_delay, [], [ZERO_ADDRESS], deployer)
+    staking = suite.deploy(
+        "NodeStaking", deployer, project.NodeStaking, token, timelock, treasury, list(params.minimum_stakes),
+        params.unbonding_delay, params.reporter_reward_bps, params.jail_duration,
     )
-    staking = suite.add(
-        "NodeStaking",
-        deployer.deploy(
-            project.NodeStaking,
-            token,
-            timelock,
-            treasury,
-            list(params.minimum_stakes),
-            params.unbonding_delay,
-            params.reporter_reward_bps,
-            params.jail_duration,
-        ),
+    governor = suite.deploy(
+        "OPGGovernor", deployer, project.OPGGovernor, staking, timelock, params.voting_delay, params.voting_period,
+        params.proposal_threshold, params.quorum_percent,
     )
-    governor = suite.add(
-        "OPGGovernor",
-        deployer.deploy(
-            project.OPGGovernor,
-            staking,
-            timelock,
-            params.voting_delay,
-            params.voting_period,
-            params.proposal_threshold,
-            params.quorum_percent,
-        ),
-    )
-    suite.add("ModelRegistry", deployer.deploy(project.ModelRegistry))
+    suite.deploy("ModelRegistry", deployer, project.ModelRegistry)
     attestors = list(params.attestors) or [deployer.address]
-    verifier = suite.add(
-        "AttestorQuorumVerifier",
-        deployer.deploy(project.AttestorQuorumVerifier, timelock, attestors, params.attestor_threshold),
+    verifier = suite.deploy(
+        "AttestorQuorumVerifier", deployer, project.AttestorQuorumVerifier, timelock, attestors, params.attestor_threshold
     )
-    suite.add("TEERegistry", deployer.deploy(project.TEERegistry, staking, verifier, timelock, params.max_heartbeat_age))
-    suite.add(
-        "TwinMarket",
-        deployer.deploy(
-            project.TwinMarket,
-            timelock,
-            treasury,
-            treasury,
-            params.twin_curve_divisor,
-            params.twin_min_shares_to_create,
-            params.twin_protocol_fee_cap,
-            params.twin_subject_fee_cap,
-            params.twin_protocol_fee,
-            params.twin_subject_fee,
-            params.twin_fee_increase_delay,
-            params.twin_transfer_delay,
-        ),
+    suite.deploy("TEERegistry", deployer, project.TEERegistry, staking, verifier, timelock, params.max_heartbeat_age)
+    suite.deploy(
+        "TwinMarket", deployer, project.TwinMarket, timelock, treasury, treasury, params.twin_curve_divisor,
+        params.twin_min_shares_to_create, params.twin_protocol_fee_cap, params.twin_subject_fee_cap,
+        params.twin_protocol_fee, params.twin_subject_fee, params.twin_fee_increase_delay, params.twin_transfer_delay,
     )
-    timelock.grantRole(timelock.PROPOSER_ROLE(), governor, sender=deployer)
-    timelock.grantRole(timelock.CANCELLER_ROLE(), governor, sender=deployer)
-    timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
+    for role in (timelock.PROPOSER_ROLE(), timelock.CANCELLER_ROLE()):
+        if not timelock.hasRole(role, governor):
+            timelock.grantRole(role, governor, sender=deployer)
+    if timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer):
+        timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
     verify_wiring(suite, deployer.address, treasury, params)
     return suite
 

@@ -17,7 +17,9 @@ from ape import chain, project
 from ape.cli import ConnectedProviderCommand
 from ape.exceptions import ApeException
 
+from opgkit import PROJECT_ROOT
 from opgkit.cli import nonzero_address
+from opgkit.deploy import RecordError, record_path_for, recorded_address
 from opgkit.fee_monitor import (
     AlertRules, Checkpoint, MonitorError, Snapshot, event_json, event_line, follow_heads, percent, report_new_events,
     snapshot_alerts, with_retries,
@@ -48,7 +50,7 @@ def _print_snapshot(snapshot: Snapshot, reasons, as_json: bool) -> None:
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Watch a TwinMarket's fees")
-@click.option("--market", required=True, callback=nonzero_address, help="The TwinMarket address.")
+@click.option("--market", callback=nonzero_address, help="The TwinMarket address (default: from the deployments record).")
 @click.option("--from-block", type=click.IntRange(min=0), default=0, show_default=True, help="First block to report (ignored when a checkpoint exists).")
 @click.option("--follow", is_flag=True, help="Keep polling for new blocks until interrupted.")
 @click.option("--poll", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds between polls with --follow.")
@@ -69,6 +71,8 @@ def cli(provider, market, from_block, follow, poll, alert_above, alert_step, sta
     emit = (lambda event, reasons: click.echo(event_json(event, reasons))) if as_json else (
         lambda event, reasons: click.echo(event_line(event, reasons)))
     try:
+        if market is None:
+            market = recorded_address(record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT), "TwinMarket")
         contract = with_retries(lambda: project.TwinMarket.at(market))
         checkpoint = Checkpoint.load(state, market, provider.chain_id, from_block)
         snapshot = with_retries(lambda: Snapshot.read(contract))
@@ -78,7 +82,7 @@ def cli(provider, market, from_block, follow, poll, alert_above, alert_step, sta
         heads = follow_heads(lambda: chain.blocks.head.number, poll, lambda: stop["requested"]) if follow else [chain.blocks.head.number]
         for head in heads:
             alerted |= bool(report_new_events(contract, checkpoint, head, rules, emit, lambda: stop["requested"]))
-    except (MonitorError, ApeException) as error:
+    except (MonitorError, RecordError, ApeException) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_ALERT if alerted else EXIT_QUIET)

@@ -1,10 +1,13 @@
 """opgkit.deploy: the suite is deployed in order, wired, and the wiring check catches mismatches."""
 
 import dataclasses
+import json
 
 import pytest
 
-from opgkit.deploy import ProtocolParameters, WiringError, deploy_all, verify_wiring
+from opgkit.deploy import (
+    ProtocolParameters, RecordError, Suite, WiringError, deploy_all, recorded_address, verify_wiring,
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +39,57 @@ def test_verify_wiring__parameters_differ__names_each_mismatch(suite, deployer, 
 def test_verify_wiring__other_treasury__fails(suite, deployer, alice):
     with pytest.raises(WiringError, match="staking treasury"):
         verify_wiring(suite, deployer.address, alice.address, ProtocolParameters())
+
+
+def test_deploy_all__record_given__rerun_reuses_everything(deployer, treasury, tmp_path, chain):
+    record = tmp_path / "deployments" / "ethereum-local.json"
+    first = deploy_all(deployer, treasury.address, record_path=record)
+    nonce = deployer.nonce
+    second = deploy_all(deployer, treasury.address, record_path=record)
+    assert deployer.nonce == nonce  # not one transaction
+    assert [d.contract.address for d in second.deployments] == [d.contract.address for d in first.deployments]
+    assert all(d.reused for d in second.deployments)
+    saved = json.loads(record.read_text())
+    assert saved["chain_id"] == chain.chain_id and set(saved["contracts"]) == {d.name for d in first.deployments}
+
+
+def test_deploy_all__interrupted_then_rerun__finishes_without_duplicates(deployer, treasury, tmp_path, monkeypatch):
+    record = tmp_path / "record.json"
+    original = Suite.deploy
+
+    def crash_at_model_registry(self, name, *args):
+        if name == "ModelRegistry":
+            raise KeyboardInterrupt("simulated crash")
+        return original(self, name, *args)
+
+    monkeypatch.setattr(Suite, "deploy", crash_at_model_registry)
+    with pytest.raises(KeyboardInterrupt):
+        deploy_all(deployer, treasury.address, record_path=record)
+    monkeypatch.setattr(Suite, "deploy", original)
+    before = json.loads(record.read_text())["contracts"]
+    assert list(before) == ["OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor"]
+
+    resumed = deploy_all(deployer, treasury.address, record_path=record)
+    reused = [d.name for d in resumed.deployments if d.reused]
+    assert reused == ["OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor"]
+    assert [resumed[name].address for name in reused] == [before[name]["address"] for name in reused]
+
+
+def test_deploy_all__recorded_code_gone__deploys_again(deployer, treasury, tmp_path):
+    record = tmp_path / "record.json"
+    deploy_all(deployer, treasury.address, record_path=record)
+    data = json.loads(record.read_text())
+    data["contracts"]["OPGToken"]["code_hash"] = "0x" + "00" * 32  # as after a chain reset
+    record.write_text(json.dumps(data))
+    again = deploy_all(deployer, treasury.address, record_path=record)
+    assert not any(d.reused for d in again.deployments)
+
+
+def test_recorded_address__present_missing_or_absent_record(tmp_path, deployer, treasury):
+    record = tmp_path / "record.json"
+    with pytest.raises(RecordError, match="no deployments record"):
+        recorded_address(record, "TwinMarket")
+    suite = deploy_all(deployer, treasury.address, record_path=record)
+    assert recorded_address(record, "TwinMarket") == suite["TwinMarket"].address
+    with pytest.raises(RecordError, match="records no Nothing"):
+        recorded_address(record, "Nothing")

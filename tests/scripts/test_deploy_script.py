@@ -18,7 +18,7 @@ def test_deploy__local_chain__prints_every_address_and_stops_anvil():
     result = ape_run(*LOCAL, "--treasury", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
     assert result.returncode == 0, result.stderr
     for name in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "TEERegistry", "TwinMarket"):
-        assert re.search(rf"^{name}\s+0x[0-9a-fA-F]{{40}}\s+tx 0x[0-9a-f]{{64}}\s+block \d+$", result.stdout, re.M)
+        assert re.search(rf"^{name}\s+0x[0-9a-fA-F]{{40}}\s+tx 0x[0-9a-f]{{64}}\s+block \d+( \(reused\))?$", result.stdout, re.M)
     assert re.search(r"^network\s+ethereum:local:foundry \(chain id 31337\)$", result.stdout, re.M)
     assert re.search(r"^treasury\s+0x70997970C51812dc3A010C7d01b50e0d17dc79C8  holds 1,000,000,000 OPG$", result.stdout, re.M)
     assert re.search(r"^wiring\s+verified", result.stdout, re.M)
