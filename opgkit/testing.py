@@ -38,6 +38,12 @@ def load_hypothesis_profile() -> str:
     return name
 
 
+def advance(chain, seconds: int) -> None:
+    """Mine a block ``seconds`` after the next pending timestamp (time travel in tests)."""
+    chain.pending_timestamp = chain.pending_timestamp + seconds
+    chain.mine()
+
+
 @contextmanager
 def isolated_example():
     """Run one Hypothesis example against a chain snapshot that is restored afterwards."""

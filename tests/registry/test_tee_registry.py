@@ -8,14 +8,10 @@ from eth_account import Account
 from eth_utils import keccak
 
 from opgkit.attestation import sign_heartbeat
+from opgkit.testing import advance
 from registry_helpers import MAX_HEARTBEAT_AGE, NITRO, PCR_V1, PCR_V2
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-
-
-def advance(chain, seconds):
-    chain.pending_timestamp = chain.pending_timestamp + seconds
-    chain.mine()
 
 
 def now(chain):

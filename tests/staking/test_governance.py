@@ -4,6 +4,8 @@ import ape
 import pytest
 from eth_utils import keccak
 
+from opgkit.testing import advance
+
 from staking_constants import DAY, OPG, UNBONDING_DELAY
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -14,11 +16,6 @@ PROPOSAL_THRESHOLD = 10_000 * OPG
 QUORUM_PERCENT = 4
 FOR = 1
 STATE = {"Pending": 0, "Active": 1, "Defeated": 3, "Succeeded": 4, "Queued": 5, "Executed": 7}
-
-
-def advance(chain, seconds):
-    chain.pending_timestamp = chain.pending_timestamp + seconds
-    chain.mine()
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,14 @@
 import ape
 import pytest
 
+from opgkit.testing import advance
+
 from staking_constants import (
     DAY, INFERENCE, JAIL_DURATION, MINIMUM_STAKES, OPG, RELAYER, REPORTER_REWARD_BPS, ROLE_BITS, TEE, UNBONDING_DELAY,
 )
 
 EVIDENCE = b"\x01" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-
-
-def advance(chain, seconds):
-    chain.pending_timestamp = chain.pending_timestamp + seconds
-    chain.mine()
 
 
 # ------------------------------------------------------------------ deployment

@@ -8,6 +8,7 @@ import pytest
 
 from opgkit import PROJECT_ROOT
 from opgkit.fee_monitor import AlertRules, Checkpoint, FeeEvent, report_new_events
+from opgkit.testing import advance
 from twin_constants import FEE_DELAY, PERCENT
 
 EXPECTED_SEQUENCE = [
@@ -18,11 +19,6 @@ EXPECTED_SEQUENCE = [
     "FeeDestinationProposed", "FeeDestinationChanged",
     "OwnershipTransferStarted",
 ]
-
-
-def advance(chain, seconds):
-    chain.pending_timestamp = chain.pending_timestamp + seconds
-    chain.mine()
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,13 @@ import ape
 import pytest
 
 from opgkit import twin_model
+from opgkit.testing import advance
 from twin_constants import (
     ANY_FEE, FAR_DEADLINE, FEE_DELAY, PERCENT, PROTOCOL_FEE, SUBJECT_FEE, TRANSFER_DELAY, TWIN, TWIN_FUN_DIVISOR,
 )
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 OTHER = bytes.fromhex("ff" * 16)
-
-
-def advance(chain, seconds):
-    chain.pending_timestamp = chain.pending_timestamp + seconds
-    chain.mine()
 
 
 def quote_buy(market, amount, twin=TWIN):
