@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 from eth_utils import is_address, to_checksum_address
+from ape.utils import ZERO_ADDRESS
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 def nonzero_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

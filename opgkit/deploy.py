@@ -9,11 +9,11 @@ from pathlib import Path
 
 from ape import chain, project
 from ape.contracts import ContractInstance
+from ape.utils import ZERO_ADDRESS
 from eth_utils import keccak
 
 OPG = 10**18
 DAY = 86_400
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Deployment:
 
 
 def _json_arg(value):
-    if isinstance(value, ContractInstance) or hasattr(value, "address"):
+    if hasattr(value, "address"):  # contracts and accounts
         return str(value.address)
     if isinstance(value, (list, tuple)):
         return [_json_arg(v) for v in value]

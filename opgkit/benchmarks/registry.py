@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from ape import chain, project
+from ape.utils import ZERO_ADDRESS
 from eth_account import Account
 from eth_utils import keccak
 
@@ -21,7 +22,6 @@ NO_ANCHOR = "no external anchor; tracked for regressions"
 RECORD_FLOOR = 74_929
 RECORD_FLOOR_SOURCE = "yardstick for one signed record: 2 new slots + event + ecrecover"
 ZERO32 = b"\x00" * 32
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ATTESTORS = [Account.from_key(keccak(text=f"benchmark attestor {i}")) for i in range(3)]
 
 
