@@ -24,6 +24,7 @@ contract ModelRegistry is IModelRegistry {
     mapping(bytes32 modelId => address) private _pendingOwners;
     mapping(bytes32 modelId => bytes32[]) private _children;
     mapping(bytes32 family => bytes32[]) private _versions;
+    mapping(bytes32 modelId => uint256) private _deprecatedAt;
 
     error ModelRegistryEmptyContentHash();
     error ModelRegistryAlreadyRegistered(bytes32 modelId);
@@ -104,6 +105,7 @@ contract ModelRegistry is IModelRegistry {
     function deprecate(bytes32 modelId) external onlyModelOwner(modelId) {
         if (_models[modelId].deprecated) revert ModelRegistryDeprecated(modelId);
         _models[modelId].deprecated = true;
+        _deprecatedAt[modelId] = block.timestamp;
         emit ModelDeprecated(modelId);
     }
 
@@ -147,6 +149,24 @@ contract ModelRegistry is IModelRegistry {
     function acceptsMode(bytes32 modelId, Mode mode) external view returns (bool) {
         Model storage m = _models[modelId];
         return m.owner != address(0) && !m.deprecated && (m.allowedModes & _modeBit(mode)) != 0 && mode >= m.minimumMode;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function deprecatedAt(bytes32 modelId) external view returns (uint256) {
+        return _deprecatedAt[modelId];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function paymentTerms(bytes32 modelId)
+        external
+        view
+        returns (address owner, uint16 royaltyBps, address royaltyRecipient)
+    {
+        Model storage m = _models[modelId];
+        owner = m.owner;
+        if (owner == address(0)) revert ModelRegistryUnknownModel(modelId);
+        royaltyBps = m.royaltyBps;
+        if (royaltyBps != 0) royaltyRecipient = _models[m.parent].owner;
     }
 
     /// @inheritdoc IModelRegistry

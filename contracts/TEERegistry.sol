@@ -230,6 +230,12 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
     }
 
     /// @inheritdoc ITEERegistry
+    function payeeOf(address teeKey) external view returns (address operator, address paymentAddress) {
+        Tee storage t = _tees[teeKey];
+        return (t.operator, t.paymentAddress);
+    }
+
+    /// @inheritdoc ITEERegistry
     function measurement(bytes32 measurementHash) external view returns (Measurement memory) {
         return _measurements[measurementHash];
     }

@@ -75,6 +75,14 @@ interface IModelRegistry {
     function exists(bytes32 modelId) external view returns (bool);
     /// @notice True when the model exists, is not deprecated, allows `mode` and `mode` meets its minimum.
     function acceptsMode(bytes32 modelId, Mode mode) external view returns (bool);
+    /// @notice When the model was deprecated, or zero while it is live.
+    function deprecatedAt(bytes32 modelId) external view returns (uint256);
+    /// @notice Who is paid for an inference of `modelId`: its owner, and the parent's owner with the royalty share
+    /// (`royaltyRecipient` is zero for a root model). Reverts for an unknown model.
+    function paymentTerms(bytes32 modelId)
+        external
+        view
+        returns (address owner, uint16 royaltyBps, address royaltyRecipient);
     function pendingOwner(bytes32 modelId) external view returns (address);
     function childCount(bytes32 modelId) external view returns (uint256);
     function children(bytes32 modelId, uint256 offset, uint256 limit) external view returns (bytes32[] memory);

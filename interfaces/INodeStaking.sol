@@ -96,6 +96,9 @@ interface INodeStaking is IERC5805 {
     /// @notice Pay the caller its rewards from `operator`'s pool.
     function claimRewards(address operator) external returns (uint256 amount);
 
+    /// @notice Seconds between unbonding and withdrawal; stake stays slashable for at least this long.
+    function unbondingDelay() external view returns (uint256);
+
     /// @notice True when `operator` bonds for `role`, is not jailed and its self-bond meets the role's minimum.
     function isActiveOperator(address operator, Role role) external view returns (bool);
 

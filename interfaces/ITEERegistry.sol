@@ -64,6 +64,8 @@ interface ITEERegistry {
     /// node now. Future timestamps are never active.
     function isActive(address teeKey, uint256 timestamp) external view returns (bool);
     function tee(address teeKey) external view returns (Tee memory);
+    /// @notice The operator of `teeKey` and the address its fees are paid to (both zero for an unknown key).
+    function payeeOf(address teeKey) external view returns (address operator, address paymentAddress);
     function measurement(bytes32 measurementHash) external view returns (Measurement memory);
     function lastHeartbeat(address teeKey) external view returns (uint256);
     function teeCountOfOperator(address operator) external view returns (uint256);

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+
+import {IInferenceSettlement} from "../interfaces/IInferenceSettlement.sol";
+import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
+import {INodeStaking} from "../interfaces/INodeStaking.sol";
+import {ReceiptHashing} from "./ReceiptHashing.sol";
+
+/// @title Settlement payments
+/// @notice x402-style payments for settled receipts. A payer signs a `PaymentAuthorization` for one
+/// requestId with a ceiling and a deadline; settlement charges the receipt's price from the payer's prepaid
+/// escrow when it covers the price, otherwise straight from the payer's wallet (ERC-20 allowance). The price
+/// is split between the node, the model owner (less the parent's royalty), the protocol treasury and the
+/// node's stakers. Everyone withdraws what they are owed (pull); stakers' share goes to `NodeStaking` when
+/// anyone calls `distributeStakerRewards`.
+abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    uint256 public constant BPS = 10_000;
+    /// @notice The node keeps at least half of every price.
+    uint256 public constant MAX_SHARES_BPS = 5_000;
+
+    IERC20 public immutable token;
+    INodeStaking public immutable staking;
+    IModelRegistry public immutable models;
+
+    address public treasury;
+    uint16 public protocolFeeBps;
+    uint16 public stakerRewardBps;
+    uint16 public modelOwnerBps;
+
+    /// @notice OPG a payer has prepaid; settlement draws on it first.
+    mapping(address payer => uint256) public escrowOf;
+    /// @notice OPG an account may withdraw: node fees, model fees, royalties, treasury fees, refunds are in escrow.
+    mapping(address account => uint256) public proceedsOf;
+    /// @notice Stakers' share owed to an operator's pool, not yet sent to `NodeStaking`.
+    mapping(address operator => uint256) public stakerRewardsOwed;
+    /// @notice A payer's current authorization epoch; authorizations signed for another value are void.
+    mapping(address payer => uint256) public authorizationNonce;
+
+    event FeeSplitSet(uint16 protocolFeeBps, uint16 stakerRewardBps, uint16 modelOwnerBps);
+    event TreasurySet(address indexed previous, address indexed current);
+
+    error InferenceSettlementZeroAddress();
+    error InferenceSettlementZeroAmount();
+    error InferenceSettlementFeeSplitTooHigh(uint256 totalBps, uint256 maximum);
+    error InferenceSettlementInsufficientEscrow(uint256 available, uint256 requested);
+    error InferenceSettlementNothingToWithdraw(address account);
+    error InferenceSettlementZeroPayer(bytes32 requestId);
+    error InferenceSettlementAuthorizationMismatch(bytes32 requestId, bytes32 authorizedRequestId);
+    error InferenceSettlementAuthorizationExpired(uint64 deadline);
+    error InferenceSettlementStaleAuthorization(uint256 nonce, uint256 currentNonce);
+    error InferenceSettlementPriceAboveAuthorization(uint256 price, uint256 maxAmount);
+    error InferenceSettlementBadAuthorizationSignature(address payer);
+
+    constructor(IERC20 token_, INodeStaking staking_, IModelRegistry models_, address treasury_) {
+        if (address(token_) == address(0) || address(staking_) == address(0) || address(models_) == address(0)) {
+            revert InferenceSettlementZeroAddress();
+        }
+        token = token_;
+        staking = staking_;
+        models = models_;
+        _setTreasury(treasury_);
+        _setFeeSplit(500, 1_000, 2_000);
+    }
+
+    // ---------------------------------------------------------------- admin
+
+    /// @notice Set the shares of each price that go to the treasury, the node's stakers and the model owner;
+    /// the node keeps the rest (at least half).
+    function setFeeSplit(uint16 protocolFeeBps_, uint16 stakerRewardBps_, uint16 modelOwnerBps_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        _setFeeSplit(protocolFeeBps_, stakerRewardBps_, modelOwnerBps_);
+    }
+
+    function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setTreasury(treasury_);
+    }
+
+    // ---------------------------------------------------------------- payers
+
+    /// @inheritdoc IInferenceSettlement
+    function deposit(uint256 amount) external nonReentrant {
+        if (amount == 0) revert InferenceSettlementZeroAmount();
+        escrowOf[msg.sender] += amount;
+        emit Deposited(msg.sender, amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function withdrawEscrow(uint256 amount) external nonReentrant {
+        if (amount == 0) revert InferenceSettlementZeroAmount();
+        uint256 available = escrowOf[msg.sender];
+        if (amount > available) revert InferenceSettlementInsufficientEscrow(available, amount);
+        escrowOf[msg.sender] = available - amount;
+        emit EscrowWithdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function revokeAuthorizations() external {
+        uint256 next = ++authorizationNonce[msg.sender];
+        emit AuthorizationsRevoked(msg.sender, next);
+    }
+
+    // ---------------------------------------------------------------- payees
+
+    /// @inheritdoc IInferenceSettlement
+    function withdrawProceeds() external nonReentrant returns (uint256 amount) {
+        amount = proceedsOf[msg.sender];
+        if (amount == 0) revert InferenceSettlementNothingToWithdraw(msg.sender);
+        proceedsOf[msg.sender] = 0;
+        emit ProceedsWithdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function distributeStakerRewards(address operator) external nonReentrant returns (uint256 amount) {
+        amount = stakerRewardsOwed[operator];
+        if (amount == 0) revert InferenceSettlementNothingToWithdraw(operator);
+        stakerRewardsOwed[operator] = 0;
+        emit StakerRewardsDistributed(operator, amount);
+        token.forceApprove(address(staking), amount);
+        staking.notifyReward(operator, amount);
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function paymentDigest(PaymentAuthorization calldata authorization) public view returns (bytes32) {
+        return _hashTypedDataV4(ReceiptHashing.structHash(authorization));
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    /// @dev Check the payer's authorization for `receipt` and move its price into this contract's custody.
+    /// Callers guarantee the requestId has never been charged, which is what makes an authorization single-use.
+    function _collect(
+        Receipt calldata receipt,
+        PaymentAuthorization calldata authorization,
+        bytes calldata authorizationSignature
+    ) internal {
+        address payer = receipt.payer;
+        uint256 price = receipt.price;
+        if (payer == address(0)) revert InferenceSettlementZeroPayer(receipt.requestId);
+        if (authorization.requestId != receipt.requestId) {
+            revert InferenceSettlementAuthorizationMismatch(receipt.requestId, authorization.requestId);
+        }
+        if (block.timestamp > authorization.deadline) revert InferenceSettlementAuthorizationExpired(authorization.deadline);
+        uint256 current = authorizationNonce[payer];
+        if (authorization.nonce != current) revert InferenceSettlementStaleAuthorization(authorization.nonce, current);
+        if (price > authorization.maxAmount) {
+            revert InferenceSettlementPriceAboveAuthorization(price, authorization.maxAmount);
+        }
+        if (!SignatureChecker.isValidSignatureNow(payer, paymentDigest(authorization), authorizationSignature)) {
+            revert InferenceSettlementBadAuthorizationSignature(payer);
+        }
+
+        uint256 escrow = escrowOf[payer];
+        bool fromEscrow = escrow >= price;
+        emit PaymentCharged(receipt.requestId, payer, price, fromEscrow);
+        if (fromEscrow) {
+            escrowOf[payer] = escrow - price;
+        } else {
+            token.safeTransferFrom(payer, address(this), price);
+        }
+    }
+
+    /// @dev Credit `amount`, already in custody, to everyone owed a share of it.
+    function _split(bytes32 requestId, bytes32 modelId, uint256 amount, address nodePayee, address operator) internal {
+        (address modelOwner, uint16 royaltyBps, address royaltyRecipient) = models.paymentTerms(modelId);
+        uint256 toTreasury = amount * protocolFeeBps / BPS;
+        uint256 toStakers = amount * stakerRewardBps / BPS;
+        uint256 ownerCut = amount * modelOwnerBps / BPS;
+        uint256 toRoyalty = ownerCut * royaltyBps / BPS;
+        uint256 toNode = amount - toTreasury - toStakers - ownerCut;
+
+        proceedsOf[treasury] += toTreasury;
+        stakerRewardsOwed[operator] += toStakers;
+        proceedsOf[modelOwner] += ownerCut - toRoyalty;
+        if (toRoyalty != 0) proceedsOf[royaltyRecipient] += toRoyalty;
+        proceedsOf[nodePayee] += toNode;
+        emit PaymentSplit(requestId, nodePayee, toNode, ownerCut - toRoyalty, toRoyalty, toTreasury, toStakers);
+    }
+
+    function _setFeeSplit(uint16 protocolFeeBps_, uint16 stakerRewardBps_, uint16 modelOwnerBps_) private {
+        uint256 total = uint256(protocolFeeBps_) + stakerRewardBps_ + modelOwnerBps_;
+        if (total > MAX_SHARES_BPS) revert InferenceSettlementFeeSplitTooHigh(total, MAX_SHARES_BPS);
+        protocolFeeBps = protocolFeeBps_;
+        stakerRewardBps = stakerRewardBps_;
+        modelOwnerBps = modelOwnerBps_;
+        emit FeeSplitSet(protocolFeeBps_, stakerRewardBps_, modelOwnerBps_);
+    }
+
+    function _setTreasury(address treasury_) private {
+        if (treasury_ == address(0)) revert InferenceSettlementZeroAddress();
+        emit TreasurySet(treasury, treasury_);
+        treasury = treasury_;
+    }
+}
