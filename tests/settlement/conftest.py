@@ -1,0 +1,159 @@
+"""Settlement fixtures: a whole protocol (token, staking, registries, settlement) per test module.
+
+Roles: `operator` is an inference + TEE node and runs the TEE `tee_key`; `operator2` is a settlement
+relayer; `alice` pays; `carol` owns the models; `reporter` challenges; `gov` administers everything.
+"""
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from opgkit.attestation import build_statement, quorum_evidence, sign_heartbeat
+from opgkit.receipts import sign_payment, sign_receipt
+from opgkit.testing import advance
+from settlement_helpers import (
+    CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
+    TLS_CERT_HASH, ZK_BIASES, ZK_INPUT_COUNT, ZK_WEIGHTS, Mode, model_spec,
+)
+
+FUNDING = 1_000_000 * OPG
+NODE_BOND = 50_000 * OPG
+MAX_UINT = 2**256 - 1
+
+
+@pytest.fixture(scope="module")
+def staking(deploy_staking, token, gov, treasury, operator, operator2, alice, bob):
+    staking = deploy_staking(token, gov, treasury)
+    for account in (operator, operator2, alice, bob):
+        token.transfer(account, FUNDING, sender=treasury)
+        token.approve(staking, MAX_UINT, sender=account)
+    staking.registerOperator(INFERENCE_BIT | TEE_BIT, NODE_BOND, 1_000, sender=operator)
+    staking.registerOperator(RELAYER_BIT, NODE_BOND, 0, sender=operator2)
+    return staking
+
+
+@pytest.fixture(scope="module")
+def models(project, deployer):
+    return deployer.deploy(project.ModelRegistry)
+
+
+@pytest.fixture(scope="module")
+def zk_verifier(project, deployer):
+    return deployer.deploy(project.ReexecutionVerifier, ZK_WEIGHTS, ZK_BIASES, ZK_INPUT_COUNT)
+
+
+@pytest.fixture(scope="module")
+def register_model(models, carol):
+    def register(label, allowed, owner=None, **kwargs):
+        tx = models.register(model_spec(label, allowed, **kwargs), sender=owner or carol)
+        return tx.events.filter(models.ModelRegistered)[0].modelId
+
+    return register
+
+
+@pytest.fixture(scope="module")
+def open_model(register_model):
+    """Accepts VANILLA and TEE."""
+    return register_model("open", [Mode.VANILLA, Mode.TEE])
+
+
+@pytest.fixture(scope="module")
+def tee_model(register_model):
+    """Accepts TEE only (minimum mode TEE)."""
+    return register_model("tee-only", [Mode.TEE], minimum=Mode.TEE)
+
+
+@pytest.fixture(scope="module")
+def zk_model(register_model, zk_verifier):
+    """Accepts ZKML only, verified by the re-execution verifier."""
+    return register_model("zk", [Mode.ZKML], minimum=Mode.ZKML, verifier=zk_verifier.address)
+
+
+@pytest.fixture(scope="module")
+def fork_model(register_model, open_model, bob):
+    """Bob's fork of `open_model`, owing carol (the parent's owner) a 10% royalty."""
+    return register_model("fork", [Mode.VANILLA, Mode.TEE], owner=bob, parent=open_model, royalty_bps=1_000)
+
+
+@pytest.fixture(scope="session")
+def attestor_keys():
+    return [Account.from_key(keccak(text=f"settlement attestor {i}")) for i in range(2)]
+
+
+@pytest.fixture(scope="session")
+def tee_key():
+    return Account.from_key(keccak(text="settlement tee key"))
+
+
+@pytest.fixture(scope="module")
+def tees(project, deployer, gov, staking, attestor_keys, operator, tee_key, chain):
+    verifier = deployer.deploy(project.AttestorQuorumVerifier, gov, [key.address for key in attestor_keys], 2)
+    registry = deployer.deploy(project.TEERegistry, staking, verifier, gov, 3_600)
+    registry.addTeeType(NITRO, "AWS Nitro", sender=gov)
+    registry.approveMeasurement(PCR, NITRO, 1, sender=gov)
+    endpoint = "https://tee.example:8443"
+    statement = build_statement(
+        registry, operator=operator.address, tee_key=tee_key.address, tee_type=NITRO, measurement=PCR,
+        tls_cert_hash=TLS_CERT_HASH, payment_address=operator.address, endpoint=endpoint,
+        expiry=chain.pending_timestamp + 3_600,
+    )
+    registry.registerTee(statement.as_args(), endpoint, quorum_evidence(verifier, statement, attestor_keys),
+                         sender=operator)
+    return registry
+
+
+@pytest.fixture(scope="module")
+def deploy_settlement(project, deployer, token, staking, models, tees, treasury, gov):
+    def deploy(**overrides):
+        params = dict(challenge_window=CHALLENGE_WINDOW, proof_window=PROOF_WINDOW, max_age=MAX_RECEIPT_AGE) | overrides
+        settlement = deployer.deploy(
+            project.InferenceSettlement, token, staking, models, tees, treasury, gov,
+            params["challenge_window"], params["proof_window"], params["max_age"],
+        )
+        staking.grantRole(staking.SLASHER_ROLE(), settlement, sender=gov)
+        return settlement
+
+    return deploy
+
+
+@pytest.fixture(scope="module")
+def settlement(deploy_settlement, token, alice, bob):
+    settlement = deploy_settlement()
+    for payer in (alice, bob):
+        token.approve(settlement, MAX_UINT, sender=payer)
+    return settlement
+
+
+@pytest.fixture
+def now(chain):
+    """Timestamp of the latest block: a receipt made "now" is never from the future for the next one."""
+    return lambda: chain.blocks.head.timestamp
+
+
+@pytest.fixture
+def heartbeat(tees, tee_key, chain, deployer):
+    """Relay a heartbeat of `tee_key` at the latest block's time, so the TEE is active from then on."""
+
+    def beat():
+        advance(chain, 1)  # a heartbeat must be newer than the last one
+        timestamp = chain.blocks.head.timestamp
+        tees.heartbeat(tee_key.address, timestamp, sign_heartbeat(tees, tee_key, timestamp), sender=deployer)
+        return timestamp
+
+    return beat
+
+
+def private_key(signer):
+    """The key of a LocalAccount or an ape test account."""
+    return signer.key if hasattr(signer, "key") else signer.private_key
+
+
+@pytest.fixture
+def sign(settlement):
+    """Sign a receipt with a LocalAccount or an ape test account."""
+    return lambda receipt, signer: sign_receipt(settlement, receipt, private_key(signer))
+
+
+@pytest.fixture
+def sign_auth(settlement):
+    return lambda authorization, payer: sign_payment(settlement, authorization, private_key(payer))
