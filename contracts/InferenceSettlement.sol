@@ -511,7 +511,7 @@ contract InferenceSettlement is SettlementPayments {
         if (receipt.mode == IModelRegistry.Mode.Zkml) return Fault.ModeNotBatchable;
         if (!models.exists(receipt.modelId)) return Fault.UnknownModel;
         uint256 deprecatedAt = models.deprecatedAt(receipt.modelId);
-        if (deprecatedAt != 0 && deprecatedAt <= b.postedAt) return Fault.ModelDeprecated;
+        if (deprecatedAt != 0 && deprecatedAt < b.postedAt) return Fault.ModelDeprecated;
         if (!_policyAccepts(receipt.modelId, receipt.mode)) return Fault.ModeNotAccepted;
         uint64 timestamp = receipt.timestamp;
         if (timestamp > b.postedAt || b.postedAt - timestamp > maxReceiptAge) return Fault.TimestampOutOfBounds;
