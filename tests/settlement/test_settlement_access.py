@@ -64,7 +64,11 @@ def test_parameters__out_of_bounds__named_errors(settlement, gov):
         settlement.setTreasury("0x" + "00" * 20, sender=gov)
 
 
-def test_constructor__zero_addresses__refused(project, deployer, token, staking, models, tees, treasury, gov):
+def test_constructor__zero_addresses__refused(project, accounts, deployer, token, staking, models, tees, treasury, gov):
+    # A never-used deployer: ape decodes a deploy's revert with whatever contract it last saw at the would-be
+    # address, and snapshots make addresses repeat across tests.
+    deployer = accounts.generate_test_account()
+    gov.transfer(deployer, 10**18)
     zero = "0x" + "00" * 20
     with ape.reverts(project.InferenceSettlement.InferenceSettlementZeroAddress):
         deployer.deploy(project.InferenceSettlement, token, staking, models, zero, treasury, gov, 3_600, 3_600, 86_400)
