@@ -10,7 +10,7 @@ from ape import accounts, chain
 from ape.cli import ConnectedProviderCommand
 
 from opgkit import PROJECT_ROOT
-from opgkit.benchmarks import BLOCK_TIME, registry, render_table, staking, token, twin
+from opgkit.benchmarks import BLOCK_TIME, registry, render_table, settlement, staking, token, twin
 
 FIXED_START = 2_000_000_000  # 2033-05-18
 
@@ -40,6 +40,7 @@ def cli(provider, output):
     rows += staking.measure(test_accounts[0], test_accounts[1:])
     rows += registry.measure(test_accounts[0], test_accounts[1:])
     rows += twin.measure(test_accounts[0], test_accounts[1:])
+    rows += settlement.measure(test_accounts[0], test_accounts[1:])
     header = HEADER.format(solc=config.solidity.version, evm=config.solidity.evm_version)
     output.write_text(render_table(rows, header))
     click.echo(output.read_text())

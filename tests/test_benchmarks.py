@@ -2,7 +2,7 @@
 
 import pytest
 
-from opgkit.benchmarks import GasRow, registry, render_table, staking, token, twin
+from opgkit.benchmarks import GasRow, registry, render_table, settlement, staking, token, twin
 
 
 def test_render_table__rows_given__one_line_each_with_delta():
@@ -49,3 +49,11 @@ def test_twin_benchmark__trades__cost_no_more_than_friend_tech(anvil_rows):
     rows = anvil_rows(twin)
     for operation in twin.FRIEND_TECH:
         assert rows[operation].gas <= rows[operation].anchor, operation
+
+
+def test_settlement_benchmark__batch_of_1024__at_most_100_gas_per_receipt(anvil_rows):
+    rows = anvil_rows(settlement)
+    per_receipt = [row for name, row in rows.items() if name.startswith("postBatch, per receipt at 1,024")]
+    assert len(per_receipt) == 1 and per_receipt[0].gas <= settlement.PER_RECEIPT_TARGET
+    assert {"settle (TEE, individual)", "settle (VANILLA, individual)", "challenge (bad signature; slashes the relayer)",
+            "postPending (TEE)", "deliverProof (TEE signature)"} <= set(rows)
