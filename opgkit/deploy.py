@@ -41,6 +41,10 @@ class ProtocolParameters:
     twin_subject_fee: int = 5 * 10**16
     twin_fee_increase_delay: int = 2 * DAY
     twin_transfer_delay: int = 2 * DAY
+    # Must stay below `unbonding_delay`, or a relayer could withdraw before a challenge lands.
+    challenge_window: int = 3_600
+    proof_window: int = 3_600
+    max_receipt_age: int = DAY
 
 
 @dataclass(frozen=True)
@@ -159,25 +163,33 @@ def deploy_all(
     suite = Suite(record_path)
     token = suite.deploy("OPGToken", deployer, project.OPGToken, treasury)
     timelock = suite.deploy("OPGTimelock", deployer, project.OPGTimelock, params.timelock_delay, [], [ZERO_ADDRESS], deployer)
+    # The deployer administers staking only until settlement may slash; then the timelock takes over.
     staking = suite.deploy(
-        "NodeStaking", deployer, project.NodeStaking, token, timelock, treasury, list(params.minimum_stakes),
+        "NodeStaking", deployer, project.NodeStaking, token, deployer, treasury, list(params.minimum_stakes),
         params.unbonding_delay, params.reporter_reward_bps, params.jail_duration,
     )
     governor = suite.deploy(
         "OPGGovernor", deployer, project.OPGGovernor, staking, timelock, params.voting_delay, params.voting_period,
         params.proposal_threshold, params.quorum_percent,
     )
-    suite.deploy("ModelRegistry", deployer, project.ModelRegistry)
+    models = suite.deploy("ModelRegistry", deployer, project.ModelRegistry)
     attestors = list(params.attestors) or [deployer.address]
     verifier = suite.deploy(
         "AttestorQuorumVerifier", deployer, project.AttestorQuorumVerifier, timelock, attestors, params.attestor_threshold
     )
-    suite.deploy("TEERegistry", deployer, project.TEERegistry, staking, verifier, timelock, params.max_heartbeat_age)
+    tees = suite.deploy(
+        "TEERegistry", deployer, project.TEERegistry, staking, verifier, timelock, params.max_heartbeat_age
+    )
+    settlement = suite.deploy(
+        "InferenceSettlement", deployer, project.InferenceSettlement, token, staking, models, tees, treasury, timelock,
+        params.challenge_window, params.proof_window, params.max_receipt_age,
+    )
     suite.deploy(
         "TwinMarket", deployer, project.TwinMarket, timelock, treasury, treasury, params.twin_curve_divisor,
         params.twin_min_shares_to_create, params.twin_protocol_fee_cap, params.twin_subject_fee_cap,
         params.twin_protocol_fee, params.twin_subject_fee, params.twin_fee_increase_delay, params.twin_transfer_delay,
     )
+    _hand_staking_to_timelock(staking, settlement, timelock, deployer)
     for role in (timelock.PROPOSER_ROLE(), timelock.CANCELLER_ROLE()):
         if not timelock.hasRole(role, governor):
             timelock.grantRole(role, governor, sender=deployer)
@@ -187,12 +199,28 @@ def deploy_all(
     return suite
 
 
+def _hand_staking_to_timelock(staking, settlement, timelock, deployer) -> None:
+    admin, slasher = staking.DEFAULT_ADMIN_ROLE(), staking.SLASHER_ROLE()
+    if not staking.hasRole(slasher, settlement):
+        if not staking.hasRole(admin, deployer):
+            raise WiringError(
+                f"InferenceSettlement at {settlement.address} needs SLASHER_ROLE on NodeStaking, which the timelock "
+                "now administers: propose grantRole(SLASHER_ROLE, settlement) through governance"
+            )
+        staking.grantRole(slasher, settlement, sender=deployer)
+    if not staking.hasRole(admin, timelock):
+        staking.grantRole(admin, timelock, sender=deployer)
+    if staking.hasRole(admin, deployer):
+        staking.renounceRole(admin, deployer, sender=deployer)
+
+
 def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters) -> None:
     """Read every role and parameter back; raise WiringError listing each mismatch."""
-    token, timelock, staking, governor, verifier, tees, market = (
+    token, timelock, staking, governor, models, verifier, tees, settlement, market = (
         suite[n]
         for n in (
-            "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "AttestorQuorumVerifier", "TEERegistry", "TwinMarket",
+            "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier",
+            "TEERegistry", "InferenceSettlement", "TwinMarket",
         )
     )
     admin = staking.DEFAULT_ADMIN_ROLE()
@@ -220,6 +248,15 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "twin market fees go to the treasury": market.feeDestination() == treasury,
         "twin market fees": market.fees() == (params.twin_protocol_fee, params.twin_subject_fee),
         "twin market fee delay": market.feeIncreaseDelay() == params.twin_fee_increase_delay,
+        "settlement may slash": staking.hasRole(staking.SLASHER_ROLE(), settlement),
+        "settlement admin is the timelock": settlement.hasRole(admin, timelock) and not settlement.hasRole(admin, deployer),
+        "settlement reads staking, models and TEEs": (settlement.staking(), settlement.models(), settlement.teeRegistry())
+        == (staking.address, models.address, tees.address),
+        "settlement pays in OPG to the treasury": (settlement.token(), settlement.treasury()) == (token.address, treasury),
+        "challenge window": settlement.challengeWindow() == params.challenge_window,
+        "challenge window below unbonding delay": settlement.challengeWindow() < staking.unbondingDelay(),
+        "proof window": settlement.proofWindow() == params.proof_window,
+        "receipt age": settlement.maxReceiptAge() == params.max_receipt_age,
     }
     failed = [name for name, ok in checks.items() if not ok]
     if failed:

@@ -18,7 +18,7 @@ def suite(deployer, treasury):
 def test_deploy_all__default_parameters__deploys_in_dependency_order(suite):
     assert [d.name for d in suite.deployments] == [
         "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
-        "TwinMarket",
+        "InferenceSettlement", "TwinMarket",
     ]
     assert [d.block_number for d in suite.deployments] == sorted(d.block_number for d in suite.deployments)
 
@@ -28,6 +28,15 @@ def test_deploy_all__default_parameters__timelock_is_the_only_admin(suite, deplo
     assert staking.hasRole(staking.DEFAULT_ADMIN_ROLE(), timelock)
     assert not staking.hasRole(staking.DEFAULT_ADMIN_ROLE(), deployer)
     assert not timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer)
+    settlement = suite["InferenceSettlement"]
+    assert settlement.hasRole(settlement.DEFAULT_ADMIN_ROLE(), timelock)
+    assert not settlement.hasRole(settlement.DEFAULT_ADMIN_ROLE(), deployer)
+
+
+def test_deploy_all__default_parameters__settlement_may_slash(suite):
+    staking, settlement = suite["NodeStaking"], suite["InferenceSettlement"]
+    assert staking.hasRole(staking.SLASHER_ROLE(), settlement)
+    assert settlement.challengeWindow() < staking.unbondingDelay()
 
 
 def test_verify_wiring__parameters_differ__names_each_mismatch(suite, deployer, treasury):
@@ -93,3 +102,14 @@ def test_recorded_address__present_missing_or_absent_record(tmp_path, deployer, 
     assert recorded_address(record, "TwinMarket") == suite["TwinMarket"].address
     with pytest.raises(RecordError, match="records no Nothing"):
         recorded_address(record, "Nothing")
+
+
+def test_deploy_all__settlement_redeployed_after_handover__explains_governance_step(deployer, treasury, tmp_path):
+    """Staking is the timelock's by then: the deployer cannot grant the new settlement SLASHER_ROLE itself."""
+    record = tmp_path / "record.json"
+    deploy_all(deployer, treasury.address, record_path=record)
+    saved = json.loads(record.read_text())
+    saved["contracts"]["InferenceSettlement"]["code_hash"] = "0x" + "00" * 32
+    record.write_text(json.dumps(saved))
+    with pytest.raises(WiringError, match=r"needs SLASHER_ROLE on NodeStaking.*through governance"):
+        deploy_all(deployer, treasury.address, record_path=record)
