@@ -450,8 +450,8 @@ contract InferenceSettlement is SettlementPayments {
     }
 
     function _requireSignedBy(bytes32 receiptHash, address signer, bytes memory signature) private view {
-        (address recovered,,) = ECDSA.tryRecover(_hashTypedDataV4(receiptHash), signature);
-        if (recovered != signer || signer == address(0)) revert InferenceSettlementBadSignature(signer);
+        (address recovered, ECDSA.RecoverError error,) = ECDSA.tryRecover(_hashTypedDataV4(receiptHash), signature);
+        if (error != ECDSA.RecoverError.NoError || recovered != signer) revert InferenceSettlementBadSignature(signer);
     }
 
     function _requireSignerActive(Receipt calldata receipt) private view {
@@ -515,9 +515,9 @@ contract InferenceSettlement is SettlementPayments {
         if (!_policyAccepts(receipt.modelId, receipt.mode)) return Fault.ModeNotAccepted;
         uint64 timestamp = receipt.timestamp;
         if (timestamp > b.postedAt || b.postedAt - timestamp > maxReceiptAge) return Fault.TimestampOutOfBounds;
-        (address recovered,,) =
+        (address recovered, ECDSA.RecoverError error,) =
             ECDSA.tryRecoverCalldata(_hashTypedDataV4(ReceiptHashing.structHash(receipt)), signature);
-        if (recovered != receipt.signer || recovered == address(0)) return Fault.BadSignature;
+        if (error != ECDSA.RecoverError.NoError || recovered != receipt.signer) return Fault.BadSignature;
         if (!_signerActive(receipt)) return Fault.SignerInactive;
         if (_settledBefore(receipt.requestId, batchId, b.postedAt)) return Fault.AlreadySettled;
         return Fault.None;

@@ -179,7 +179,7 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         uint256 toTreasury = amount * protocolFeeBps / BPS;
         uint256 toStakers = amount * stakerRewardBps / BPS;
         uint256 ownerCut = amount * modelOwnerBps / BPS;
-        uint256 toRoyalty = ownerCut * royaltyBps / BPS;
+        uint256 toRoyalty = amount * modelOwnerBps * royaltyBps / (BPS * BPS);
         uint256 toNode = amount - toTreasury - toStakers - ownerCut;
 
         proceedsOf[treasury] += toTreasury;

@@ -13,7 +13,7 @@ BPS = 10_000
 
 def expected_split(amount, protocol=500, stakers=1_000, owner=2_000, royalty=0):
     to_treasury, to_stakers, owner_cut = amount * protocol // BPS, amount * stakers // BPS, amount * owner // BPS
-    to_royalty = owner_cut * royalty // BPS
+    to_royalty = amount * owner * royalty // (BPS * BPS)
     return dict(treasury=to_treasury, stakers=to_stakers, owner=owner_cut - to_royalty, royalty=to_royalty,
                 node=amount - to_treasury - to_stakers - owner_cut)
 
