@@ -45,7 +45,7 @@ compile: setup
 	ape compile
 
 demo: compile
-	ape run deploy --network $(NETWORK) --account TEST::0
+	ape run demo --network $(NETWORK)
 
 test: compile
 	ape test tests --network $(NETWORK)

@@ -1,0 +1,266 @@
+"""The protocol's story on a local chain, end to end, with real contracts, keys and signatures.
+
+Each chapter is a method of ``Story`` that acts and then reports what happened through ``say``. The
+chapters build on each other in the order of ``Story.CHAPTERS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from ape import chain, project
+from eth_account import Account
+from eth_utils import keccak
+
+from opgkit import twin_model
+from opgkit.attestation import build_statement, quorum_evidence
+from opgkit.deploy import DAY, OPG, ProtocolParameters, Suite, deploy_all
+from opgkit.fee_monitor import AlertRules, Checkpoint, Snapshot, event_line, percent, report_new_events
+from opgkit.manifest import manifest_from_response
+from opgkit.receipt_verifier import ReceiptDocument, verify_document
+from opgkit.receipts import (
+    Fault, Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, Status, sign_payment, sign_receipt,
+)
+from opgkit.testing import advance
+
+NITRO = 1
+ENCLAVE_MEASUREMENT = hashlib.sha256(b"opg demo enclave image v1").digest()
+TEE_KEY = Account.from_key(keccak(text="opg demo tee key"))
+INFERENCE_AND_TEE, RELAYER = 1 | 2, 4
+ZERO_ADDRESS = "0x" + "00" * 20
+FOR = 1
+RAISED_PROTOCOL_FEE = 8 * 10**16
+ALERT_ABOVE = 7 * 10**16
+MAX_RISK_SCORE = 40
+IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(48))).decode()
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Who plays which part (ape accounts)."""
+
+    deployer: object
+    node: object
+    relayer: object
+    payer: object
+    model_owner: object
+    challenger: object
+    trader: object
+    beneficiary: object
+
+    @classmethod
+    def from_accounts(cls, accounts) -> "Cast":
+        return cls(*accounts[:8])
+
+
+def opg(amount: int) -> str:
+    return f"{amount / OPG:,.4f}".rstrip("0").rstrip(".") + " OPG"
+
+
+class Story:
+    CHAPTERS = ("deploy", "stake", "govern", "register", "settle_individually", "batch_and_challenge",
+                "consumer_vault", "audit_receipt", "twin_market", "monitor_fees")
+
+    def __init__(self, cast: Cast, say, params: ProtocolParameters = ProtocolParameters()):
+        self.cast, self.say, self.params = cast, say, params
+        self.suite: Suite | None = None
+        self.start_block = chain.blocks.head.number
+
+    def __getattr__(self, name):
+        # Contracts by their deployment name: self.NodeStaking, self.InferenceSettlement, ...
+        suite = self.__dict__.get("suite")
+        if suite is not None and name[:1].isupper():
+            return suite[name]
+        raise AttributeError(name)
+
+    def run(self) -> None:
+        for number, chapter in enumerate(self.CHAPTERS, start=1):
+            self.say(f"\n{number}. {getattr(self, chapter).__doc__}")
+            getattr(self, chapter)()
+
+    # ---------------------------------------------------------------- chapters
+
+    def deploy(self):
+        """Deploy the protocol (the deploy script's own code path)"""
+        self.suite = deploy_all(self.cast.deployer, self.cast.deployer.address, self.params)
+        for deployment in self.suite.deployments:
+            self.say(f"   {deployment.name:<22} {deployment.contract.address}")
+        self.say("   wiring verified: the timelock is the only admin; settlement may slash")
+
+    def stake(self):
+        """Operators bond OPG: an inference + TEE node and a settlement relayer"""
+        token, staking = self.OPGToken, self.NodeStaking
+        for account, roles, bond in ((self.cast.node, INFERENCE_AND_TEE, 100_000 * OPG),
+                                     (self.cast.relayer, RELAYER, 100_000 * OPG)):
+            token.transfer(account, 1_000_000 * OPG, sender=self.cast.deployer)
+            token.approve(staking, 2**256 - 1, sender=account)
+            staking.registerOperator(roles, bond, 1_000, sender=account)
+        for account in (self.cast.payer, self.cast.trader):
+            token.transfer(account, 10_000 * OPG, sender=self.cast.deployer)
+        advance(chain, 1)
+        self.say(f"   node {self.cast.node.address} bonds {opg(staking.selfBond(self.cast.node))} "
+                 f"(voting power {opg(staking.getVotes(self.cast.node))})")
+        self.say(f"   relayer {self.cast.relayer.address} bonds {opg(staking.selfBond(self.cast.relayer))}")
+
+    def govern(self):
+        """Stake-weighted governance approves an enclave measurement and schedules a fee rise"""
+        governor, tees, market = self.OPGGovernor, self.TEERegistry, self.TwinMarket
+        targets = [tees.address, tees.address, market.address]
+        calldatas = [
+            tees.addTeeType.encode_input(NITRO, "AWS Nitro"),
+            tees.approveMeasurement.encode_input(ENCLAVE_MEASUREMENT, NITRO, 1),
+            market.setFees.encode_input(RAISED_PROTOCOL_FEE, self.params.twin_subject_fee),
+        ]
+        description = "Approve the demo enclave; raise the twin protocol fee to 8%"
+        values, description_hash = [0, 0, 0], keccak(text=description)
+        governor.propose(targets, values, calldatas, description, sender=self.cast.node)
+        proposal = governor.hashProposal(targets, values, calldatas, description_hash)
+        advance(chain, self.params.voting_delay + 1)
+        governor.castVote(proposal, FOR, sender=self.cast.node)
+        advance(chain, self.params.voting_period)
+        governor.queue(targets, values, calldatas, description_hash, sender=self.cast.node)
+        advance(chain, self.params.timelock_delay)
+        governor.execute(targets, values, calldatas, description_hash, sender=self.cast.node)
+        votes_for = governor.proposalVotes(proposal)[1]
+        self.say(f"   proposal passed with {opg(votes_for)} for; executed through the timelock after "
+                 f"{(self.params.voting_delay + self.params.voting_period + self.params.timelock_delay) // DAY} days")
+        self.say(f"   measurement 0x{ENCLAVE_MEASUREMENT.hex()[:16]}… approved; twin fee rise scheduled")
+
+    def register(self):
+        """A model owner registers two models; the node registers its TEE with an attestation"""
+        models, tees = self.ModelRegistry, self.TEERegistry
+        self.chat_model = self._register_model("chat", allowed=1 | 2, minimum=Mode.VANILLA)
+        self.risk_model = self._register_model("risk-scorer", allowed=2, minimum=Mode.TEE)
+        endpoint = "https://tee.node.example:8443"
+        statement = build_statement(
+            tees, operator=self.cast.node.address, tee_key=TEE_KEY.address, tee_type=NITRO,
+            measurement=ENCLAVE_MEASUREMENT, tls_cert_hash=keccak(text="demo tls certificate"),
+            payment_address=self.cast.node.address, endpoint=endpoint, expiry=chain.pending_timestamp + 3_600,
+        )
+        verifier = self.AttestorQuorumVerifier
+        evidence = quorum_evidence(verifier, statement, [Account.from_key(self.cast.deployer.private_key)])
+        tees.registerTee(statement.as_args(), endpoint, evidence, sender=self.cast.node)
+        self.say(f"   model chat        0x{self.chat_model.hex()[:16]}…  VANILLA or TEE, "
+                 f"{opg(models.model(self.chat_model).price)} per inference")
+        self.say(f"   model risk-scorer 0x{self.risk_model.hex()[:16]}…  TEE or better")
+        self.say(f"   TEE key {TEE_KEY.address} active now: {tees.isActive(TEE_KEY.address, chain.blocks.head.timestamp)}")
+
+    def settle_individually(self):
+        """A payer authorizes 2 OPG; the TEE signs a text + image answer; it settles and pays at once"""
+        settlement, payer = self.InferenceSettlement, self.cast.payer
+        self.OPGToken.approve(settlement, 2**256 - 1, sender=payer)
+        settlement.deposit(10 * OPG, sender=payer)
+        self.response = {"text": "A lighthouse on a cliff at dusk.", "images": [f"data:image/png;base64,{IMAGE}"],
+                         "usage": {"inputTokens": 14, "outputTokens": 9}}
+        manifest = manifest_from_response(self.response)
+        self.tee_receipt = Receipt(
+            requestId=keccak(text="demo request 1"), modelId=self.chat_model, inputHash=keccak(text="Draw a lighthouse"),
+            outputHash=manifest.output_hash(), mode=Mode.TEE, signer=TEE_KEY.address,
+            timestamp=chain.blocks.head.timestamp, payer=payer.address, price=2 * OPG,
+        )
+        self.tee_signature = sign_receipt(settlement, self.tee_receipt, TEE_KEY.key)
+        authorization = PaymentAuthorization(self.tee_receipt.requestId, maxAmount=3 * OPG,
+                                             deadline=chain.pending_timestamp + 600)
+        tx = settlement.settleAndPay(self.tee_receipt.as_args(), self.tee_signature, authorization.as_args(),
+                                     sign_payment(settlement, authorization, payer.private_key), sender=self.cast.node)
+        split = tx.events.filter(settlement.PaymentSplit)[0]
+        out = settlement.verifiedOutput(self.tee_receipt.requestId)
+        self.say(f"   manifest covers the text, {len(manifest.images)} image ({manifest.images[0].entry()['size']} bytes) "
+                 "and usage")
+        self.say(f"   status {Status(out.status).name}, mode {Mode(out.mode).name}, settled in one transaction "
+                 f"({tx.gas_used:,} gas)")
+        self.say(f"   paid from escrow: node {opg(split.toNode)}, model owner {opg(split.toModelOwner)}, "
+                 f"treasury {opg(split.toTreasury)}, stakers {opg(split.toStakers)}")
+
+    def batch_and_challenge(self):
+        """The relayer commits 4 receipts, one forged; a challenger proves it and the batch is rejected"""
+        settlement, staking = self.InferenceSettlement, self.NodeStaking
+        node_key, stamp = self.cast.node.private_key, chain.blocks.head.timestamp
+        signed = []
+        for i in range(4):
+            r = Receipt(requestId=keccak(text=f"demo batch {i}"), modelId=self.chat_model,
+                        inputHash=keccak(text=f"question {i}"), outputHash=keccak(text=f"answer {i}"),
+                        mode=Mode.VANILLA, signer=self.cast.node.address, timestamp=stamp)
+            signature = sign_receipt(settlement, r, node_key if i != 2 else Account.create().key)
+            signed.append(SignedReceipt(r, signature))
+        batch = ReceiptBatch(signed)
+        tx = settlement.postBatch(batch.root, len(batch), "ipfs://demo-batch", sender=self.cast.relayer)
+        batch_id = tx.events.filter(settlement.BatchPosted)[0].batchId
+        self.say(f"   batch {batch_id} posted: {len(batch)} receipts for {tx.gas_used:,} gas, pending for "
+                 f"{settlement.challengeWindow() // 60} minutes")
+        bond = staking.selfBond(self.cast.relayer)
+        before = self.OPGToken.balanceOf(self.cast.challenger)
+        tx = settlement.challenge(batch_id, batch.leaf(2), sender=self.cast.challenger)
+        fault = tx.events.filter(settlement.BatchChallenged)[0].fault
+        reward = self.OPGToken.balanceOf(self.cast.challenger) - before
+        self.say(f"   challenge proved {Fault(fault).name} on receipt 3: batch {batch_id} is "
+                 f"{Status(settlement.batchStatus(batch_id)).name}")
+        self.say(f"   relayer slashed {opg(bond - staking.selfBond(self.cast.relayer))} and jailed; "
+                 f"challenger rewarded {opg(reward)}")
+
+    def consumer_vault(self):
+        """A vault pays out only on a FINAL, TEE-or-better risk score for exactly that payout"""
+        settlement, token = self.InferenceSettlement, self.OPGToken
+        vault = self.cast.deployer.deploy(project.RiskGatedVault, settlement, token, self.risk_model, int(Mode.TEE),
+                                          MAX_RISK_SCORE, self.cast.deployer)
+        token.transfer(vault, 1_000 * OPG, sender=self.cast.deployer)
+        app = vault.open(self.cast.beneficiary, 500 * OPG, sender=self.cast.deployer).events[0].applicationId
+        score_manifest = manifest_from_response({"text": "12", "usage": {}})
+        r = Receipt(requestId=vault.requestIdOf(app), modelId=self.risk_model, inputHash=vault.inputHashOf(app),
+                    outputHash=score_manifest.output_hash(), mode=Mode.TEE, signer=TEE_KEY.address,
+                    timestamp=chain.blocks.head.timestamp)
+        status = Status(settlement.verifiedOutput(r.requestId).status).name
+        self.say(f"   vault {vault.address}: application {app} for {opg(500 * OPG)}; the node's answer (score 12) "
+                 f"is signed but its request is {status} on chain, so the vault has nothing to act on yet")
+        settlement.settle(r.as_args(), sign_receipt(settlement, r, TEE_KEY.key), sender=self.cast.beneficiary)
+        before = token.balanceOf(self.cast.beneficiary)
+        vault.release(app, r.as_args(), 12, "{}", sender=self.cast.beneficiary)
+        self.say(f"   after TEE settlement, risk score 12 ≤ {MAX_RISK_SCORE}: released "
+                 f"{opg(token.balanceOf(self.cast.beneficiary) - before)} to {self.cast.beneficiary.address}")
+
+    def audit_receipt(self):
+        """An auditor checks the TEE receipt and reads what its mode covers"""
+        settlement = self.InferenceSettlement
+        document = ReceiptDocument(self.tee_receipt, self.tee_signature, response=self.response)
+        report = verify_document(settlement, self.TEERegistry, self.NodeStaking, self.ModelRegistry, document)
+        for check in report.checks:
+            mark = {True: "ok", False: "FAIL", None: "--"}[check.ok]
+            self.say(f"   {mark:<4} {check.name:<13} {check.detail}")
+        covers, not_covered = report.covers()
+        self.say(f"   covers:      {covers}")
+        self.say(f"   not covered: {not_covered}")
+
+    def twin_market(self):
+        """A twin is created, bought and sold on the shares market"""
+        market, trader = self.TwinMarket, self.cast.trader
+        twin, deadline, divisor = b"\x0d" * 16, chain.pending_timestamp + 3_600, self.params.twin_curve_divisor
+        market.createTwin(twin, "https://twin.example/demo", 1, 0, 10**18, deadline, sender=self.cast.model_owner)
+        protocol, subject = market.fees()
+        quote = twin_model.buy_quote(1, 10, divisor, protocol, subject)
+        market.buy(twin, 10, quote.buy_cost, protocol + subject, deadline, value=quote.buy_cost, sender=trader)
+        sale = twin_model.sell_quote(11, 4, divisor, protocol, subject)
+        market.sell(twin, 4, sale.sell_payout, protocol + subject, deadline, sender=trader)
+        self.say(f"   bought 10 shares for {quote.buy_cost / 10**18:.6f} ETH, sold 4 for {sale.sell_payout / 10**18:.6f} ETH "
+                 f"at fees {percent(protocol)} + {percent(subject)}")
+
+    def monitor_fees(self):
+        """The fee monitor reports the twin market's fees and catches the scheduled rise"""
+        market = self.TwinMarket
+        snapshot = Snapshot.read(market)
+        self.say(f"   fees now {percent(snapshot.protocol_fee)} + {percent(snapshot.subject_fee)}; scheduled protocol "
+                 f"{percent(snapshot.pending_protocol_fee)} from timestamp {snapshot.pending_eta}")
+        checkpoint = Checkpoint.load(None, market.address, chain.chain_id, self.start_block)
+        alerts = report_new_events(market, checkpoint, chain.blocks.head.number, AlertRules(above=ALERT_ABOVE),
+                                   lambda event, reasons: self.say("   " + event_line(event, reasons).replace("\n", "\n   ")))
+        self.alerts = alerts
+        self.say(f"   {len(alerts)} alert(s) above {percent(ALERT_ABOVE)}")
+
+    # ---------------------------------------------------------------- helpers
+
+    def _register_model(self, label, allowed, minimum):
+        spec = (hashlib.sha256(f"demo model {label}".encode()).digest(), f"ipfs://demo/{label}", 2 * OPG, allowed,
+                int(minimum), b"\x00" * 32, False, 0, ZERO_ADDRESS, b"\x00" * 32)
+        tx = self.ModelRegistry.register(spec, sender=self.cast.model_owner)
+        return tx.events.filter(self.ModelRegistry.ModelRegistered)[0].modelId

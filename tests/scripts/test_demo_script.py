@@ -1,0 +1,29 @@
+"""`ape run demo`, the README's main command: its own anvil, the whole story, a readable report."""
+
+import subprocess
+
+from opgkit import PROJECT_ROOT
+
+
+def test_demo__local_chain__runs_every_chapter_and_reports():
+    result = subprocess.run(["ape", "run", "demo", "--network", "ethereum:local:foundry"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=600)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    for line in (
+        "wiring verified: the timelock is the only admin; settlement may slash",
+        "proposal passed with 100,000 OPG for",
+        "active now: True",
+        "status FINAL, mode TEE, settled in one transaction",
+        "challenge proved BAD_SIGNATURE on receipt 3",
+        "is REJECTED",
+        "relayer slashed 10,000 OPG and jailed",
+        "released 500 OPG",
+        "ok   output        the response (text, 1 image(s)",
+        "not covered: trust in the enclave vendor",
+        "FeeChangeScheduled       protocolFeePercent=8%",
+        "ALERT: protocol fee 8% is above 7%",
+        "done: every step above ran on chain",
+    ):
+        assert line in out, line
+    assert "FAIL" not in out and "Traceback" not in out + result.stderr
