@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ape import chain, project
 from ape.contracts import ContractInstance
@@ -90,8 +92,9 @@ class Suite:
             if record.get("chain_id") == chain.chain_id:
                 self._previous = record.get("contracts", {})
 
-    def deploy(self, name: str, deployer, container, *args) -> ContractInstance:
-        json_args = _json_arg(list(args))
+    def reusable(self, name: str, json_args) -> dict | None:
+        """The record of ``name`` if it can be reused: nothing before it was redeployed, same constructor
+        arguments, and the chain still holds the recorded code at its address."""
         previous = self._previous.get(name)
         if (
             not self._fresh
@@ -99,6 +102,13 @@ class Suite:
             and previous["constructor_args"] == json_args
             and code_hash(previous["address"]) == previous["code_hash"]
         ):
+            return previous
+        return None
+
+    def deploy(self, name: str, deployer, container, *args) -> ContractInstance:
+        json_args = _json_arg(list(args))
+        previous = self.reusable(name, json_args)
+        if previous is not None:
             contract = container.at(previous["address"])
             self.deployments.append(Deployment(name, contract, previous["tx_hash"], previous["block"], reused=True))
             return contract
@@ -152,54 +162,111 @@ class WiringError(Exception):
     """A deployed contract's roles or parameters differ from what was asked for."""
 
 
+@dataclass(frozen=True)
+class Step:
+    """One contract to deploy: its name (also its project contract type) and its constructor arguments, built
+    from the contracts before it (by name: deployed contracts, or for a plan their addresses or placeholders)."""
+
+    name: str
+    args: Callable[[Mapping[str, Any]], list]
+
+
+def deployment_steps(deployer: str, treasury: str, params: ProtocolParameters, handover: bool = True) -> list[Step]:
+    """Every contract in dependency order. With ``handover`` the timelock administers everything; without,
+    the deployer keeps every admin role (for a testnet you still want to tweak by hand)."""
+
+    def admin(c):
+        return c["OPGTimelock"] if handover else deployer
+
+    attestors = list(params.attestors) or [deployer]
+    return [
+        Step("OPGToken", lambda c: [treasury]),
+        Step("OPGTimelock", lambda c: [params.timelock_delay, [], [ZERO_ADDRESS], deployer]),
+        # The deployer administers staking only until settlement may slash; then admin() takes over.
+        Step("NodeStaking", lambda c: [c["OPGToken"], deployer, treasury, list(params.minimum_stakes),
+                                       params.unbonding_delay, params.reporter_reward_bps, params.jail_duration]),
+        Step("OPGGovernor", lambda c: [c["NodeStaking"], c["OPGTimelock"], params.voting_delay, params.voting_period,
+                                       params.proposal_threshold, params.quorum_percent]),
+        Step("ModelRegistry", lambda c: []),
+        Step("AttestorQuorumVerifier", lambda c: [admin(c), attestors, params.attestor_threshold]),
+        Step("TEERegistry", lambda c: [c["NodeStaking"], c["AttestorQuorumVerifier"], admin(c),
+                                       params.max_heartbeat_age]),
+        Step("InferenceSettlement", lambda c: [c["OPGToken"], c["NodeStaking"], c["ModelRegistry"], c["TEERegistry"],
+                                               treasury, admin(c), params.challenge_window, params.proof_window,
+                                               params.max_receipt_age]),
+        Step("TwinMarket", lambda c: [admin(c), treasury, treasury, params.twin_curve_divisor,
+                                      params.twin_min_shares_to_create, params.twin_protocol_fee_cap,
+                                      params.twin_subject_fee_cap, params.twin_protocol_fee, params.twin_subject_fee,
+                                      params.twin_fee_increase_delay, params.twin_transfer_delay]),
+    ]
+
+
+def wiring_steps(handover: bool = True) -> list[str]:
+    """What happens after the contracts are deployed, in order (each skipped when already done)."""
+    steps = [
+        "grant InferenceSettlement SLASHER_ROLE on NodeStaking",
+        "grant OPGGovernor PROPOSER_ROLE and CANCELLER_ROLE on OPGTimelock",
+    ]
+    if handover:
+        steps += ["grant OPGTimelock DEFAULT_ADMIN_ROLE on NodeStaking; the deployer renounces it",
+                  "the deployer renounces DEFAULT_ADMIN_ROLE on OPGTimelock"]
+    return steps + ["read every role and parameter back (wiring check)"]
+
+
 def deploy_all(
-    deployer, treasury: str, params: ProtocolParameters = ProtocolParameters(), record_path: Path | None = None
+    deployer, treasury: str, params: ProtocolParameters = ProtocolParameters(), record_path: Path | None = None,
+    handover: bool = True,
 ) -> Suite:
-    """Deploy every contract in dependency order; the timelock ends up as the only admin.
+    """Deploy every contract in dependency order, wire them, and check the wiring.
 
     Safe to re-run: with ``record_path``, contracts a previous (perhaps interrupted) run deployed are reused,
     and each wiring step is skipped when the chain already shows it done.
     """
     suite = Suite(record_path)
-    token = suite.deploy("OPGToken", deployer, project.OPGToken, treasury)
-    timelock = suite.deploy("OPGTimelock", deployer, project.OPGTimelock, params.timelock_delay, [], [ZERO_ADDRESS], deployer)
-    # The deployer administers staking only until settlement may slash; then the timelock takes over.
-    staking = suite.deploy(
-        "NodeStaking", deployer, project.NodeStaking, token, deployer, treasury, list(params.minimum_stakes),
-        params.unbonding_delay, params.reporter_reward_bps, params.jail_duration,
-    )
-    governor = suite.deploy(
-        "OPGGovernor", deployer, project.OPGGovernor, staking, timelock, params.voting_delay, params.voting_period,
-        params.proposal_threshold, params.quorum_percent,
-    )
-    models = suite.deploy("ModelRegistry", deployer, project.ModelRegistry)
-    attestors = list(params.attestors) or [deployer.address]
-    verifier = suite.deploy(
-        "AttestorQuorumVerifier", deployer, project.AttestorQuorumVerifier, timelock, attestors, params.attestor_threshold
-    )
-    tees = suite.deploy(
-        "TEERegistry", deployer, project.TEERegistry, staking, verifier, timelock, params.max_heartbeat_age
-    )
-    settlement = suite.deploy(
-        "InferenceSettlement", deployer, project.InferenceSettlement, token, staking, models, tees, treasury, timelock,
-        params.challenge_window, params.proof_window, params.max_receipt_age,
-    )
-    suite.deploy(
-        "TwinMarket", deployer, project.TwinMarket, timelock, treasury, treasury, params.twin_curve_divisor,
-        params.twin_min_shares_to_create, params.twin_protocol_fee_cap, params.twin_subject_fee_cap,
-        params.twin_protocol_fee, params.twin_subject_fee, params.twin_fee_increase_delay, params.twin_transfer_delay,
-    )
-    _hand_staking_to_timelock(staking, settlement, timelock, deployer)
+    deployed: dict[str, ContractInstance] = {}
+    for step in deployment_steps(deployer.address, treasury, params, handover):
+        deployed[step.name] = suite.deploy(step.name, deployer, getattr(project, step.name), *step.args(deployed))
+    staking, timelock, governor = deployed["NodeStaking"], deployed["OPGTimelock"], deployed["OPGGovernor"]
+    _grant_slasher(staking, deployed["InferenceSettlement"], deployer)
     for role in (timelock.PROPOSER_ROLE(), timelock.CANCELLER_ROLE()):
         if not timelock.hasRole(role, governor):
             timelock.grantRole(role, governor, sender=deployer)
-    if timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer):
-        timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
-    verify_wiring(suite, deployer.address, treasury, params)
+    if handover:
+        _hand_staking_to_timelock(staking, timelock, deployer)
+        if timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer):
+            timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
+    verify_wiring(suite, deployer.address, treasury, params, handover)
     return suite
 
 
-def _hand_staking_to_timelock(staking, settlement, timelock, deployer) -> None:
+@dataclass(frozen=True)
+class PlannedStep:
+    name: str
+    action: str  # "deploy" or "reuse"
+    address: str | None
+    args: list
+
+
+def plan(deployer: str, treasury: str, params: ProtocolParameters, record_path: Path | None,
+         handover: bool = True) -> list[PlannedStep]:
+    """What ``deploy_all`` would do, without sending anything: reuse or deploy, step by step."""
+    suite = Suite(record_path)
+    addresses: dict[str, str] = {}
+    planned, fresh = [], False
+    for step in deployment_steps(deployer, treasury, params, handover):
+        args = step.args(addresses)
+        previous = None if fresh else suite.reusable(step.name, _json_arg(list(args)))
+        if previous is None:
+            fresh = True
+            addresses[step.name] = f"<new {step.name}>"
+            planned.append(PlannedStep(step.name, "deploy", None, _json_arg(list(args))))
+        else:
+            addresses[step.name] = previous["address"]
+            planned.append(PlannedStep(step.name, "reuse", previous["address"], _json_arg(list(args))))
+    return planned
+
+
+def _grant_slasher(staking, settlement, deployer) -> None:
     admin, slasher = staking.DEFAULT_ADMIN_ROLE(), staking.SLASHER_ROLE()
     if not staking.hasRole(slasher, settlement):
         if not staking.hasRole(admin, deployer):
@@ -208,13 +275,17 @@ def _hand_staking_to_timelock(staking, settlement, timelock, deployer) -> None:
                 "now administers: propose grantRole(SLASHER_ROLE, settlement) through governance"
             )
         staking.grantRole(slasher, settlement, sender=deployer)
+
+
+def _hand_staking_to_timelock(staking, timelock, deployer) -> None:
+    admin = staking.DEFAULT_ADMIN_ROLE()
     if not staking.hasRole(admin, timelock):
         staking.grantRole(admin, timelock, sender=deployer)
     if staking.hasRole(admin, deployer):
         staking.renounceRole(admin, deployer, sender=deployer)
 
 
-def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters) -> None:
+def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters, handover: bool = True) -> None:
     """Read every role and parameter back; raise WiringError listing each mismatch."""
     token, timelock, staking, governor, models, verifier, tees, settlement, market = (
         suite[n]
@@ -224,9 +295,15 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         )
     )
     admin = staking.DEFAULT_ADMIN_ROLE()
+    owner = timelock.address if handover else deployer
+    others = deployer if handover else timelock.address
+    owner_name = "the timelock" if handover else "the deployer"
+
+    def administers(contract) -> bool:
+        return contract.hasRole(admin, owner) and not contract.hasRole(admin, others)
+
     checks = {
-        "staking admin is the timelock": staking.hasRole(admin, timelock),
-        "deployer is not staking admin": not staking.hasRole(admin, deployer),
+        f"staking admin is {owner_name}": administers(staking),
         "staking bonds OPG": staking.token() == token.address,
         "staking treasury": staking.treasury() == treasury,
         "unbonding delay": staking.unbondingDelay() == params.unbonding_delay,
@@ -235,21 +312,22 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "governor proposes to the timelock": timelock.hasRole(timelock.PROPOSER_ROLE(), governor),
         "governor cancels in the timelock": timelock.hasRole(timelock.CANCELLER_ROLE(), governor),
         "anyone executes ready operations": timelock.hasRole(timelock.EXECUTOR_ROLE(), ZERO_ADDRESS),
-        "deployer is not timelock admin": not timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer),
+        "deployer is timelock admin only without handover":
+            timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer) == (not handover),
         "timelock delay": timelock.getMinDelay() == params.timelock_delay,
         "quorum": governor.quorumNumerator() == params.quorum_percent,
-        "TEE registry admin is the timelock": tees.hasRole(admin, timelock) and not tees.hasRole(admin, deployer),
+        f"TEE registry admin is {owner_name}": administers(tees),
         "TEE registry checks stake in staking": tees.staking() == staking.address,
         "TEE registry asks the attestor quorum": tees.verifier() == verifier.address,
         "heartbeat age": tees.maxHeartbeatAge() == params.max_heartbeat_age,
-        "attestor quorum admin is the timelock": verifier.hasRole(admin, timelock) and not verifier.hasRole(admin, deployer),
+        f"attestor quorum admin is {owner_name}": administers(verifier),
         "attestor threshold": verifier.threshold() == params.attestor_threshold,
-        "twin market owner is the timelock": market.owner() == timelock.address,
+        f"twin market owner is {owner_name}": market.owner() == owner,
         "twin market fees go to the treasury": market.feeDestination() == treasury,
         "twin market fees": market.fees() == (params.twin_protocol_fee, params.twin_subject_fee),
         "twin market fee delay": market.feeIncreaseDelay() == params.twin_fee_increase_delay,
         "settlement may slash": staking.hasRole(staking.SLASHER_ROLE(), settlement),
-        "settlement admin is the timelock": settlement.hasRole(admin, timelock) and not settlement.hasRole(admin, deployer),
+        f"settlement admin is {owner_name}": administers(settlement),
         "settlement reads staking, models and TEEs": (settlement.staking(), settlement.models(), settlement.teeRegistry())
         == (staking.address, models.address, tees.address),
         "settlement pays in OPG to the treasury": (settlement.token(), settlement.treasury()) == (token.address, treasury),

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from opgkit.deploy import (
-    ProtocolParameters, RecordError, Suite, WiringError, deploy_all, recorded_address, verify_wiring,
+    ProtocolParameters, RecordError, Suite, WiringError, deploy_all, plan, recorded_address, verify_wiring,
 )
 
 
@@ -113,3 +113,36 @@ def test_deploy_all__settlement_redeployed_after_handover__explains_governance_s
     record.write_text(json.dumps(saved))
     with pytest.raises(WiringError, match=r"needs SLASHER_ROLE on NodeStaking.*through governance"):
         deploy_all(deployer, treasury.address, record_path=record)
+
+
+def test_deploy_all__no_handover__deployer_keeps_every_admin_role(deployer, treasury):
+    suite = deploy_all(deployer, treasury.address, handover=False)
+    staking, timelock, settlement = suite["NodeStaking"], suite["OPGTimelock"], suite["InferenceSettlement"]
+    admin = staking.DEFAULT_ADMIN_ROLE()
+    for contract in (staking, timelock, settlement, suite["TEERegistry"], suite["AttestorQuorumVerifier"]):
+        assert contract.hasRole(admin, deployer), contract.contract_type.name
+    assert suite["TwinMarket"].owner() == deployer.address
+    assert staking.hasRole(staking.SLASHER_ROLE(), settlement)
+    with pytest.raises(WiringError, match="staking admin is the timelock"):
+        verify_wiring(suite, deployer.address, treasury.address, ProtocolParameters(), handover=True)
+
+
+def test_plan__after_a_deploy__reuses_everything_and_sends_nothing(deployer, treasury, tmp_path):
+    record = tmp_path / "record.json"
+    deploy_all(deployer, treasury.address, record_path=record)
+    nonce = deployer.nonce
+    steps = plan(deployer.address, treasury.address, ProtocolParameters(), record)
+    assert [s.action for s in steps] == ["reuse"] * 9
+    assert deployer.nonce == nonce
+
+
+def test_plan__parameter_changed__deploys_from_that_contract_on(deployer, treasury, tmp_path):
+    record = tmp_path / "record.json"
+    deploy_all(deployer, treasury.address, record_path=record)
+    changed = dataclasses.replace(ProtocolParameters(), max_heartbeat_age=600)
+    steps = plan(deployer.address, treasury.address, changed, record)
+    assert [(s.name, s.action) for s in steps][5:] == [
+        ("AttestorQuorumVerifier", "reuse"), ("TEERegistry", "deploy"), ("InferenceSettlement", "deploy"),
+        ("TwinMarket", "deploy"),
+    ]
+    assert steps[7].args[3] == "<new TEERegistry>"

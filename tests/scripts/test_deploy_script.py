@@ -17,11 +17,13 @@ def ape_run(*args):
 def test_deploy__local_chain__prints_every_address_and_stops_anvil():
     result = ape_run(*LOCAL, "--treasury", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
     assert result.returncode == 0, result.stderr
-    for name in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "TEERegistry", "TwinMarket"):
-        assert re.search(rf"^{name}\s+0x[0-9a-fA-F]{{40}}\s+tx 0x[0-9a-f]{{64}}\s+block \d+( \(reused\))?$", result.stdout, re.M)
+    for name in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier",
+                 "TEERegistry", "InferenceSettlement", "TwinMarket"):
+        assert re.search(rf"^{name}\s+0x[0-9a-fA-F]{{40}}\s+new\s+\d+\s+0x[0-9a-f]{{64}}$", result.stdout, re.M), name
     assert re.search(r"^network\s+ethereum:local:foundry \(chain id 31337\)$", result.stdout, re.M)
     assert re.search(r"^treasury\s+0x70997970C51812dc3A010C7d01b50e0d17dc79C8  holds 1,000,000,000 OPG$", result.stdout, re.M)
-    assert re.search(r"^wiring\s+verified", result.stdout, re.M)
+    assert re.search(r"^wiring\s+verified: the timelock is the only admin", result.stdout, re.M)
+    assert re.search(r"^parameters\s+.*config/deploy/local.yaml$", result.stdout, re.M)
     assert "Stopping 'anvil' process" in result.stderr + result.stdout
 
 
@@ -36,4 +38,34 @@ def test_deploy__bad_treasury__exits_2_with_message_and_no_traceback(treasury, m
     result = ape_run(*LOCAL, "--treasury", treasury)
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_deploy__dry_run__prints_the_plan_and_sends_nothing():
+    result = ape_run(*LOCAL, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^plan\s+\(nothing is sent\)$", result.stdout, re.M)
+    for name in ("OPGToken", "NodeStaking", "InferenceSettlement", "TwinMarket"):
+        assert re.search(rf"^  deploy\s+{name}\s*$", result.stdout, re.M), name
+    assert "  wire    grant InferenceSettlement SLASHER_ROLE on NodeStaking" in result.stdout
+    assert not re.search(r"^record", result.stdout, re.M)
+
+
+def test_deploy__no_handover__deployer_keeps_admin_roles():
+    result = ape_run(*LOCAL, "--no-handover")
+    assert result.returncode == 0, result.stderr
+    assert "verified: the deployer keeps every admin role (no handover)" in result.stdout
+
+
+def test_deploy__invalid_parameters__exit_2_listing_every_problem(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("challenge_window: 8d\ntwin_protocol_fee: 12\nquorum: 4\n")
+    result = ape_run(*LOCAL, "--config", str(config))
+    assert result.returncode == 2
+    assert "quorum: unknown parameter" in result.stderr
+    config.write_text("challenge_window: 8d\ntwin_protocol_fee: 12\n")
+    result = ape_run(*LOCAL, "--config", str(config))
+    assert result.returncode == 2
+    assert "challenge_window: must be at least 5m and shorter than unbonding_delay" in result.stderr
+    assert "twin_protocol_fee: must not exceed twin_protocol_fee_cap" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

@@ -1,0 +1,81 @@
+"""Deployment parameters from YAML: units, defaults, and every invalid value named before any transaction."""
+
+import dataclasses
+
+import pytest
+
+from opgkit import PROJECT_ROOT
+from opgkit.deploy import DAY, OPG, ProtocolParameters
+from opgkit.deploy_config import ConfigError, config_path_for, load_parameters, parameters_from_mapping
+
+
+def test_local_yaml__checked_in__equals_the_built_in_defaults():
+    assert load_parameters(config_path_for("local", PROJECT_ROOT)) == ProtocolParameters()
+
+
+def test_sepolia_yaml__without_attestors__refused_for_a_public_network():
+    with pytest.raises(ConfigError, match="attestors: a public network needs at least one attestation service"):
+        load_parameters(config_path_for("sepolia", PROJECT_ROOT), local=False)
+    assert load_parameters(config_path_for("sepolia", PROJECT_ROOT), local=True).attestors == ()
+
+
+def test_units__durations_amounts_and_percentages__converted():
+    params = parameters_from_mapping({
+        "unbonding_delay": "14d", "challenge_window": "90m", "proof_window": 120, "minimum_stakes": [1, 2.5, 3],
+        "proposal_threshold": "500", "twin_protocol_fee": 2.5, "attestors": ["0x" + "ab" * 20],
+    })
+    assert (params.unbonding_delay, params.challenge_window, params.proof_window) == (14 * DAY, 5_400, 120)
+    assert params.minimum_stakes == (OPG, 5 * OPG // 2, 3 * OPG)
+    assert params.proposal_threshold == 500 * OPG
+    assert params.twin_protocol_fee == 25 * 10**15
+    assert [a.lower() for a in params.attestors] == ["0x" + "ab" * 20]
+
+
+def test_empty_file__defaults():
+    assert parameters_from_mapping(None) == ProtocolParameters()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"unbonding_delay": "a week"}, "unbonding_delay: 'a week' is not a duration"),
+    ({"minimum_stakes": [1, 2]}, "minimum_stakes: [1, 2] is not a list of three OPG amounts"),
+    ({"quorum_percent": 4.5}, "quorum_percent: 4.5 is not a whole number"),
+    ({"attestors": ["0x12"]}, "attestors: ['0x12'] is not a list of 0x addresses"),
+    ({"twin_curve_divisor": 7}, "twin_curve_divisor: must divide 10^18"),
+    ({"unbonding_delay": "29d"}, "unbonding_delay: must be between 1d and 28d"),
+    ({"challenge_window": "7d"}, "challenge_window: must be at least 5m and shorter than unbonding_delay"),
+    ({"twin_protocol_fee_cap": 30, "twin_subject_fee_cap": 30}, "twin fee caps: must add up to at most 50"),
+    ({"attestor_threshold": 2}, "attestor_threshold: must be between 1 and the 1 attestor(s)"),
+    ({"max_heartbeat_age": "2d"}, "max_heartbeat_age: must be between 1m and 1d"),
+    ({"speed": 1}, "speed: unknown parameter"),
+])
+def test_invalid_value__config_error_names_it(data, message):
+    with pytest.raises(ConfigError) as error:
+        parameters_from_mapping(data)
+    assert message in str(error.value)
+
+
+def test_several_problems__all_listed_at_once():
+    with pytest.raises(ConfigError) as error:
+        parameters_from_mapping({"proof_window": "8d", "max_receipt_age": "31d", "quorum_percent": 0})
+    lines = str(error.value).splitlines()
+    assert len(lines) == 3
+
+
+def test_not_a_mapping__refused(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_parameters(path)
+    path.write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_parameters(path)
+    with pytest.raises(ConfigError, match="no parameters file"):
+        load_parameters(tmp_path / "missing.yaml")
+
+
+def test_every_parameter__has_a_unit_rule():
+    names = {f.name for f in dataclasses.fields(ProtocolParameters)}
+    defaults = ProtocolParameters()
+    text = config_path_for("local", PROJECT_ROOT).read_text()
+    assert all(f"{name}:" in text for name in names), "local.yaml documents every parameter"
+    assert defaults.challenge_window < defaults.unbonding_delay
