@@ -27,7 +27,8 @@ def _parameters(config: Path | None, network: str, local: bool) -> tuple[Protoco
                                    "(see config/deploy/sepolia.yaml) or pass --config")
         return ProtocolParameters(), "built-in defaults"
     try:
-        return load_parameters(path, local=local), str(path)
+        shown = path.relative_to(PROJECT_ROOT) if path.resolve().is_relative_to(PROJECT_ROOT) else path
+        return load_parameters(path, local=local), str(shown)
     except ConfigError as error:
         raise click.UsageError(f"{path}:\n{error}") from error
 
@@ -70,7 +71,7 @@ def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, publish
         click.echo(f"{'plan':<22} (nothing is sent)")
         for step in plan(account.address, treasury, params, record, handover):
             where = step.address if step.action == "reuse" else ""
-            click.echo(f"  {step.action:<7} {step.name:<22} {where}")
+            click.echo(f"  {step.action:<7} {step.name:<22} {where}".rstrip())
         for description in wiring_steps(handover):
             click.echo(f"  wire    {description}")
         return
