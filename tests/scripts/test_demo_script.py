@@ -1,5 +1,7 @@
 """`ape run demo`, the README's main command: its own anvil, the whole story, a readable report."""
 
+import os
+import signal
 import subprocess
 
 from opgkit import PROJECT_ROOT
@@ -27,3 +29,23 @@ def test_demo__local_chain__runs_every_chapter_and_reports():
     ):
         assert line in out, line
     assert "FAIL" not in out and "Traceback" not in out + result.stderr
+
+
+def _anvil_count() -> int:
+    result = subprocess.run(["pgrep", "-c", "-x", "anvil"], capture_output=True, text=True)
+    return int(result.stdout.strip() or 0)
+
+
+def test_demo__interrupted__exits_130_and_stops_its_anvil():
+    before = _anvil_count()
+    process = subprocess.Popen(["ape", "run", "demo", "--network", "ethereum:local:foundry"], cwd=PROJECT_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    for line in process.stdout:
+        if line.startswith("2. "):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert _anvil_count() == before
