@@ -146,3 +146,11 @@ def test_plan__parameter_changed__deploys_from_that_contract_on(deployer, treasu
         ("TwinMarket", "deploy"),
     ]
     assert steps[7].args[3] == "<new TEERegistry>"
+
+
+def test_verify_wiring__slasher_role_revoked__names_it(deployer, treasury):
+    suite = deploy_all(deployer, treasury.address, handover=False)
+    staking = suite["NodeStaking"]
+    staking.revokeRole(staking.SLASHER_ROLE(), suite["InferenceSettlement"], sender=deployer)
+    with pytest.raises(WiringError, match="settlement may slash"):
+        verify_wiring(suite, deployer.address, treasury.address, ProtocolParameters(), handover=False)
