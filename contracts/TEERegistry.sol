@@ -216,11 +216,11 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
         Tee storage t = _tees[teeKey];
         if (t.operator == address(0) || timestamp > block.timestamp) return false;
         uint48 at = SafeCast.toUint48(timestamp);
-        if (_enabledHistory[teeKey].upperLookup(at) == 0) return false;
+        if (_valueAt(_enabledHistory[teeKey], at) == 0) return false;
         uint48 revokedAt = _measurements[t.measurement].revokedAt;
         if (revokedAt != 0 && at >= revokedAt) return false;
-        uint256 beat = _heartbeats[teeKey].upperLookup(at);
-        if (beat == 0 || timestamp - beat > _maxHeartbeatAge.upperLookup(at)) return false;
+        uint256 beat = _valueAt(_heartbeats[teeKey], at);
+        if (beat == 0 || timestamp - beat > _valueAt(_maxHeartbeatAge, at)) return false;
         return staking.isActiveOperator(t.operator, INodeStaking.Role.TeeNode);
     }
 
@@ -390,5 +390,13 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
         for (uint256 i = start; i < end; ++i) {
             out[i - start] = set.at(i);
         }
+    }
+
+    /// @dev The value in force at `at`. Receipts are usually newer than the latest checkpoint, so that one is
+    /// tried first (two reads); otherwise the search starts from the recent end of the history.
+    function _valueAt(Checkpoints.Trace208 storage trace, uint48 at) private view returns (uint208) {
+        (bool exists, uint48 key, uint208 value) = trace.latestCheckpoint();
+        if (exists && key <= at) return value;
+        return trace.upperLookupRecent(at);
     }
 }

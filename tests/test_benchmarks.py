@@ -57,3 +57,5 @@ def test_settlement_benchmark__batch_of_1024__at_most_100_gas_per_receipt(anvil_
     assert len(per_receipt) == 1 and per_receipt[0].gas <= settlement.PER_RECEIPT_TARGET
     assert {"settle (TEE, individual)", "settle (VANILLA, individual)", "challenge (bad signature; slashes the relayer)",
             "postPending (TEE)", "deliverProof (TEE signature)"} <= set(rows)
+    long_history = rows[f"settle (TEE), {settlement.HEARTBEATS} heartbeats, receipt after the latest heartbeat"]
+    assert long_history.gas <= long_history.anchor * settlement.HISTORY_RATIO_LIMIT

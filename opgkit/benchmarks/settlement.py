@@ -8,7 +8,7 @@ from ape import chain, project
 from eth_account import Account
 from eth_utils import keccak
 
-from opgkit.attestation import build_statement, quorum_evidence
+from opgkit.attestation import build_statement, quorum_evidence, sign_heartbeat
 from opgkit.benchmarks import GasRow, gas_of
 from opgkit.deploy import DAY, OPG, ProtocolParameters
 from opgkit.manifest import OutputManifest
@@ -21,6 +21,8 @@ NITRO = 1
 HOUR = 3_600
 INFERENCE_TEE_MASK, RELAYER_MASK = 3, 4
 BATCH_SIZES = (16, 256, 1024)
+HEARTBEATS = 256
+HISTORY_RATIO_LIMIT = 1.10
 INDIVIDUAL_TEE_TARGET = 60_000
 INDIVIDUAL_TEE_SOURCE = ("target ≤ 60,000 incl. replay guard (generic floor: 2 new slots + event + ecrecover "
                          "= 74,929)")
@@ -100,6 +102,7 @@ def _individual_rows(world) -> list[GasRow]:
     gas = gas_of(lambda: s.settle(tee.as_args(), world.signed(tee, TEE_KEY.key), sender=world.deployer))
     rows.append(GasRow("InferenceSettlement", "settle (TEE, individual)", gas, INDIVIDUAL_TEE_TARGET,
                        INDIVIDUAL_TEE_SOURCE))
+    rows += _long_history_rows(world, gas)
     vanilla = world.receipt()
     gas = gas_of(lambda: s.settle(vanilla.as_args(), world.signed(vanilla, node_key), sender=world.deployer))
     rows.append(GasRow("InferenceSettlement", "settle (VANILLA, individual)", gas, None, NO_ANCHOR))
@@ -119,6 +122,30 @@ def _individual_rows(world) -> list[GasRow]:
     gas = gas_of(lambda: s.settleAndPay(paid.as_args(), world.signed(paid, TEE_KEY.key), auth.as_args(),
                                         sign_payment(s, auth, world.payer.private_key), sender=world.deployer))
     rows.append(GasRow("InferenceSettlement", "settleAndPay (TEE, from escrow, 5-way split)", gas, None, NO_ANCHOR))
+    return rows
+
+
+def _long_history_rows(world, fresh_gas) -> list[GasRow]:
+    """TEE settlement once the key has a long heartbeat history: the lookup must not grow with it."""
+    s, tees = world.settlement, world.tees
+    beats = []
+    for _ in range(HEARTBEATS):
+        stamp = chain.blocks.head.timestamp
+        gas_of(lambda: tees.heartbeat(TEE_KEY.address, stamp, sign_heartbeat(tees, TEE_KEY, stamp),
+                                      sender=world.deployer))
+        beats.append(stamp)
+    cases = (
+        ("after the latest heartbeat", chain.blocks.head.timestamp,
+         f"settle (TEE) with one heartbeat, same run; must stay within ×{HISTORY_RATIO_LIMIT}"),
+        ("between two old heartbeats", beats[HEARTBEATS // 2] + 1,
+         "settle (TEE) with one heartbeat, same run; an older receipt searches the history (logarithmic)"),
+    )
+    rows = []
+    for label, stamp, source in cases:
+        r = world.receipt(Mode.TEE, signer=TEE_KEY.address, timestamp=stamp)
+        gas = gas_of(lambda: s.settle(r.as_args(), world.signed(r, TEE_KEY.key), sender=world.deployer))
+        rows.append(GasRow("InferenceSettlement", f"settle (TEE), {HEARTBEATS} heartbeats, receipt {label}", gas,
+                           fresh_gas, source))
     return rows
 
 
