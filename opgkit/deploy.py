@@ -16,6 +16,7 @@ from eth_utils import keccak
 
 OPG = 10**18
 DAY = 86_400
+TEE_MODE = 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class ProtocolParameters:
     challenge_window: int = 3_600
     proof_window: int = 3_600
     max_receipt_age: int = DAY
+    # The example consumer (RiskGatedVault) is deployed only for a model that already exists on the chain.
+    example_vault_model: bytes | None = None
+    example_vault_max_risk_score: int = 40
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,9 @@ def deployment_steps(deployer: str, treasury: str, params: ProtocolParameters, h
                                       params.twin_min_shares_to_create, params.twin_protocol_fee_cap,
                                       params.twin_subject_fee_cap, params.twin_protocol_fee, params.twin_subject_fee,
                                       params.twin_fee_increase_delay, params.twin_transfer_delay]),
-    ]
+    ] + ([Step("RiskGatedVault", lambda c: [c["InferenceSettlement"], c["OPGToken"], params.example_vault_model,
+                                            TEE_MODE, params.example_vault_max_risk_score, admin(c)])]
+         if params.example_vault_model else [])
 
 
 def wiring_steps(handover: bool = True) -> list[str]:
@@ -225,6 +231,11 @@ def deploy_all(
     suite = Suite(record_path)
     deployed: dict[str, ContractInstance] = {}
     for step in deployment_steps(deployer.address, treasury, params, handover):
+        if step.name == "RiskGatedVault" and not deployed["ModelRegistry"].exists(params.example_vault_model):
+            raise WiringError(
+                f"example_vault_model 0x{params.example_vault_model.hex()} is not registered in the ModelRegistry at "
+                f"{deployed['ModelRegistry'].address}: register the model, then run deploy again (the rest is reused)"
+            )
         deployed[step.name] = suite.deploy(step.name, deployer, getattr(project, step.name), *step.args(deployed))
     staking, timelock, governor = deployed["NodeStaking"], deployed["OPGTimelock"], deployed["OPGGovernor"]
     _grant_slasher(staking, deployed["InferenceSettlement"], deployer)
@@ -336,6 +347,11 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "proof window": settlement.proofWindow() == params.proof_window,
         "receipt age": settlement.maxReceiptAge() == params.max_receipt_age,
     }
+    if params.example_vault_model:
+        vault = suite["RiskGatedVault"]
+        checks["example vault reads settlement"] = vault.settlement() == settlement.address
+        checks["example vault model"] = vault.modelId() == params.example_vault_model
+        checks[f"example vault owner is {owner_name}"] = vault.owner() == owner
     failed = [name for name, ok in checks.items() if not ok]
     if failed:
         raise WiringError("wiring check failed: " + "; ".join(failed))

@@ -6,7 +6,8 @@ Keys are the fields of ``ProtocolParameters``; a key left out keeps its default.
 - OPG amounts (``minimum_stakes``, ``proposal_threshold``): whole OPG, decimals allowed;
 - twin market fees and caps: percent (``5`` is 5%, ``2.5`` is 2.5%);
 - ``reporter_reward_bps``: basis points; ``quorum_percent``: percent of bonded stake;
-- ``attestors``: a list of addresses; empty means the deployer alone (local chains only).
+- ``attestors``: a list of addresses; empty means the deployer alone (local chains only);
+- ``example_vault_model``: the model id the example consumer acts on, or null to skip deploying it.
 
 Every problem is reported at once, each naming its key, so one edit fixes them all.
 """
@@ -32,7 +33,7 @@ DURATIONS = {
 }
 PERCENT_FEES = {"twin_protocol_fee_cap", "twin_subject_fee_cap", "twin_protocol_fee", "twin_subject_fee"}
 INTEGERS = {"reporter_reward_bps", "quorum_percent", "attestor_threshold", "twin_curve_divisor",
-            "twin_min_shares_to_create"}
+            "twin_min_shares_to_create", "example_vault_max_risk_score"}
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,12 @@ def _convert(key, value, errors):
             if not isinstance(value, list) or len(value) != 3:
                 raise ValueError
             return tuple(_opg(v) for v in value)
+        if key == "example_vault_model":
+            if value is None:
+                return None
+            if not (isinstance(value, str) and re.fullmatch(r"0x[0-9a-fA-F]{64}", value)):
+                raise ValueError
+            return bytes.fromhex(value[2:])
         if key == "attestors":
             if not isinstance(value, list) or not all(isinstance(a, str) and is_address(a) for a in value):
                 raise ValueError
@@ -114,6 +121,8 @@ def _expected(key) -> str:
         return "a list of three OPG amounts (inference node, TEE node, relayer)"
     if key == "attestors":
         return "a list of 0x addresses"
+    if key == "example_vault_model":
+        return "a model id (0x followed by 64 hex digits) or null"
     return "an OPG amount"
 
 

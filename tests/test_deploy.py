@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+ZERO = "0x" + "00" * 20
+
 from opgkit.deploy import (
     ProtocolParameters, RecordError, Suite, WiringError, deploy_all, plan, recorded_address, verify_wiring,
 )
@@ -154,3 +156,20 @@ def test_verify_wiring__slasher_role_revoked__names_it(deployer, treasury):
     staking.revokeRole(staking.SLASHER_ROLE(), suite["InferenceSettlement"], sender=deployer)
     with pytest.raises(WiringError, match="settlement may slash"):
         verify_wiring(suite, deployer.address, treasury.address, ProtocolParameters(), handover=False)
+
+
+def test_deploy_all__example_vault_for_a_registered_model__deployed_on_rerun(deployer, treasury, carol, tmp_path):
+    record = tmp_path / "record.json"
+    first = deploy_all(deployer, treasury.address, record_path=record)
+    spec = (b"\x07" * 32, "ipfs://risk", 0, 2, 1, b"\x00" * 32, False, 0, ZERO, b"\x00" * 32)
+    models = first["ModelRegistry"]
+    model = models.register(spec, sender=carol).events.filter(models.ModelRegistered)[0].modelId
+    unregistered = dataclasses.replace(ProtocolParameters(), example_vault_model=b"\x09" * 32)
+    with pytest.raises(WiringError, match="example_vault_model 0x0909.* is not registered"):
+        deploy_all(deployer, treasury.address, unregistered, record_path=record)
+    with_vault = dataclasses.replace(ProtocolParameters(), example_vault_model=model)
+    second = deploy_all(deployer, treasury.address, with_vault, record_path=record)
+    assert [d.name for d in second.deployments if not d.reused] == ["RiskGatedVault"]
+    vault = second["RiskGatedVault"]
+    assert (vault.modelId(), vault.owner(), vault.settlement()) == (
+        model, second["OPGTimelock"].address, second["InferenceSettlement"].address)

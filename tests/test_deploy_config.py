@@ -79,3 +79,11 @@ def test_every_parameter__has_a_unit_rule():
     text = config_path_for("local", PROJECT_ROOT).read_text()
     assert all(f"{name}:" in text for name in names), "local.yaml documents every parameter"
     assert defaults.challenge_window < defaults.unbonding_delay
+
+
+def test_example_vault_model__hex_id_or_null():
+    model = "0x" + "ab" * 32
+    assert parameters_from_mapping({"example_vault_model": model}).example_vault_model == bytes.fromhex("ab" * 32)
+    assert parameters_from_mapping({"example_vault_model": None}).example_vault_model is None
+    with pytest.raises(ConfigError, match="example_vault_model: '0x12' is not a model id"):
+        parameters_from_mapping({"example_vault_model": "0x12"})
