@@ -7,7 +7,6 @@ from eth_utils import is_address, to_checksum_address
 from ape.utils import ZERO_ADDRESS
 
 
-
 def nonzero_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback: a checksummed, non-zero address, or a usage error saying what is wrong."""
     if value is None:
@@ -16,5 +15,7 @@ def nonzero_address(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(f"{value!r} is not a 20-byte hex address (0x followed by 40 hex digits)")
     address = to_checksum_address(value)
     if address == ZERO_ADDRESS:
-        raise click.BadParameter("the zero address would burn the whole supply; give a real treasury address")
+        if param.name == "treasury":
+            raise click.BadParameter("the zero address would burn the whole supply; give a real treasury address")
+        raise click.BadParameter("the zero address holds no contract; give the deployed contract's address")
     return address

@@ -68,13 +68,6 @@ class Story:
         self.suite: Suite | None = None
         self.start_block = chain.blocks.head.number
 
-    def __getattr__(self, name):
-        # Contracts by their deployment name: self.NodeStaking, self.InferenceSettlement, ...
-        suite = self.__dict__.get("suite")
-        if suite is not None and name[:1].isupper():
-            return suite[name]
-        raise AttributeError(name)
-
     def run(self) -> None:
         for number, chapter in enumerate(self.CHAPTERS, start=1):
             self.say(f"\n{number}. {getattr(self, chapter).__doc__}")
@@ -91,7 +84,7 @@ class Story:
 
     def stake(self):
         """Operators bond OPG: an inference + TEE node and a settlement relayer"""
-        token, staking = self.OPGToken, self.NodeStaking
+        token, staking = self.suite["OPGToken"], self.suite["NodeStaking"]
         for account, roles, bond in ((self.cast.node, INFERENCE_AND_TEE, 100_000 * OPG),
                                      (self.cast.relayer, RELAYER, 100_000 * OPG)):
             token.transfer(account, 1_000_000 * OPG, sender=self.cast.deployer)
@@ -106,7 +99,7 @@ class Story:
 
     def govern(self):
         """Stake-weighted governance approves an enclave measurement and schedules a fee rise"""
-        governor, tees, market = self.OPGGovernor, self.TEERegistry, self.TwinMarket
+        governor, tees, market = self.suite["OPGGovernor"], self.suite["TEERegistry"], self.suite["TwinMarket"]
         targets = [tees.address, tees.address, market.address]
         calldatas = [
             tees.addTeeType.encode_input(NITRO, "AWS Nitro"),
@@ -130,7 +123,7 @@ class Story:
 
     def register(self):
         """A model owner registers two models; the node registers its TEE with an attestation"""
-        models, tees = self.ModelRegistry, self.TEERegistry
+        models, tees = self.suite["ModelRegistry"], self.suite["TEERegistry"]
         self.chat_model = self._register_model("chat", allowed=1 | 2, minimum=Mode.VANILLA)
         self.risk_model = self._register_model("risk-scorer", allowed=2, minimum=Mode.TEE)
         endpoint = "https://tee.node.example:8443"
@@ -139,7 +132,7 @@ class Story:
             measurement=ENCLAVE_MEASUREMENT, tls_cert_hash=keccak(text="demo tls certificate"),
             payment_address=self.cast.node.address, endpoint=endpoint, expiry=chain.pending_timestamp + 3_600,
         )
-        verifier = self.AttestorQuorumVerifier
+        verifier = self.suite["AttestorQuorumVerifier"]
         evidence = quorum_evidence(verifier, statement, [Account.from_key(self.cast.deployer.private_key)])
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=self.cast.node)
         self.say(f"   model chat        0x{self.chat_model.hex()[:16]}…  VANILLA or TEE, "
@@ -149,8 +142,8 @@ class Story:
 
     def settle_individually(self):
         """A payer authorizes 2 OPG; the TEE signs a text + image answer; it settles and pays at once"""
-        settlement, payer = self.InferenceSettlement, self.cast.payer
-        self.OPGToken.approve(settlement, 2**256 - 1, sender=payer)
+        settlement, payer = self.suite["InferenceSettlement"], self.cast.payer
+        self.suite["OPGToken"].approve(settlement, 2**256 - 1, sender=payer)
         settlement.deposit(10 * OPG, sender=payer)
         self.response = {"text": "A lighthouse on a cliff at dusk.", "images": [f"data:image/png;base64,{IMAGE}"],
                          "usage": {"inputTokens": 14, "outputTokens": 9}}
@@ -176,7 +169,7 @@ class Story:
 
     def batch_and_challenge(self):
         """The relayer commits 4 receipts, one forged; a challenger proves it and the batch is rejected"""
-        settlement, staking = self.InferenceSettlement, self.NodeStaking
+        settlement, staking = self.suite["InferenceSettlement"], self.suite["NodeStaking"]
         node_key, stamp = self.cast.node.private_key, chain.blocks.head.timestamp
         signed = []
         for i in range(4):
@@ -191,10 +184,10 @@ class Story:
         self.say(f"   batch {batch_id} posted: {len(batch)} receipts for {tx.gas_used:,} gas, pending for "
                  f"{settlement.challengeWindow() // 60} minutes")
         bond = staking.selfBond(self.cast.relayer)
-        before = self.OPGToken.balanceOf(self.cast.challenger)
+        before = self.suite["OPGToken"].balanceOf(self.cast.challenger)
         tx = settlement.challenge(batch_id, batch.leaf(2), sender=self.cast.challenger)
         fault = tx.events.filter(settlement.BatchChallenged)[0].fault
-        reward = self.OPGToken.balanceOf(self.cast.challenger) - before
+        reward = self.suite["OPGToken"].balanceOf(self.cast.challenger) - before
         self.say(f"   challenge proved {Fault(fault).name} on receipt 3: batch {batch_id} is "
                  f"{Status(settlement.batchStatus(batch_id)).name}")
         self.say(f"   relayer slashed {opg(bond - staking.selfBond(self.cast.relayer))} and jailed; "
@@ -202,7 +195,7 @@ class Story:
 
     def consumer_vault(self):
         """A vault pays out only on a FINAL, TEE-or-better risk score for exactly that payout"""
-        settlement, token = self.InferenceSettlement, self.OPGToken
+        settlement, token = self.suite["InferenceSettlement"], self.suite["OPGToken"]
         vault = self.cast.deployer.deploy(project.RiskGatedVault, settlement, token, self.risk_model, int(Mode.TEE),
                                           MAX_RISK_SCORE, self.cast.deployer)
         token.transfer(vault, 1_000 * OPG, sender=self.cast.deployer)
@@ -222,9 +215,9 @@ class Story:
 
     def audit_receipt(self):
         """An auditor checks the TEE receipt and reads what its mode covers"""
-        settlement = self.InferenceSettlement
+        settlement = self.suite["InferenceSettlement"]
         document = ReceiptDocument(self.tee_receipt, self.tee_signature, response=self.response)
-        report = verify_document(settlement, self.TEERegistry, self.NodeStaking, self.ModelRegistry, document)
+        report = verify_document(settlement, self.suite["TEERegistry"], self.suite["NodeStaking"], self.suite["ModelRegistry"], document)
         for check in report.checks:
             mark = {True: "ok", False: "FAIL", None: "--"}[check.ok]
             self.say(f"   {mark:<4} {check.name:<13} {check.detail}")
@@ -234,7 +227,7 @@ class Story:
 
     def twin_market(self):
         """A twin is created, bought and sold on the shares market"""
-        market, trader = self.TwinMarket, self.cast.trader
+        market, trader = self.suite["TwinMarket"], self.cast.trader
         twin, deadline, divisor = b"\x0d" * 16, chain.pending_timestamp + 3_600, self.params.twin_curve_divisor
         market.createTwin(twin, "https://twin.example/demo", 1, 0, 10**18, deadline, sender=self.cast.model_owner)
         protocol, subject = market.fees()
@@ -247,7 +240,7 @@ class Story:
 
     def monitor_fees(self):
         """The fee monitor reports the twin market's fees and catches the scheduled rise"""
-        market = self.TwinMarket
+        market = self.suite["TwinMarket"]
         snapshot = Snapshot.read(market)
         self.say(f"   fees now {percent(snapshot.protocol_fee)} + {percent(snapshot.subject_fee)}; scheduled protocol "
                  f"{percent(snapshot.pending_protocol_fee)} from timestamp {snapshot.pending_eta}")
@@ -262,5 +255,5 @@ class Story:
     def _register_model(self, label, allowed, minimum):
         spec = (hashlib.sha256(f"demo model {label}".encode()).digest(), f"ipfs://demo/{label}", 2 * OPG, allowed,
                 int(minimum), b"\x00" * 32, False, 0, ZERO_ADDRESS, b"\x00" * 32)
-        tx = self.ModelRegistry.register(spec, sender=self.cast.model_owner)
-        return tx.events.filter(self.ModelRegistry.ModelRegistered)[0].modelId
+        tx = self.suite["ModelRegistry"].register(spec, sender=self.cast.model_owner)
+        return tx.events.filter(self.suite["ModelRegistry"].ModelRegistered)[0].modelId
