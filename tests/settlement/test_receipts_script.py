@@ -101,3 +101,15 @@ def test_verify__unreadable_document__exit_2_without_traceback(networks, settlem
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_verify__zero_settlement_address__exit_2_with_reason(networks, tmp_path):
+    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
+        pytest.skip("the verifier runs as its own process against the test's anvil")
+    result = subprocess.run(
+        ["ape", "run", "receipts", "verify", "0x" + "ab" * 32, "--network", networks.provider.uri, "--settlement",
+         "0x" + "00" * 20],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "the zero address holds no contract" in result.stderr
