@@ -142,14 +142,18 @@ contract InferenceSettlement is SettlementPayments {
 
     // ---------------------------------------------------------------- admin
 
+    /// @notice Seconds a new batch stays open to challenges: at least 5 minutes, below the unbonding delay.
+    /// Batches already posted keep their deadline.
     function setChallengeWindow(uint256 window) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setChallengeWindow(window);
     }
 
+    /// @notice Seconds a node has to deliver the evidence of a new pending result (1 minute to 7 days).
     function setProofWindow(uint256 window) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setProofWindow(window);
     }
 
+    /// @notice Oldest receipt accepted, in seconds before its settlement or its batch (1 minute to 30 days).
     function setMaxReceiptAge(uint256 maxAge) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setMaxReceiptAge(maxAge);
     }

@@ -82,6 +82,7 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         _setFeeSplit(protocolFeeBps_, stakerRewardBps_, modelOwnerBps_);
     }
 
+    /// @notice Where the protocol's share of each price is credited.
     function setTreasury(address treasury_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setTreasury(treasury_);
     }

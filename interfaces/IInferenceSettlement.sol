@@ -163,10 +163,15 @@ interface IInferenceSettlement {
     /// @notice After the deadline of an undelivered proof: fail the request, slash its node, refund the payer.
     function reportMissedProof(bytes32 requestId) external;
 
+    /// @notice Prepay `amount` OPG (pulled from the caller); settlements charge it before the wallet.
     function deposit(uint256 amount) external;
+    /// @notice Take back `amount` of the caller's prepaid (or refunded) OPG.
     function withdrawEscrow(uint256 amount) external;
+    /// @notice Withdraw everything credited to the caller: node, model-owner, royalty or treasury shares.
     function withdrawProceeds() external returns (uint256 amount);
+    /// @notice Send the stakers' share owed to `operator`'s pool into `NodeStaking` as rewards (anyone may call).
     function distributeStakerRewards(address operator) external returns (uint256 amount);
+    /// @notice Void every payment authorization the caller signed so far.
     function revokeAuthorizations() external;
 
     /// @notice The output a request settled with, its mode, status and settlement time (zero values if none).
@@ -186,8 +191,11 @@ interface IInferenceSettlement {
     /// @notice True when `leaf` (receipt and signature) is in batch `batchId` under its proof.
     function isIncluded(uint256 batchId, BatchLeaf calldata leaf) external view returns (bool);
 
+    /// @notice None (unknown), Pending (window open), Final, or Rejected.
     function batchStatus(uint256 batchId) external view returns (Status);
     function batch(uint256 batchId) external view returns (Batch memory);
+    /// @notice The EIP-712 digest a signer signs for `receipt` on this contract and chain.
     function receiptDigest(Receipt calldata receipt) external view returns (bytes32);
+    /// @notice The EIP-712 digest a payer signs for `authorization` on this contract and chain.
     function paymentDigest(PaymentAuthorization calldata authorization) external view returns (bytes32);
 }
