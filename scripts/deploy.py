@@ -18,6 +18,8 @@ from opgkit.cli import nonzero_address
 from opgkit.deploy import ProtocolParameters, WiringError, deploy_all, plan, record_path_for, wiring_steps
 from opgkit.deploy_config import ConfigError, config_path_for, load_parameters
 
+DEVELOPMENT_CHAIN_IDS = (31337, 1337)
+
 
 def _parameters(config: Path | None, network: str, local: bool) -> tuple[ProtocolParameters, str]:
     path = config or config_path_for(network, PROJECT_ROOT)
@@ -51,18 +53,21 @@ def _publish(provider, suite, logger) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan (deploy or reuse, step by step) and send nothing.")
 @click.option("--handover/--no-handover", default=True, show_default=True,
               help="Hand every admin role to the timelock and renounce the deployer's.")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Deployments record to write and resume from (default: deployments/<ecosystem>-<network>.json).")
 @click.option("--publish", is_flag=True, help="Publish each new contract's source to the network's explorer "
                                                "(needs the ape-etherscan plugin and an API key).")
-def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, publish):
+def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, record, publish):
     """Deploy every contract in dependency order, wire the roles, check the wiring, print a summary."""
     treasury = treasury or account.address
-    local = provider.network.name == "local"
+    # A development chain: ape's local network, or anvil/hardhat's chain id behind a custom URI.
+    local = provider.network.name == "local" or provider.chain_id in DEVELOPMENT_CHAIN_IDS
     params, source = _parameters(config, provider.network.name, local)
     if publish and provider.network.explorer is None:
         raise click.UsageError("--publish needs an explorer plugin: pip install ape-etherscan==0.8.7 and set "
                                "ETHERSCAN_API_KEY")
     network = f"{provider.network_choice} (chain id {provider.chain_id})"
-    record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
+    record = record or record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
     click.echo(f"{'network':<22} {network}")
     click.echo(f"{'deployer':<22} {account.address}")
     click.echo(f"{'parameters':<22} {source}")
@@ -90,6 +95,7 @@ def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, publish
     click.echo(f"{'treasury':<22} {treasury}  holds {token.balanceOf(treasury) // 10 ** token.decimals():,} {token.symbol()}")
     admin = "the timelock is the only admin" if handover else "the deployer keeps every admin role (no handover)"
     click.echo(f"{'wiring':<22} verified: {admin}; settlement may slash; the governor proposes to the timelock")
-    click.echo(f"{'record':<22} {record.relative_to(PROJECT_ROOT)}")
+    shown = record.relative_to(PROJECT_ROOT) if record.resolve().is_relative_to(PROJECT_ROOT) else record
+    click.echo(f"{'record':<22} {shown}")
     if publish:
         _publish(provider, suite, cli_ctx.logger)

@@ -1,7 +1,9 @@
 """`ape run deploy`, run as a user runs it: its own anvil, its own process, its printed output."""
 
+import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -69,3 +71,32 @@ def test_deploy__invalid_parameters__exit_2_listing_every_problem(tmp_path):
     assert "challenge_window: must be at least 5m and shorter than unbonding_delay" in result.stderr
     assert "twin_protocol_fee: must not exceed twin_protocol_fee_cap" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_deploy__killed_mid_way_then_rerun__resumes_without_duplicates(networks, tmp_path):
+    """SIGKILL the deploy once a few contracts are recorded, run it again on the same chain: it finishes,
+    reusing exactly what the record holds."""
+    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
+        pytest.skip("the deploy runs as its own process against the test's anvil")
+    record = tmp_path / "record.json"
+    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0",
+               "--record", str(record)]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if record.exists() and len(json.loads(record.read_text())["contracts"]) >= 3:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.communicate()
+    before = json.loads(record.read_text())["contracts"]
+    assert 3 <= len(before) < 9, "the deploy was not interrupted part-way"
+
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = json.loads(record.read_text())["contracts"]
+    assert len(after) == 9
+    for name, entry in before.items():
+        assert after[name]["address"] == entry["address"], name
+        assert re.search(rf"^{name}\s+{entry['address']}\s+reused", result.stdout, re.M), name
+    assert len({entry["address"] for entry in after.values()}) == 9
