@@ -9,6 +9,7 @@ from opgkit.testing import ChainStateMachine, advance
 from settlement_helpers import OPG, PRICE, Mode, authorization, receipt, zk_outputs, zk_receipt
 
 NO_AUTH = (b"\x00" * 32, 0, 0, 0)
+INFERENCE_ROLE, RELAYER_ROLE = 0, 2
 
 
 class SettlementMachine(ChainStateMachine):
@@ -42,23 +43,21 @@ class SettlementMachine(ChainStateMachine):
     def _now(self):
         return self.chain.blocks.head.timestamp
 
-    def _node_ready(self):
-        if self.staking.isActiveOperator(self.node, 0):
+    def _active(self, operator, role):
+        """Whether ``operator`` may act in ``role``, unjailing it first when its jail time is over."""
+        if self.staking.isActiveOperator(operator, role):
             return True
-        pool = self.staking.pool(self.node)
+        pool = self.staking.pool(operator)
         if pool.jailed and pool.jailedUntil <= self.chain.pending_timestamp:
-            self.staking.unjail(sender=self.node)
+            self.staking.unjail(sender=operator)
             return True
         return False
 
+    def _node_ready(self):
+        return self._active(self.node, INFERENCE_ROLE)
+
     def _relayer_ready(self):
-        if self.staking.isActiveOperator(self.relayer, 2):
-            return True
-        pool = self.staking.pool(self.relayer)
-        if pool.jailed and pool.jailedUntil <= self.chain.pending_timestamp:
-            self.staking.unjail(sender=self.relayer)
-            return True
-        return False
+        return self._active(self.relayer, RELAYER_ROLE)
 
     def _authorize(self, r, payer, max_amount):
         auth = authorization(r, max_amount=max_amount)
