@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from ape import chain, project
+from ape.utils import ZERO_ADDRESS
 from eth_account import Account
 from eth_utils import keccak
 
@@ -29,7 +30,6 @@ NITRO = 1
 ENCLAVE_MEASUREMENT = hashlib.sha256(b"opg demo enclave image v1").digest()
 TEE_KEY = Account.from_key(keccak(text="opg demo tee key"))
 INFERENCE_AND_TEE, RELAYER = 1 | 2, 4
-ZERO_ADDRESS = "0x" + "00" * 20
 FOR = 1
 RAISED_PROTOCOL_FEE = 8 * 10**16
 ALERT_ABOVE = 7 * 10**16

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ape.exceptions import ContractLogicError
+from ape.utils import ZERO_ADDRESS
 from eth_utils import is_hex, to_bytes
 
 from opgkit.manifest import ManifestError, manifest_from_response
@@ -111,7 +112,7 @@ def parse_document(data: dict) -> ReceiptDocument:
             mode=_mode(raw["mode"]),
             signer=raw["signer"],
             timestamp=int(raw["timestamp"]),
-            payer=raw.get("payer", "0x" + "00" * 20),
+            payer=raw.get("payer", ZERO_ADDRESS),
             price=int(raw.get("price", 0)),
         )
     except (TypeError, ValueError) as error:

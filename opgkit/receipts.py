@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import astuple, dataclass, replace
 from enum import IntEnum
 
+from ape.utils import ZERO_ADDRESS
 from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message
@@ -23,7 +24,6 @@ from opgkit import receipt_typed_data as typed
 from opgkit.merkle import StandardMerkleTree, verify
 from opgkit.typed_data import domain_of, sign
 
-ZERO_ADDRESS = "0x" + "00" * 20
 LEAF_TYPES = ("bytes32", "bytes32", "bytes32", "bytes32", "uint8", "address", "uint64", "address", "uint256", "bytes")
 
 

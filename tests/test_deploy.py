@@ -4,8 +4,7 @@ import dataclasses
 import json
 
 import pytest
-
-ZERO = "0x" + "00" * 20
+from ape.utils import ZERO_ADDRESS
 
 from opgkit.deploy import (
     ProtocolParameters, RecordError, Suite, WiringError, deploy_all, plan, recorded_address, verify_wiring,
@@ -161,7 +160,7 @@ def test_verify_wiring__slasher_role_revoked__names_it(deployer, treasury):
 def test_deploy_all__example_vault_for_a_registered_model__deployed_on_rerun(deployer, treasury, carol, tmp_path):
     record = tmp_path / "record.json"
     first = deploy_all(deployer, treasury.address, record_path=record)
-    spec = (b"\x07" * 32, "ipfs://risk", 0, 2, 1, b"\x00" * 32, False, 0, ZERO, b"\x00" * 32)
+    spec = (b"\x07" * 32, "ipfs://risk", 0, 2, 1, b"\x00" * 32, False, 0, ZERO_ADDRESS, b"\x00" * 32)
     models = first["ModelRegistry"]
     model = models.register(spec, sender=carol).events.filter(models.ModelRegistered)[0].modelId
     unregistered = dataclasses.replace(ProtocolParameters(), example_vault_model=b"\x09" * 32)

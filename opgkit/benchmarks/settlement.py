@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from ape import chain, project
+from ape.utils import ZERO_ADDRESS
 from eth_account import Account
 from eth_utils import keccak
 
@@ -29,7 +30,6 @@ INDIVIDUAL_TEE_SOURCE = ("target ≤ 60,000 incl. replay guard (generic floor: 2
 PER_RECEIPT_TARGET = 100
 CHALLENGE_TARGET = 150_000
 NO_ANCHOR = "no external anchor; tracked for regressions"
-ZERO_ADDRESS = "0x" + "00" * 20
 ZERO32 = b"\x00" * 32
 ATTESTOR = Account.from_key(keccak(text="settlement benchmark attestor"))
 TEE_KEY = Account.from_key(keccak(text="settlement benchmark tee"))

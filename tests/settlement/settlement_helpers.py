@@ -1,5 +1,6 @@
 """Constants and receipt builders for the settlement tests."""
 
+from ape.utils import ZERO_ADDRESS
 import hashlib
 
 from eth_utils import keccak
@@ -19,7 +20,6 @@ TLS_CERT_HASH = hashlib.sha256(b"tls certificate").digest()
 INFERENCE_BIT, TEE_BIT, RELAYER_BIT = 1, 2, 4
 MODE_BITS = {Mode.VANILLA: 1, Mode.TEE: 2, Mode.ZKML: 4}
 ZERO32 = b"\x00" * 32
-ZERO_ADDRESS = "0x" + "00" * 20
 # The re-execution verifier's model: outputs = W x + b, 3 inputs, 2 outputs.
 ZK_WEIGHTS = [2, 0, 1, 1, 3, 0]
 ZK_BIASES = [5, 7]

@@ -2,6 +2,7 @@
 
 import ape
 import pytest
+from ape.utils import ZERO_ADDRESS
 from eth_account import Account
 
 from opgkit.receipts import Status, zkml_proof_evidence
@@ -13,7 +14,7 @@ from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, receipt
 def tee_receipt(open_model, tee_key, alice, heartbeat):
     def make(label, price=PRICE):
         return receipt(label, open_model, tee_key.address, heartbeat(), mode=Mode.TEE,
-                       payer=alice.address if price else "0x" + "00" * 20, price=price)
+                       payer=alice.address if price else ZERO_ADDRESS, price=price)
 
     return make
 
@@ -45,7 +46,7 @@ def test_deliver_proof__tee_signature_in_time__final_and_paid(settlement, tee_re
     out = settlement.verifiedOutput(r.requestId)
     assert out.status == Status.FINAL and out.settledAt > 0
     assert settlement.proceedsOf(operator) > 0
-    assert settlement.pendingProof(r.requestId).node == "0x" + "00" * 20
+    assert settlement.pendingProof(r.requestId).node == ZERO_ADDRESS
     with ape.reverts(settlement.InferenceSettlementNotPending, requestId=r.requestId):
         settlement.deliverProof(r.as_args(), sign(r, tee_key), sender=bob)
 
@@ -106,7 +107,7 @@ def test_report_missed_proof__after_deadline__failed_node_slashed_payer_refunded
     with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.FAILED):
         settlement.requireVerified(r.requestId, Mode.VANILLA, False)
     with ape.reverts(settlement.InferenceSettlementAlreadySettled, requestId=r.requestId):
-        settlement.postPending(r.with_changes(price=0, payer="0x" + "00" * 20).as_args(), sender=operator)
+        settlement.postPending(r.with_changes(price=0, payer=ZERO_ADDRESS).as_args(), sender=operator)
 
 
 def test_report_missed_proof__before_deadline__not_due(settlement, tee_receipt, operator, reporter):

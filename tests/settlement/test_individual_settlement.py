@@ -1,12 +1,15 @@
 """Individual settlement: each mode verified at once, each requestId once, every failure named."""
 
 import ape
+from eip712.messages import EIP712Domain
 from eth_account import Account
 from eth_utils import keccak
 
 from opgkit.manifest import Image, OutputManifest
-from opgkit.receipts import Status, receipt_digest, zkml_evidence
+from opgkit.receipt_typed_data import Receipt as TypedReceipt
+from opgkit.receipts import Status, receipt_digest, sign_receipt, zkml_evidence
 from opgkit.testing import advance
+from opgkit.typed_data import domain_of, sign as sign_typed
 from settlement_helpers import MAX_RECEIPT_AGE, Mode, answer_hash, receipt, zk_outputs, zk_receipt
 
 
@@ -41,7 +44,6 @@ def test_settle__receipt_signed_for_other_contract__bad_signature(deploy_settlem
     """Replay across contracts: the domain binds the verifying contract."""
     other = deploy_settlement()
     r = receipt("other-contract", open_model, operator.address, now())
-    from opgkit.receipts import sign_receipt
     signature = sign_receipt(other, r, operator.private_key)
     other.settle(r.as_args(), signature, sender=operator)
     assert other.verifiedOutput(r.requestId).status == Status.FINAL
@@ -51,10 +53,6 @@ def test_settle__receipt_signed_for_other_contract__bad_signature(deploy_settlem
 
 def test_settle__receipt_signed_for_other_chain__bad_signature(settlement, open_model, operator, now):
     """Replay across chains: the domain binds the chain id."""
-    from eip712.messages import EIP712Domain
-    from opgkit.receipt_typed_data import Receipt as TypedReceipt
-    from opgkit.typed_data import domain_of, sign as sign_typed
-
     r = receipt("other-chain", open_model, operator.address, now())
     here = domain_of(settlement)
     elsewhere = EIP712Domain(name=here.name, version=here.version, chainId=here.chainId + 1,

@@ -4,7 +4,7 @@ import ape
 from eth_account import Account
 from hypothesis import given, settings, strategies as st
 
-from opgkit.receipts import PaymentAuthorization, payment_digest
+from opgkit.receipts import PaymentAuthorization, payment_digest, sign_payment
 from opgkit.testing import advance, isolated_example
 from settlement_helpers import OPG, PRICE, Mode, authorization, receipt
 
@@ -141,7 +141,6 @@ def test_settle_and_pay__payer_without_funds__reverts_and_nothing_recorded(settl
     broke = Account.create()
     r = receipt("broke", open_model, operator.address, now(), payer=broke.address, price=PRICE)
     auth = authorization(r)
-    from opgkit.receipts import sign_payment
     with ape.reverts():
         pay(settlement, r, sign(r, operator), auth, sign_payment(settlement, auth, broke.key), operator)
     assert settlement.verifiedOutput(r.requestId).status == 0

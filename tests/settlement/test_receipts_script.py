@@ -5,6 +5,7 @@ import json
 import subprocess
 
 import pytest
+from ape.utils import ZERO_ADDRESS
 
 from opgkit import PROJECT_ROOT
 from opgkit.manifest import manifest_from_response
@@ -108,7 +109,7 @@ def test_verify__zero_settlement_address__exit_2_with_reason(networks, tmp_path)
         pytest.skip("the verifier runs as its own process against the test's anvil")
     result = subprocess.run(
         ["ape", "run", "receipts", "verify", "0x" + "ab" * 32, "--network", networks.provider.uri, "--settlement",
-         "0x" + "00" * 20],
+         ZERO_ADDRESS],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2

@@ -2,6 +2,7 @@
 
 import ape
 import pytest
+from ape.utils import ZERO_ADDRESS
 
 OUTSIDER = "0x00000000000000000000000000000000000000C0"
 
@@ -61,7 +62,7 @@ def test_parameters__out_of_bounds__named_errors(settlement, gov):
     with ape.reverts(settlement.InferenceSettlementSlashFractionOutOfBounds, fractionBps=5_001):
         settlement.setSlashFractions(100, 5_001, sender=gov)
     with ape.reverts(settlement.InferenceSettlementZeroAddress):
-        settlement.setTreasury("0x" + "00" * 20, sender=gov)
+        settlement.setTreasury(ZERO_ADDRESS, sender=gov)
 
 
 def test_constructor__zero_addresses__refused(project, accounts, deployer, token, staking, models, tees, treasury, gov):
@@ -69,7 +70,7 @@ def test_constructor__zero_addresses__refused(project, accounts, deployer, token
     # address, and snapshots make addresses repeat across tests.
     deployer = accounts.generate_test_account()
     gov.transfer(deployer, 10**18)
-    zero = "0x" + "00" * 20
+    zero = ZERO_ADDRESS
     with ape.reverts(project.InferenceSettlement.InferenceSettlementZeroAddress):
         deployer.deploy(project.InferenceSettlement, token, staking, models, zero, treasury, gov, 3_600, 3_600, 86_400)
     with ape.reverts(project.InferenceSettlement.InferenceSettlementZeroAddress):

@@ -1,6 +1,7 @@
 """Stateful property test of InferenceSettlement. Invariants: tests/INVARIANTS.md (I1–I5)."""
 
 import ape
+from ape.utils import ZERO_ADDRESS
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
@@ -101,7 +102,7 @@ class SettlementMachine(ChainStateMachine):
             return
         payer = self.payers[payer]
         r = receipt(self._label("individual"), self.env["model"], self.node.address, self._now(),
-                    payer=payer.address if priced else "0x" + "00" * 20, price=PRICE if priced else 0)
+                    payer=payer.address if priced else ZERO_ADDRESS, price=PRICE if priced else 0)
         signature = sign_receipt(self.s, r, self.node.private_key)
         if not priced:
             self._observe(self.s.settle(r.as_args(), signature, sender=self.challenger))
@@ -131,7 +132,7 @@ class SettlementMachine(ChainStateMachine):
         signed = []
         for _ in range(size):
             r = receipt(self._label("leaf"), self.env["model"], self.node.address, self._now(),
-                        payer=payer.address if priced else "0x" + "00" * 20, price=PRICE if priced else 0)
+                        payer=payer.address if priced else ZERO_ADDRESS, price=PRICE if priced else 0)
             signed.append(SignedReceipt(r, sign_receipt(self.s, r, self.node.private_key)))
         forged = None
         if forge:
@@ -201,7 +202,7 @@ class SettlementMachine(ChainStateMachine):
             return
         inputs = [x, x + 1, x + 2]
         r = zk_receipt(self._label("async"), self.env["zk_model"], self.node.address, self._now(), inputs,
-                       payer=self.payers[1].address if priced else "0x" + "00" * 20, price=PRICE if priced else 0)
+                       payer=self.payers[1].address if priced else ZERO_ADDRESS, price=PRICE if priced else 0)
         if priced:
             auth, auth_sig = self._authorize(r, self.payers[1], PRICE)
             tx = self.s.postPendingAndPay(r.as_args(), auth.as_args(), auth_sig, sender=self.node)
