@@ -96,22 +96,25 @@ class Suite:
             if record.get("chain_id") == chain.chain_id:
                 self._previous = record.get("contracts", {})
 
-    def reusable(self, name: str, json_args) -> dict | None:
+    def reusable(self, name: str, json_args, identity: str | None = None) -> dict | None:
         """The record of ``name`` if it can be reused: nothing before it was redeployed, same constructor
-        arguments, and the chain still holds the recorded code at its address."""
+        arguments (and ``identity``, if given), and the chain still holds the recorded code at its address."""
         previous = self._previous.get(name)
         if (
             not self._fresh
             and previous is not None
             and previous["constructor_args"] == json_args
+            and previous.get("identity") == identity
             and code_hash(previous["address"]) == previous["code_hash"]
         ):
             return previous
         return None
 
-    def deploy(self, name: str, deployer, container, *args) -> ContractInstance:
+    def deploy(self, name: str, deployer, container, *args, identity: str | None = None) -> ContractInstance:
+        """Deploy ``container`` as ``name`` unless the record holds a reusable one. ``identity`` names what
+        the code depends on beyond its constructor arguments (e.g. the key a generated verifier embeds)."""
         json_args = _json_arg(list(args))
-        previous = self.reusable(name, json_args)
+        previous = self.reusable(name, json_args, identity)
         if previous is not None:
             contract = container.at(previous["address"])
             self.deployments.append(Deployment(name, contract, previous["tx_hash"], previous["block"], reused=True))
@@ -120,10 +123,10 @@ class Suite:
         contract = deployer.deploy(container, *args)
         receipt = contract.creation_metadata.receipt
         self.deployments.append(Deployment(name, contract, receipt.txn_hash, receipt.block_number))
-        self._save(json_args)
+        self._save(json_args, identity)
         return contract
 
-    def _save(self, json_args) -> None:
+    def _save(self, json_args, identity: str | None) -> None:
         if self.record_path is None:
             return
         latest = self.deployments[-1]
@@ -133,7 +136,7 @@ class Suite:
             "block": latest.block_number,
             "constructor_args": json_args,
             "code_hash": code_hash(latest.contract.address),
-        }
+        } | ({"identity": identity} if identity is not None else {})
         self.record_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.record_path.with_name(self.record_path.name + ".tmp")
         tmp.write_text(json.dumps({"chain_id": chain.chain_id, "contracts": self._previous}, indent=2) + "\n")

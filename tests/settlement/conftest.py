@@ -11,6 +11,9 @@ from eth_utils import keccak
 from opgkit.attestation import build_statement, quorum_evidence, sign_heartbeat
 from opgkit.receipts import sign_payment, sign_receipt
 from opgkit.testing import advance
+from opgkit.zkml import pipeline
+from opgkit.zkml.models import CREDIT_LIMIT, LIQUIDATION_RISK
+from opgkit.zkml.onchain import deploy_model
 from settlement_helpers import (
     CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
     TLS_CERT_HASH, ZK_BIASES, ZK_INPUT_COUNT, ZK_WEIGHTS, Mode, model_spec,
@@ -157,3 +160,48 @@ def sign(settlement):
 @pytest.fixture
 def sign_auth(settlement):
     return lambda authorization, payer: sign_payment(settlement, authorization, private_key(payer))
+
+
+# ---------------------------------------------------------------- EZKL (real proofs; marked `zkml`)
+
+RISKY_FEATURES = (0.9, 0.8, 0.95, 0.1)
+"""A position the liquidation model scores as risky (risk ~1.7 > safety 0)."""
+SAFE_FEATURES = (0.2, 0.1, 0.3, 0.9)
+"""A position it scores as safe (risk 0, safety ~0.85)."""
+CREDIT_FEATURES = (0.8, 0.7, 0.2, 0.5)
+
+
+@pytest.fixture(scope="session")
+def liquidation_artifacts():
+    return pipeline.build(LIQUIDATION_RISK)
+
+
+@pytest.fixture(scope="session")
+def credit_artifacts():
+    return pipeline.build(CREDIT_LIMIT)
+
+
+@pytest.fixture(scope="session")
+def risky_proof(liquidation_artifacts):
+    return pipeline.prove(liquidation_artifacts, RISKY_FEATURES)
+
+
+@pytest.fixture(scope="session")
+def safe_proof(liquidation_artifacts):
+    return pipeline.prove(liquidation_artifacts, SAFE_FEATURES)
+
+
+@pytest.fixture(scope="session")
+def credit_proof(credit_artifacts):
+    return pipeline.prove(credit_artifacts, CREDIT_FEATURES)
+
+
+@pytest.fixture(scope="module")
+def liquidation_model(liquidation_artifacts, project, models, carol):
+    """The liquidation-risk model on chain: EZKL verifier + adapter, registered ZKML-only by carol."""
+    return deploy_model(liquidation_artifacts, project, models, carol)
+
+
+@pytest.fixture(scope="module")
+def credit_model(credit_artifacts, project, models, carol):
+    return deploy_model(credit_artifacts, project, models, carol)

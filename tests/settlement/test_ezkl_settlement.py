@@ -1,0 +1,161 @@
+"""ZKML settlement with real EZKL proofs of the shipped ONNX models, checked by their generated verifiers."""
+
+import ape
+import pytest
+from ape.utils import ZERO_ADDRESS
+
+from opgkit.receipts import Status, zkml_evidence, zkml_proof_evidence
+from opgkit.testing import advance
+from opgkit.zkml.pipeline import SNARK_SCALAR_FIELD
+from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, zk_receipt
+
+pytestmark = pytest.mark.zkml
+
+
+def proven_receipt(label, model, signer, timestamp, proof, **kwargs):
+    """A ZKML receipt committing to the instances of ``proof``."""
+    return zk_receipt(label, model.model_id, signer, timestamp, list(proof.inputs), list(proof.outputs), **kwargs)
+
+
+def settle_proven(settlement, r, signature, proof, sender):
+    evidence = zkml_evidence(signature, proof.proof, proof.inputs, proof.outputs)
+    return settlement.settle(r.as_args(), evidence, sender=sender)
+
+
+def tampered(proof_bytes: bytes) -> bytes:
+    middle = len(proof_bytes) // 2
+    return proof_bytes[:middle] + bytes([proof_bytes[middle] ^ 1]) + proof_bytes[middle + 1:]
+
+
+def test_generated_verifier__real_proof__accepts(liquidation_model, risky_proof):
+    instances = [*risky_proof.inputs, *risky_proof.outputs]
+    assert liquidation_model.halo2_verifier.verifyProof.call(risky_proof.proof, instances)  # not marked view
+    assert liquidation_model.adapter.verifyInference(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
+
+
+def test_registry__ezkl_model__records_adapter_and_key_digest(models, liquidation_model, liquidation_artifacts, carol):
+    model = models.model(liquidation_model.model_id)
+    assert model.zkVerifier == liquidation_model.adapter.address
+    assert model.verifyingKeyDigest == liquidation_artifacts.vk_digest
+    assert model.contentHash == liquidation_artifacts.content_hash
+    assert model.owner == carol.address
+    assert liquidation_model.adapter.verifyingKeyDigest() == liquidation_artifacts.vk_digest
+    assert liquidation_model.adapter.halo2Verifier() == liquidation_model.halo2_verifier.address
+    assert models.acceptsMode(liquidation_model.model_id, Mode.ZKML)
+    assert not models.acceptsMode(liquidation_model.model_id, Mode.TEE)
+
+
+def test_settle__real_ezkl_proof__final(settlement, liquidation_model, risky_proof, operator, bob, sign, now):
+    r = proven_receipt("ezkl-settle", liquidation_model, operator.address, now(), risky_proof)
+    settle_proven(settlement, r, sign(r, operator), risky_proof, sender=bob)
+    out = settlement.verifiedOutput(r.requestId)
+    assert (out.status, out.mode, out.outputHash) == (Status.FINAL, Mode.ZKML, risky_proof.output_hash)
+    settlement.requireVerifiedReceipt(r.as_args(), Mode.ZKML, True)
+
+
+def test_settle__tampered_proof__proof_rejected(settlement, liquidation_model, risky_proof, operator, sign, now):
+    r = proven_receipt("ezkl-tampered", liquidation_model, operator.address, now(), risky_proof)
+    evidence = zkml_evidence(sign(r, operator), tampered(risky_proof.proof), risky_proof.inputs, risky_proof.outputs)
+    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+        settlement.settle(r.as_args(), evidence, sender=operator)
+
+
+def test_settle__proof_of_a_different_input__input_not_bound(settlement, liquidation_model, risky_proof, safe_proof,
+                                                             operator, sign, now):
+    r = proven_receipt("ezkl-other-input", liquidation_model, operator.address, now(), risky_proof)
+    with ape.reverts(settlement.InferenceSettlementInputNotBound, inputHash=r.inputHash):
+        settle_proven(settlement, r, sign(r, operator), safe_proof, sender=operator)
+
+
+def test_settle__other_inputs_claimed_for_a_proof__proof_rejected(settlement, liquidation_model, risky_proof,
+                                                                  safe_proof, operator, sign, now):
+    """The receipt and instances agree, but the proof was made for other inputs."""
+    r = proven_receipt("ezkl-relabelled", liquidation_model, operator.address, now(), risky_proof)
+    evidence = zkml_evidence(sign(r, operator), safe_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+        settlement.settle(r.as_args(), evidence, sender=operator)
+
+
+def test_settle__proof_against_another_models_verifier__proof_rejected(settlement, credit_model, risky_proof,
+                                                                       operator, sign, now):
+    r = proven_receipt("ezkl-other-model", credit_model, operator.address, now(), risky_proof)
+    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=credit_model.adapter.address):
+        settle_proven(settlement, r, sign(r, operator), risky_proof, sender=operator)
+
+
+def test_settle__own_models_proof__final(settlement, credit_model, credit_proof, operator, sign, now):
+    r = proven_receipt("ezkl-credit", credit_model, operator.address, now(), credit_proof)
+    settle_proven(settlement, r, sign(r, operator), credit_proof, sender=operator)
+    assert settlement.verifiedOutput(r.requestId).status == Status.FINAL
+
+
+def test_adapter__instances_split_differently__false(liquidation_model, risky_proof):
+    instances = [*risky_proof.inputs, *risky_proof.outputs]
+    adapter = liquidation_model.adapter
+    assert not adapter.verifyInference(risky_proof.proof, instances[:5], instances[5:])
+    assert not adapter.verifyInference(risky_proof.proof, instances[:3], instances[3:])
+    assert not adapter.verifyInference(risky_proof.proof, instances[:4], instances[4:5])
+
+
+def test_adapter__non_canonical_instance__false(liquidation_model, risky_proof):
+    """x + p is the same field element as x; accepting it would let one proof match two input hashes."""
+    inputs = list(risky_proof.inputs)
+    inputs[0] += SNARK_SCALAR_FIELD
+    assert not liquidation_model.adapter.verifyInference(risky_proof.proof, inputs, risky_proof.outputs)
+
+
+def test_adapter__empty_or_truncated_proof__false(liquidation_model, risky_proof):
+    for proof in (b"", risky_proof.proof[:-32]):
+        assert not liquidation_model.adapter.verifyInference(proof, risky_proof.inputs, risky_proof.outputs)
+
+
+def test_adapter_constructor__bad_arguments__named_errors(project, liquidation_model, accounts, gov):
+    deployer = accounts.generate_test_account()  # never used: ape decodes the revert by the would-be address
+    gov.transfer(deployer, 10**18)
+    halo2 = liquidation_model.halo2_verifier
+    with ape.reverts(project.EzklVerifierAdapter.EzklVerifierAdapterNotAContract, verifier=deployer.address):
+        deployer.deploy(project.EzklVerifierAdapter, deployer.address, 4, 2, b"\x01" * 32)
+    with ape.reverts(project.EzklVerifierAdapter.EzklVerifierAdapterEmptyLayout, inputCount=0, outputCount=2):
+        deployer.deploy(project.EzklVerifierAdapter, halo2, 0, 2, b"\x01" * 32)
+    with ape.reverts(project.EzklVerifierAdapter.EzklVerifierAdapterZeroKeyDigest):
+        deployer.deploy(project.EzklVerifierAdapter, halo2, 4, 2, b"\x00" * 32)
+
+
+# ---------------------------------------------------------------- asynchronous path
+
+
+def test_deliver_proof__real_ezkl_proof__final(settlement, liquidation_model, risky_proof, operator, bob, now):
+    r = proven_receipt("ezkl-async", liquidation_model, operator.address, now(), risky_proof)
+    settlement.postPending(r.as_args(), sender=operator)
+    assert settlement.verifiedOutput(r.requestId).status == Status.PENDING
+    evidence = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    settlement.deliverProof(r.as_args(), evidence, sender=bob)
+    assert settlement.verifiedOutput(r.requestId).status == Status.FINAL
+
+
+def test_deliver_proof__tampered_proof__proof_rejected_still_pending(settlement, liquidation_model, risky_proof,
+                                                                      operator, bob, now):
+    r = proven_receipt("ezkl-async-tampered", liquidation_model, operator.address, now(), risky_proof)
+    settlement.postPending(r.as_args(), sender=operator)
+    evidence = zkml_proof_evidence(tampered(risky_proof.proof), risky_proof.inputs, risky_proof.outputs)
+    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+        settlement.deliverProof(r.as_args(), evidence, sender=bob)
+    assert settlement.verifiedOutput(r.requestId).status == Status.PENDING
+
+
+def test_report_missed_proof__ezkl_model__failed_slashed_refunded(settlement, staking, liquidation_model, risky_proof,
+                                                                  operator, alice, reporter, sign_auth, now, chain):
+    r = proven_receipt("ezkl-missed", liquidation_model, operator.address, now(), risky_proof,
+                       payer=alice.address, price=PRICE)
+    auth = authorization(r)
+    settlement.postPendingAndPay(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
+    bond = staking.selfBond(operator)
+    escrow = settlement.escrowOf(alice)
+    advance(chain, PROOF_WINDOW + 1)
+    settlement.reportMissedProof(r.requestId, sender=reporter)
+    assert settlement.verifiedOutput(r.requestId).status == Status.FAILED
+    assert settlement.escrowOf(alice) == escrow + PRICE
+    assert staking.selfBond(operator) == bond - bond * settlement.nodeSlashBps() // 10_000
+    late = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    with ape.reverts(settlement.InferenceSettlementNotPending, requestId=r.requestId):
+        settlement.deliverProof(r.as_args(), late, sender=operator)
