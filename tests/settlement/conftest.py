@@ -15,7 +15,7 @@ from opgkit.zkml import pipeline
 from opgkit.zkml.models import CREDIT_LIMIT, LIQUIDATION_RISK
 from opgkit.zkml.onchain import deploy_model
 from settlement_helpers import (
-    CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
+    CREDIT_FEATURES, RISKY_FEATURES, SAFE_FEATURES, CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
     TLS_CERT_HASH, ZK_BIASES, ZK_INPUT_COUNT, ZK_WEIGHTS, Mode, model_spec,
 )
 
@@ -163,13 +163,6 @@ def sign_auth(settlement):
 
 
 # ---------------------------------------------------------------- EZKL (real proofs; marked `zkml`)
-
-RISKY_FEATURES = (0.9, 0.8, 0.95, 0.1)
-"""A position the liquidation model scores as risky (risk ~1.7 > safety 0)."""
-SAFE_FEATURES = (0.2, 0.1, 0.3, 0.9)
-"""A position it scores as safe (risk 0, safety ~0.85)."""
-CREDIT_FEATURES = (0.8, 0.7, 0.2, 0.5)
-
 
 @pytest.fixture(scope="session")
 def liquidation_artifacts():
