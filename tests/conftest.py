@@ -5,6 +5,8 @@ from eth_account import Account
 
 from opgkit.deploy import ProtocolParameters
 from opgkit.testing import load_hypothesis_profile
+from opgkit.zkml import pipeline
+from opgkit.zkml.models import CREDIT_APPLICANT, CREDIT_LIMIT, LIQUIDATION_RISK, RISKY_POSITION, SAFE_POSITION
 
 load_hypothesis_profile()
 
@@ -120,3 +122,31 @@ def deploy_staking(project, deployer):
         )
 
     return deploy
+
+
+# ---------------------------------------------------------------- EZKL artifacts and real proofs
+# Built once into the git-ignored cache and reused by every later run (and by `make demo`).
+
+@pytest.fixture(scope="session")
+def liquidation_artifacts():
+    return pipeline.build(LIQUIDATION_RISK)
+
+
+@pytest.fixture(scope="session")
+def credit_artifacts():
+    return pipeline.build(CREDIT_LIMIT)
+
+
+@pytest.fixture(scope="session")
+def risky_proof(liquidation_artifacts):
+    return pipeline.prove(liquidation_artifacts, RISKY_POSITION)
+
+
+@pytest.fixture(scope="session")
+def safe_proof(liquidation_artifacts):
+    return pipeline.prove(liquidation_artifacts, SAFE_POSITION)
+
+
+@pytest.fixture(scope="session")
+def credit_proof(credit_artifacts):
+    return pipeline.prove(credit_artifacts, CREDIT_APPLICANT)

@@ -106,6 +106,14 @@ CREDIT_LIMIT = DenseReluModel(
     calibration=_grid(0.0, 0.25, 0.5, 0.75, 1.0),
 )
 
+# Example feature vectors (used by the demo and the tests).
+RISKY_POSITION = (0.9, 0.8, 0.95, 0.1)
+"""Scored by LIQUIDATION_RISK as risk ~1.70, safety margin 0."""
+SAFE_POSITION = (0.2, 0.1, 0.3, 0.9)
+"""Scored by LIQUIDATION_RISK as risk 0, safety margin ~0.84."""
+CREDIT_APPLICANT = (0.8, 0.7, 0.2, 0.5)
+"""Scored by CREDIT_LIMIT as approve ~1.15, decline 0."""
+
 MODELS = {model.name: model for model in (LIQUIDATION_RISK, CREDIT_LIMIT)}
 
 

@@ -11,11 +11,9 @@ from eth_utils import keccak
 from opgkit.attestation import build_statement, quorum_evidence, sign_heartbeat
 from opgkit.receipts import sign_payment, sign_receipt
 from opgkit.testing import advance
-from opgkit.zkml import pipeline
-from opgkit.zkml.models import CREDIT_LIMIT, LIQUIDATION_RISK
 from opgkit.zkml.onchain import deploy_model
 from settlement_helpers import (
-    CREDIT_FEATURES, RISKY_FEATURES, SAFE_FEATURES, CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
+    CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
     TLS_CERT_HASH, ZK_BIASES, ZK_INPUT_COUNT, ZK_WEIGHTS, Mode, model_spec,
 )
 
@@ -162,32 +160,7 @@ def sign_auth(settlement):
     return lambda authorization, payer: sign_payment(settlement, authorization, private_key(payer))
 
 
-# ---------------------------------------------------------------- EZKL (real proofs; marked `zkml`)
-
-@pytest.fixture(scope="session")
-def liquidation_artifacts():
-    return pipeline.build(LIQUIDATION_RISK)
-
-
-@pytest.fixture(scope="session")
-def credit_artifacts():
-    return pipeline.build(CREDIT_LIMIT)
-
-
-@pytest.fixture(scope="session")
-def risky_proof(liquidation_artifacts):
-    return pipeline.prove(liquidation_artifacts, RISKY_FEATURES)
-
-
-@pytest.fixture(scope="session")
-def safe_proof(liquidation_artifacts):
-    return pipeline.prove(liquidation_artifacts, SAFE_FEATURES)
-
-
-@pytest.fixture(scope="session")
-def credit_proof(credit_artifacts):
-    return pipeline.prove(credit_artifacts, CREDIT_FEATURES)
-
+# ---------------------------------------------------------------- EZKL models on chain (see tests/conftest.py)
 
 @pytest.fixture(scope="module")
 def liquidation_model(liquidation_artifacts, project, models, carol):

@@ -25,11 +25,6 @@ ZK_WEIGHTS = [2, 0, 1, 1, 3, 0]
 ZK_BIASES = [5, 7]
 ZK_INPUT_COUNT = 3
 
-# Features of the shipped EZKL liquidation-risk model (see opgkit.zkml.models).
-RISKY_FEATURES = (0.9, 0.8, 0.95, 0.1)  # risk ~1.7, safety 0
-SAFE_FEATURES = (0.2, 0.1, 0.3, 0.9)  # risk 0, safety ~0.85
-CREDIT_FEATURES = (0.8, 0.7, 0.2, 0.5)  # for the credit-limit model
-
 
 def zk_outputs(inputs):
     return [
@@ -90,8 +85,8 @@ def authorization(r: Receipt, max_amount=None, deadline=2**63, nonce=0) -> Payme
 
 
 __all__ = [
-    "CHALLENGE_WINDOW", "CREDIT_FEATURES", "DAY", "HOUR", "INFERENCE_BIT", "MAX_RECEIPT_AGE", "MODE_BITS", "Mode",
-    "NITRO", "OPG", "PCR", "PRICE", "PROOF_WINDOW", "RELAYER_BIT", "RISKY_FEATURES", "SAFE_FEATURES", "TEE_BIT",
+    "CHALLENGE_WINDOW", "DAY", "HOUR", "INFERENCE_BIT", "MAX_RECEIPT_AGE", "MODE_BITS", "Mode",
+    "NITRO", "OPG", "PCR", "PRICE", "PROOF_WINDOW", "RELAYER_BIT", "TEE_BIT",
     "TLS_CERT_HASH", "ZERO32", "ZERO_ADDRESS", "ZK_BIASES", "ZK_INPUT_COUNT", "ZK_WEIGHTS", "answer_hash",
     "authorization", "model_spec", "receipt", "request_id", "zk_outputs", "zk_receipt",
 ]

@@ -5,7 +5,8 @@ import pytest
 from ape.utils import ZERO_ADDRESS
 
 from opgkit.receipts import Status, zkml_evidence
-from settlement_helpers import OPG, RISKY_FEATURES, SAFE_FEATURES, zk_receipt
+from opgkit.zkml.models import RISKY_POSITION, SAFE_POSITION
+from settlement_helpers import OPG, zk_receipt
 
 pytestmark = pytest.mark.zkml
 
@@ -47,12 +48,12 @@ def settled(settlement, liquidation_model, operator, sign, now):
 
 
 def test_quantize__features__equal_the_proven_input_instances(liquidation_artifacts, risky_proof):
-    assert liquidation_artifacts.quantize(RISKY_FEATURES) == risky_proof.inputs
+    assert liquidation_artifacts.quantize(RISKY_POSITION) == risky_proof.inputs
 
 
 def test_liquidate__final_zkml_risk_above_threshold__collateral_to_liquidator(guard, token, open_position, settled,
                                                                               risky_proof, bob):
-    position = open_position(RISKY_FEATURES)
+    position = open_position(RISKY_POSITION)
     r = settled("guard-risky", risky_proof)
     before = token.balanceOf(bob)
     tx = guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
@@ -65,7 +66,7 @@ def test_liquidate__final_zkml_risk_above_threshold__collateral_to_liquidator(gu
 
 
 def test_liquidate__proven_safe__risk_below_threshold(guard, open_position, settled, safe_proof, bob):
-    position = open_position(SAFE_FEATURES)
+    position = open_position(SAFE_POSITION)
     r = settled("guard-safe", safe_proof)
     score = safe_proof.outputs[RISK_OUTPUT]
     with ape.reverts(guard.LiquidationGuardRiskBelowThreshold, riskScore=score,
@@ -74,7 +75,7 @@ def test_liquidate__proven_safe__risk_below_threshold(guard, open_position, sett
 
 
 def test_liquidate__proof_about_other_features__wrong_input(guard, open_position, settled, risky_proof, bob):
-    position = open_position(SAFE_FEATURES)
+    position = open_position(SAFE_POSITION)
     r = settled("guard-other-position", risky_proof)
     with ape.reverts(guard.LiquidationGuardWrongInput, inputHash=r.inputHash):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
@@ -82,16 +83,16 @@ def test_liquidate__proof_about_other_features__wrong_input(guard, open_position
 
 def test_liquidate__features_updated_after_the_proof__wrong_input(guard, open_position, settled, risky_proof,
                                                                   liquidation_artifacts, gov, bob):
-    position = open_position(RISKY_FEATURES)
+    position = open_position(RISKY_POSITION)
     r = settled("guard-stale", risky_proof)
-    guard.updateFeatures(position, liquidation_artifacts.quantize(SAFE_FEATURES), sender=gov)
+    guard.updateFeatures(position, liquidation_artifacts.quantize(SAFE_POSITION), sender=gov)
     with ape.reverts(guard.LiquidationGuardWrongInput, inputHash=r.inputHash):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
 def test_liquidate__pending_zkml_result__not_verified(guard, settlement, open_position, liquidation_model,
                                                       risky_proof, operator, now, bob):
-    position = open_position(RISKY_FEATURES)
+    position = open_position(RISKY_POSITION)
     r = zk_receipt("guard-pending", liquidation_model.model_id, operator.address, now(), list(risky_proof.inputs),
                    list(risky_proof.outputs))
     settlement.postPending(r.as_args(), sender=operator)
@@ -100,7 +101,7 @@ def test_liquidate__pending_zkml_result__not_verified(guard, settlement, open_po
 
 
 def test_liquidate__scores_not_the_proven_ones__wrong_output(guard, open_position, settled, risky_proof, bob):
-    position = open_position(RISKY_FEATURES)
+    position = open_position(RISKY_POSITION)
     r = settled("guard-forged-scores", risky_proof)
     forged = [risky_proof.outputs[0] * 2, risky_proof.outputs[1]]
     with ape.reverts(guard.LiquidationGuardWrongOutput, outputHash=r.outputHash):
@@ -109,7 +110,7 @@ def test_liquidate__scores_not_the_proven_ones__wrong_output(guard, open_positio
 
 def test_liquidate__receipt_of_another_model__wrong_model(guard, settlement, open_position, credit_model,
                                                           risky_proof, operator, now, bob):
-    position = open_position(RISKY_FEATURES)
+    position = open_position(RISKY_POSITION)
     r = zk_receipt("guard-credit", credit_model.model_id, operator.address, now(), list(risky_proof.inputs),
                    list(risky_proof.outputs))
     with ape.reverts(guard.LiquidationGuardWrongModel, modelId=credit_model.model_id):
@@ -118,7 +119,7 @@ def test_liquidate__receipt_of_another_model__wrong_model(guard, settlement, ope
 
 def test_liquidate__unsettled_receipt__not_verified(guard, settlement, open_position, liquidation_model, risky_proof,
                                                     operator, now, bob):
-    position = open_position(RISKY_FEATURES)
+    position = open_position(RISKY_POSITION)
     r = zk_receipt("guard-unsettled", liquidation_model.model_id, operator.address, now(), list(risky_proof.inputs),
                    list(risky_proof.outputs))
     with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
@@ -127,7 +128,7 @@ def test_liquidate__unsettled_receipt__not_verified(guard, settlement, open_posi
 
 def test_liquidate__receipt_altered_after_settlement__receipt_mismatch(guard, settlement, open_position, settled,
                                                                        risky_proof, bob):
-    position = open_position(RISKY_FEATURES)
+    position = open_position(RISKY_POSITION)
     r = settled("guard-altered", risky_proof)
     altered = r.with_changes(price=1)
     with ape.reverts(settlement.InferenceSettlementReceiptMismatch, requestId=r.requestId):
@@ -135,7 +136,7 @@ def test_liquidate__receipt_altered_after_settlement__receipt_mismatch(guard, se
 
 
 def test_positions__bad_calls__named_errors(guard, gov, alice, bob, liquidation_artifacts):
-    features = liquidation_artifacts.quantize(RISKY_FEATURES)
+    features = liquidation_artifacts.quantize(RISKY_POSITION)
     with ape.reverts(guard.LiquidationGuardZeroBorrower):
         guard.openPosition(ZERO_ADDRESS, COLLATERAL, features, sender=gov)
     with ape.reverts(guard.OwnableUnauthorizedAccount, account=bob.address):

@@ -6,7 +6,8 @@ from ape.utils import ZERO_ADDRESS
 
 from opgkit.receipts import Status, zkml_evidence, zkml_proof_evidence
 from opgkit.testing import advance
-from opgkit.zkml.pipeline import SNARK_SCALAR_FIELD
+from opgkit.zkml.onchain import deploy_model
+from opgkit.zkml.pipeline import SNARK_SCALAR_FIELD, ZkmlError
 from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, zk_receipt
 
 pytestmark = pytest.mark.zkml
@@ -159,3 +160,22 @@ def test_report_missed_proof__ezkl_model__failed_slashed_refunded(settlement, st
     late = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
     with ape.reverts(settlement.InferenceSettlementNotPending, requestId=r.requestId):
         settlement.deliverProof(r.as_args(), late, sender=operator)
+
+
+# ---------------------------------------------------------------- putting a model on chain
+
+
+def test_deploy_model__development_srs_on_a_public_network__refused(liquidation_artifacts, project, models, carol):
+    with pytest.raises(ZkmlError, match="development SRS"):
+        deploy_model(liquidation_artifacts, project, models, carol, allow_development_srs=False)
+
+
+def test_deploy_model__run_again_with_its_record__reuses_contracts_and_registration(credit_artifacts, project, models,
+                                                                                  carol, tmp_path):
+    record = tmp_path / "zkml.json"
+    first = deploy_model(credit_artifacts, project, models, carol, record_path=record, price=5)
+    again = deploy_model(credit_artifacts, project, models, carol, record_path=record, price=5)
+    assert first.newly_registered and not again.newly_registered
+    assert (again.halo2_verifier.address, again.adapter.address) == (first.halo2_verifier.address,
+                                                                     first.adapter.address)
+    assert again.model_id == first.model_id and models.model(first.model_id).price == 5
