@@ -1,4 +1,4 @@
-"""Click helpers shared by the `ape run` scripts: address options and user-facing errors."""
+"""Click helpers shared by the `ape run` scripts: address options, user-facing errors, chain kinds."""
 
 from __future__ import annotations
 
@@ -19,3 +19,11 @@ def nonzero_address(ctx: click.Context, param: click.Parameter, value: str | Non
             raise click.BadParameter("the zero address would burn the whole supply; give a real treasury address")
         raise click.BadParameter("the zero address holds no contract; give the deployed contract's address")
     return address
+
+
+DEVELOPMENT_CHAIN_IDS = (31337, 1337)
+
+
+def is_development_chain(provider) -> bool:
+    """ape's local network, or anvil/hardhat's chain id behind a custom URI."""
+    return provider.network.name == "local" or provider.chain_id in DEVELOPMENT_CHAIN_IDS

@@ -14,12 +14,9 @@ import click
 from ape.cli import ConnectedProviderCommand, account_option, ape_cli_context
 
 from opgkit import PROJECT_ROOT
-from opgkit.cli import nonzero_address
+from opgkit.cli import is_development_chain, nonzero_address
 from opgkit.deploy import ProtocolParameters, WiringError, deploy_all, plan, record_path_for, wiring_steps
 from opgkit.deploy_config import ConfigError, config_path_for, load_parameters
-
-DEVELOPMENT_CHAIN_IDS = (31337, 1337)
-
 
 def _parameters(config: Path | None, network: str, local: bool) -> tuple[ProtocolParameters, str]:
     path = config or config_path_for(network, PROJECT_ROOT)
@@ -60,8 +57,7 @@ def _publish(provider, suite, logger) -> None:
 def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, record, publish):
     """Deploy every contract in dependency order, wire the roles, check the wiring, print a summary."""
     treasury = treasury or account.address
-    # A development chain: ape's local network, or anvil/hardhat's chain id behind a custom URI.
-    local = provider.network.name == "local" or provider.chain_id in DEVELOPMENT_CHAIN_IDS
+    local = is_development_chain(provider)
     params, source = _parameters(config, provider.network.name, local)
     if publish and provider.network.explorer is None:
         raise click.UsageError("--publish needs an explorer plugin: pip install ape-etherscan==0.8.7 and set "

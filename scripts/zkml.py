@@ -1,0 +1,178 @@
+"""ZKML with EZKL: set up a shipped model, prove an inference, put the model on chain, check a proof there.
+
+    ape run zkml setup [--model liquidation_risk] [--srs ceremony.srs] [--rebuild]
+    ape run zkml prove 0.9 0.8 0.95 0.1 [--model liquidation_risk] [--out proof.json]
+    ape run zkml deploy --network ethereum:local:foundry --account TEST::0 [--model ...] [--price WEI]
+    ape run zkml verify proof.json --model-id 0x... --network ...
+
+Artifacts (keys, SRS, generated verifier) go to the git-ignored .zkml/ folder and are reused. Without --srs
+the SRS is a development one generated locally: fine for anvil, NOT for production.
+Exit codes: 0 done (verify: the proof holds), 1 verify: the proof does not hold, 2 bad input.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+from ape import project
+from ape.cli import ConnectedProviderCommand, account_option
+from ape.exceptions import ApeException
+from eth_utils import is_hex, to_bytes
+
+from opgkit import PROJECT_ROOT
+from opgkit.cli import is_development_chain, nonzero_address
+from opgkit.deploy import RecordError, record_path_for, recorded_address
+from opgkit.zkml import pipeline
+from opgkit.zkml.models import LIQUIDATION_RISK, MODELS, model_named
+from opgkit.zkml.onchain import deploy_model
+from opgkit.zkml.pipeline import DEVELOPMENT_SRS_WARNING, InferenceProof, ZkmlError
+
+model_option = click.option(
+    "--model", "model_name", type=click.Choice(sorted(MODELS)), default=LIQUIDATION_RISK.name, show_default=True,
+    help="Which shipped model (models/<name>.onnx).",
+)
+srs_option = click.option(
+    "--srs", "srs_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="SRS from a public ceremony (ezkl.get_srs downloads one). Default: a local development SRS.",
+)
+
+
+@click.group(short_help="ZKML with EZKL: setup, prove, deploy, verify")
+def cli():
+    """Prove the shipped ONNX models with EZKL and verify the proofs on chain."""
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    raise SystemExit(2)
+
+
+def _artifacts(model, srs_path, rebuild=False):
+    if rebuild:
+        cached = pipeline.load(model, srs_path)
+        if cached is not None:
+            shutil.rmtree(cached.directory)
+    return pipeline.build(model, srs_path, progress=lambda step: click.echo(f"  ... {step}"))
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
+@cli.command(short_help="Run the EZKL pipeline for a model (cached)")
+@model_option
+@srs_option
+@click.option("--rebuild", is_flag=True, help="Discard the cached artifacts and build them again.")
+def setup(model_name, srs_path, rebuild):
+    """Settings, calibration, circuit, SRS, keys and the Solidity verifier for one model."""
+    model = model_named(model_name)
+    try:
+        artifacts = _artifacts(model, srs_path, rebuild)
+    except ZkmlError as error:
+        _fail(str(error))
+    shown = artifacts.directory.relative_to(PROJECT_ROOT) if artifacts.directory.is_relative_to(PROJECT_ROOT) \
+        else artifacts.directory
+    click.echo(f"{'model':<16} {model.name} ({len(model.features)} features -> {len(model.outputs)} outputs)")
+    click.echo(f"{'artifacts':<16} {shown} ({'reused' if artifacts.reused else f'built in {artifacts.build_seconds:.1f} s'})")
+    click.echo(f"{'srs':<16} {artifacts.srs_kind} (2^{artifacts.logrows} rows)")
+    if artifacts.is_development:
+        click.echo(f"{'':<16} WARNING: {DEVELOPMENT_SRS_WARNING}")
+    click.echo(f"{'scales':<16} inputs 2^{artifacts.input_scale}, outputs 2^{artifacts.output_scale}")
+    click.echo(f"{'proving key':<16} {_mib(artifacts.proving_key_bytes)}")
+    click.echo(f"{'verifying key':<16} keccak256 0x{artifacts.vk_digest.hex()}")
+    click.echo(f"{'verifier':<16} {artifacts.verifier_source.relative_to(artifacts.directory)}")
+
+
+@cli.command(short_help="Prove one inference")
+@click.argument("features", nargs=-1, type=float, required=True)
+@model_option
+@srs_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the proof document here (JSON).")
+def prove(features, model_name, srs_path, out):
+    """Run the model on FEATURES inside the circuit, prove it, and check the proof."""
+    model = model_named(model_name)
+    try:
+        artifacts = _artifacts(model, srs_path)
+        proof = pipeline.prove(artifacts, features)
+    except ZkmlError as error:
+        _fail(str(error))
+    for name, value, instance in zip(model.features, features, proof.inputs):
+        click.echo(f"  in   {name:<22} {value:<10g} instance {instance}")
+    for name, value, instance in zip(model.outputs, proof.output_values, proof.outputs):
+        click.echo(f"  out  {name:<22} {value:<10.6f} instance {instance}")
+    click.echo(f"{'inputHash':<16} 0x{proof.input_hash.hex()}")
+    click.echo(f"{'outputHash':<16} 0x{proof.output_hash.hex()}")
+    click.echo(f"{'proof':<16} {len(proof.proof)} bytes, proved in {proof.proving_seconds:.2f} s, checked off chain")
+    if artifacts.is_development:
+        click.echo(f"{'':<16} (development SRS: valid on a local chain only)")
+    if out is not None:
+        out.write_text(json.dumps(proof.to_json(), indent=2) + "\n")
+        click.echo(f"{'written':<16} {out}")
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Deploy a model's verifier and register the model")
+@account_option()
+@model_option
+@srs_option
+@click.option("--registry", callback=nonzero_address,
+              help="ModelRegistry address (default: from the deployments record).")
+@click.option("--price", type=click.IntRange(min=0), default=0, show_default=True, help="Price per inference, OPG wei.")
+@click.option("--uri", help="Where the model is published (default opg://models/<name>.onnx).")
+@click.option("--allow-development-srs", is_flag=True,
+              help="Deploy development-SRS artifacts to a non-development chain (throwaway tests only).")
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+              help="Record to write and resume from (default: deployments/<ecosystem>-<network>-zkml.json).")
+def deploy(provider, account, model_name, srs_path, registry, price, uri, allow_development_srs, record):
+    """Compile the generated verifier with the project's compiler settings, deploy it and its adapter, and
+    register the model as ZKML-only. Safe to re-run: recorded contracts and registrations are reused."""
+    model = model_named(model_name)
+    ecosystem, network = provider.network.ecosystem.name, provider.network.name
+    try:
+        registry = registry or recorded_address(record_path_for(ecosystem, network, PROJECT_ROOT), "ModelRegistry")
+        artifacts = _artifacts(model, srs_path)
+        on_chain = deploy_model(
+            artifacts, project, project.ModelRegistry.at(registry), account,
+            record_path=record or PROJECT_ROOT / "deployments" / f"{ecosystem}-{network}-zkml.json",
+            price=price, uri=uri,
+            allow_development_srs=allow_development_srs or is_development_chain(provider),
+        )
+    except (ZkmlError, RecordError) as error:
+        _fail(str(error))
+    click.echo(f"{'network':<16} {provider.network_choice} (chain id {provider.chain_id})")
+    click.echo(f"{'Halo2Verifier':<16} {on_chain.halo2_verifier.address}")
+    click.echo(f"{'adapter':<16} {on_chain.adapter.address}")
+    click.echo(f"{'model id':<16} 0x{on_chain.model_id.hex()} "
+               f"({'registered' if on_chain.newly_registered else 'already registered'})")
+    if artifacts.is_development:
+        click.echo(f"{'':<16} WARNING: {DEVELOPMENT_SRS_WARNING}")
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Check a proof document against a model's verifier")
+@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model-id", required=True, help="The registered model (0x + 64 hex digits).")
+@click.option("--registry", callback=nonzero_address,
+              help="ModelRegistry address (default: from the deployments record).")
+def verify(provider, document, model_id, registry):
+    """Ask the model's registered verifier whether DOCUMENT (from `prove --out`) proves its inference."""
+    if not (model_id.startswith("0x") and is_hex(model_id) and len(model_id) == 66):
+        _fail(f"--model-id must be 0x followed by 64 hex digits, got {model_id!r}")
+    try:
+        proof = InferenceProof.from_json(json.loads(document.read_text()))
+        record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
+        models = project.ModelRegistry.at(registry or recorded_address(record, "ModelRegistry"))
+        if not models.exists(to_bytes(hexstr=model_id)):
+            _fail(f"model {model_id} is not registered in {models.address}")
+        verifier = models.model(to_bytes(hexstr=model_id)).zkVerifier
+        valid = project.EzklVerifierAdapter.at(verifier).verifyInference(proof.proof, proof.inputs, proof.outputs)
+    except json.JSONDecodeError as error:
+        _fail(f"{document} is not JSON: {error}")
+    except (ZkmlError, RecordError) as error:
+        _fail(str(error))
+    except ApeException as error:
+        _fail(f"could not ask the chain: {error}")
+    click.echo(f"{'verifier':<16} {verifier}")
+    click.echo(f"{'inputHash':<16} 0x{proof.input_hash.hex()}")
+    click.echo(f"{'outputHash':<16} 0x{proof.output_hash.hex()}")
+    click.echo(f"{'result':<16} {'proof holds' if valid else 'proof REJECTED'}")
+    raise SystemExit(0 if valid else 1)
