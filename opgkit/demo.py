@@ -14,6 +14,7 @@ from ape import chain, project
 from ape.utils import ZERO_ADDRESS
 from eth_account import Account
 from eth_utils import keccak
+from web3.exceptions import ContractCustomError
 
 from opgkit import twin_model
 from opgkit.attestation import build_statement, quorum_evidence
@@ -23,8 +24,12 @@ from opgkit.manifest import manifest_from_response
 from opgkit.receipt_verifier import ReceiptDocument, verify_document
 from opgkit.receipts import (
     Fault, Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, Status, sign_payment, sign_receipt,
+    zkml_evidence, zkml_proof_evidence,
 )
 from opgkit.testing import advance
+from opgkit.zkml import pipeline
+from opgkit.zkml.models import LIQUIDATION_RISK, RISKY_POSITION, SAFE_POSITION
+from opgkit.zkml.onchain import deploy_model
 
 NITRO = 1
 ENCLAVE_MEASUREMENT = hashlib.sha256(b"opg demo enclave image v1").digest()
@@ -61,7 +66,7 @@ def opg(amount: int) -> str:
 
 class Story:
     CHAPTERS = ("deploy", "stake", "govern", "register", "settle_individually", "batch_and_challenge",
-                "consumer_vault", "audit_receipt", "twin_market", "monitor_fees")
+                "consumer_vault", "zkml_liquidation", "audit_receipt", "twin_market", "monitor_fees")
 
     def __init__(self, cast: Cast, say, params: ProtocolParameters = ProtocolParameters()):
         self.cast, self.say, self.params = cast, say, params
@@ -213,6 +218,46 @@ class Story:
         self.say(f"   after TEE settlement, risk score 12 ≤ {MAX_RISK_SCORE}: released "
                  f"{opg(token.balanceOf(self.cast.beneficiary) - before)} to {self.cast.beneficiary.address}")
 
+    def zkml_liquidation(self):
+        """Liquidations need ZKML: EZKL proofs of a risk model, verified on chain, before collateral moves"""
+        settlement, token, deployer = self.suite["InferenceSettlement"], self.suite["OPGToken"], self.cast.deployer
+        artifacts = pipeline.build(LIQUIDATION_RISK)  # cached in .zkml/ after the first run
+        model = deploy_model(artifacts, project, self.suite["ModelRegistry"], self.cast.model_owner)
+        threshold = 2**artifacts.output_scale  # a risk score of 1.0
+        guard = deployer.deploy(project.LiquidationGuard, settlement, token, model.model_id, 0, threshold, deployer)
+        token.approve(guard, 2**256 - 1, sender=deployer)
+        built = "reused from .zkml/" if artifacts.reused else f"built in {artifacts.build_seconds:.0f} s"
+        self.say(f"   model {LIQUIDATION_RISK.name} 0x{model.model_id.hex()[:16]}…  ZKML only; EZKL keys {built} "
+                 f"(proving key {artifacts.proving_key_bytes / 2**20:,.0f} MiB, development SRS: local chains only)")
+        self.say(f"   Halo2 verifier {model.halo2_verifier.address} behind adapter {model.adapter.address}")
+        positions = {}
+        for label, features in (("safe", SAFE_POSITION), ("risky", RISKY_POSITION)):
+            tx = guard.openPosition(self.cast.beneficiary, 300 * OPG, artifacts.quantize(features), sender=deployer)
+            positions[label] = tx.events.filter(guard.PositionOpened)[0].positionId
+
+        safe = pipeline.prove(artifacts, SAFE_POSITION)
+        r = self._zkml_receipt("demo zkml safe", model.model_id, safe)
+        evidence = zkml_evidence(sign_receipt(settlement, r, self.cast.node.private_key), safe.proof, safe.inputs,
+                                 safe.outputs)
+        tx = settlement.settle(r.as_args(), evidence, sender=self.cast.node)
+        self.say(f"   safe position: proved risk {safe.output_values[0]:.3f} in {safe.proving_seconds:.1f} s, settled "
+                 f"FINAL with the proof ({tx.gas_used:,} gas); liquidation refused: "
+                 f"{self._refusal(guard, positions['safe'], r, safe.outputs)}")
+
+        risky = pipeline.prove(artifacts, RISKY_POSITION)
+        r = self._zkml_receipt("demo zkml risky", model.model_id, risky)
+        settlement.postPending(r.as_args(), sender=self.cast.node)
+        self.say(f"   risky position: the node posts risk {risky.output_values[0]:.3f} as PENDING first; "
+                 f"liquidation refused: {self._refusal(guard, positions['risky'], r, risky.outputs)}")
+        tx = settlement.deliverProof(r.as_args(), zkml_proof_evidence(risky.proof, risky.inputs, risky.outputs),
+                                     sender=self.cast.challenger)
+        self.say(f"   its proof is delivered and verified on chain ({tx.gas_used:,} gas): "
+                 f"{Status(settlement.verifiedOutput(r.requestId).status).name}")
+        before = token.balanceOf(self.cast.challenger)
+        guard.liquidate(positions["risky"], r.as_args(), risky.outputs, sender=self.cast.challenger)
+        self.say(f"   risk {risky.output_values[0]:.3f} ≥ 1.000: position liquidated, "
+                 f"{opg(token.balanceOf(self.cast.challenger) - before)} to the liquidator")
+
     def audit_receipt(self):
         """An auditor checks the TEE receipt and reads what its mode covers"""
         settlement = self.suite["InferenceSettlement"]
@@ -251,6 +296,23 @@ class Story:
         self.say(f"   {len(alerts)} alert(s) above {percent(ALERT_ABOVE)}")
 
     # ---------------------------------------------------------------- helpers
+
+    def _zkml_receipt(self, label, model_id, proof) -> Receipt:
+        return Receipt(requestId=keccak(text=label), modelId=model_id, inputHash=proof.input_hash,
+                       outputHash=proof.output_hash, mode=Mode.ZKML, signer=self.cast.node.address,
+                       timestamp=chain.blocks.head.timestamp)
+
+    def _refusal(self, guard, position, receipt, scores) -> str:
+        """The name of the custom error a liquidation reverts with (asked with eth_call, so ape prints no trace)."""
+        call = {"to": guard.address, "from": self.cast.challenger.address,
+                "data": guard.liquidate.encode_input(position, receipt.as_args(), scores)}
+        try:
+            chain.provider.web3.eth.call(call)
+        except ContractCustomError as error:
+            selector = bytes.fromhex(str(error.data).removeprefix("0x"))[:4]
+            errors = [*guard.contract_type.errors, *self.suite["InferenceSettlement"].contract_type.errors]
+            return next(abi.name for abi in errors if keccak(text=abi.selector)[:4] == selector)
+        raise AssertionError("the liquidation guard accepted a liquidation it must refuse")
 
     def _register_model(self, label, allowed, minimum):
         spec = (hashlib.sha256(f"demo model {label}".encode()).digest(), f"ipfs://demo/{label}", 2 * OPG, allowed,
