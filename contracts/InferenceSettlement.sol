@@ -479,7 +479,7 @@ contract InferenceSettlement is SettlementPayments {
         if (keccak256(abi.encode(outputs)) != receipt.outputHash) {
             revert InferenceSettlementOutputNotBound(receipt.outputHash);
         }
-        address verifier = models.model(receipt.modelId).zkVerifier;
+        address verifier = models.zkVerifierOf(receipt.modelId);
         if (!IZkmlVerifier(verifier).verifyInference(zkProof, inputs, outputs)) {
             revert InferenceSettlementProofRejected(verifier);
         }

@@ -157,6 +157,11 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
+    function zkVerifierOf(bytes32 modelId) external view returns (address) {
+        return _models[modelId].zkVerifier;
+    }
+
+    /// @inheritdoc IModelRegistry
     function paymentTerms(bytes32 modelId)
         external
         view

@@ -77,6 +77,9 @@ interface IModelRegistry {
     function acceptsMode(bytes32 modelId, Mode mode) external view returns (bool);
     /// @notice When the model was deprecated, or zero while it is live.
     function deprecatedAt(bytes32 modelId) external view returns (uint256);
+    /// @notice The model's ZKML verifier, or zero for a model without ZKML (or an unknown one). One storage
+    /// read, for settlement's proof check; `model` returns the whole record.
+    function zkVerifierOf(bytes32 modelId) external view returns (address);
     /// @notice Who is paid for an inference of `modelId`: its owner, and the parent's owner with the royalty share
     /// (`royaltyRecipient` is zero for a root model). Reverts for an unknown model.
     function paymentTerms(bytes32 modelId)

@@ -35,7 +35,7 @@ ATTESTOR = Account.from_key(keccak(text="settlement benchmark attestor"))
 TEE_KEY = Account.from_key(keccak(text="settlement benchmark tee"))
 
 
-class _World:
+class World:
     """A whole protocol with one inference + TEE node, one relayer, and models for every mode."""
 
     def __init__(self, deployer, node, relayer, payer):
@@ -191,5 +191,5 @@ def _async_rows(world) -> list[GasRow]:
 
 
 def measure(deployer, test_accounts) -> list[GasRow]:
-    world = _World(deployer, *test_accounts[:3])
+    world = World(deployer, *test_accounts[:3])
     return _individual_rows(world) + _batch_rows(world) + _async_rows(world)

@@ -34,6 +34,9 @@ def test_register__zkml_binding__id_depends_on_verifier_and_key(models, register
     assert plain != bound
     assert models.model(bound).zkVerifier == VERIFIER
     assert models.model(bound).verifyingKeyDigest == VK_DIGEST
+    assert models.zkVerifierOf(bound) == VERIFIER
+    assert models.zkVerifierOf(plain) == ZERO_ADDRESS
+    assert models.zkVerifierOf(keccak(text="never registered")) == ZERO_ADDRESS
 
 
 def test_register__empty_hash__reverts(models, alice):
