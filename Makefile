@@ -13,14 +13,17 @@ export PATH := $(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export APE_TESTING_DISABLE_PROMPTS := 1
 
 NETWORK ?= ethereum:local:foundry
+# Extra pytest arguments for `make test`, e.g. PYTEST_ARGS='-m "not zkml"' to skip the EZKL prover tests.
+PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test lint gas clean
+.PHONY: help setup compile demo test lint gas zkml-bench clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
 	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
 	@echo "make gas    - regenerate benchmarks/gas.md"
+	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
 	@echo "make setup  - only install (also done by every target above)"
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/.installed
@@ -48,7 +51,7 @@ demo: compile
 	ape run demo --network $(NETWORK)
 
 test: compile
-	ape test tests --network $(NETWORK)
+	ape test tests --network $(NETWORK) $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/python -m opgkit.toolchain.slither
@@ -56,5 +59,8 @@ lint: setup
 gas: compile
 	ape run gas --network ethereum:local:foundry
 
+zkml-bench: compile
+	ape run zkml bench --network ethereum:local:foundry
+
 clean:
-	rm -rf $(VENV) node_modules .solcx .build contracts/.cache
+	rm -rf $(VENV) node_modules .solcx .build contracts/.cache .zkml

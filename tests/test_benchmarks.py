@@ -2,7 +2,7 @@
 
 import pytest
 
-from opgkit.benchmarks import GasRow, registry, render_table, settlement, staking, token, twin
+from opgkit.benchmarks import GasRow, registry, render_table, settlement, staking, token, twin, zkml
 
 
 def test_render_table__rows_given__one_line_each_with_delta():
@@ -59,3 +59,16 @@ def test_settlement_benchmark__batch_of_1024__at_most_100_gas_per_receipt(anvil_
             "postPending (TEE)", "deliverProof (TEE signature)"} <= set(rows)
     long_history = rows[f"settle (TEE), {settlement.HEARTBEATS} heartbeats, receipt after the latest heartbeat"]
     assert long_history.gas <= long_history.anchor * settlement.HISTORY_RATIO_LIMIT
+
+
+@pytest.mark.zkml
+def test_zkml_benchmark__real_proof__verifier_near_its_anchor_and_overheads_reported(networks, accounts):
+    if networks.provider.name != "foundry":
+        pytest.skip("gas figures are taken on anvil")
+    figures = zkml.measure(accounts[0], accounts[1:], proofs=1)
+    assert abs(figures.verifier_gas - zkml.EZKL_VERIFIER_ANCHOR) <= zkml.EZKL_VERIFIER_ANCHOR * 0.05
+    assert 0 < figures.overhead(zkml.DELIVER) < figures.overhead(zkml.SETTLE)
+    assert figures.proof_bytes == 3_072 and figures.proving_key_bytes > 100 * 2**20
+    table = zkml.render(figures, "# ZKML\n")
+    assert f"| {zkml.DELIVER} | {figures.gas[3].gas:,} | {figures.overhead(zkml.DELIVER):+,} |" in table
+    assert "| proving time (median of 1) |" in table
