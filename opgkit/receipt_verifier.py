@@ -8,6 +8,8 @@ A receipt document is JSON:
       "signature": "0x…",                                   (optional: 65 bytes)
       "batch":     {"batchId": 3, "proof": ["0x…", …]},      (optional)
       "response":  {"text": "…", "images": ["data:…"], …}   (optional: the answer as delivered)
+      "zkml":      {"proof": "0x…", "inputs": ["…"], "outputs": ["…"]}   (optional: ZKML proof and
+                   instances, as `ape run zkml prove --out` writes them)
     }
 
 ``verify_document`` runs every check it can and returns a ``Report``; nothing in it raises for a failing
@@ -20,12 +22,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ape import project
 from ape.exceptions import ContractLogicError
 from ape.utils import ZERO_ADDRESS
 from eth_utils import is_hex, to_bytes
 
 from opgkit.manifest import ManifestError, manifest_from_response
-from opgkit.receipts import Mode, Receipt, Status, recover_receipt_signer
+from opgkit.receipts import Mode, Receipt, Status, instances_hash, recover_receipt_signer
 
 COVERAGE = {
     Mode.VANILLA: (
@@ -74,12 +77,22 @@ class Report:
 
 
 @dataclass(frozen=True)
+class ZkmlEvidence:
+    """A ZKML proof and the public instances it proves (inputs, then outputs)."""
+
+    proof: bytes
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class ReceiptDocument:
     receipt: Receipt
     signature: bytes | None = None
     batch_id: int | None = None
     proof: tuple[bytes, ...] = ()
     response: dict | None = None
+    zkml: ZkmlEvidence | None = None
 
 
 def _hex_bytes(value, name: str, length: int | None = None) -> bytes:
@@ -123,7 +136,20 @@ def parse_document(data: dict) -> ReceiptDocument:
     batch = data.get("batch") or {}
     proof = tuple(_hex_bytes(node, "batch.proof[]", 32) for node in batch.get("proof", []))
     batch_id = int(batch["batchId"]) if "batchId" in batch else None
-    return ReceiptDocument(receipt, signature, batch_id, proof, data.get("response"))
+    zkml = _zkml_evidence(data["zkml"]) if data.get("zkml") else None
+    return ReceiptDocument(receipt, signature, batch_id, proof, data.get("response"), zkml)
+
+
+def _zkml_evidence(raw) -> ZkmlEvidence:
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(key), list) for key in ("inputs", "outputs")):
+        raise ReceiptDocumentError('zkml needs "proof" and the "inputs" and "outputs" instance lists')
+    try:
+        return ZkmlEvidence(_hex_bytes(raw.get("proof"), "zkml.proof"), tuple(int(v) for v in raw["inputs"]),
+                            tuple(int(v) for v in raw["outputs"]))
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ReceiptDocumentError):
+            raise
+        raise ReceiptDocumentError(f"zkml instances must be integers: {error}") from error
 
 
 def load_document(path: Path) -> ReceiptDocument:
@@ -136,7 +162,7 @@ def load_document(path: Path) -> ReceiptDocument:
 
 
 def document_json(receipt: Receipt, signature: bytes | None = None, batch_id: int | None = None, proof=(),
-                  response: dict | None = None) -> dict:
+                  response: dict | None = None, zkml: ZkmlEvidence | None = None) -> dict:
     """The JSON object of a receipt document (what ``parse_document`` reads)."""
     data = {
         "receipt": {
@@ -151,6 +177,9 @@ def document_json(receipt: Receipt, signature: bytes | None = None, batch_id: in
         data["batch"] = {"batchId": batch_id, "proof": ["0x" + node.hex() for node in proof]}
     if response is not None:
         data["response"] = response
+    if zkml is not None:
+        data["zkml"] = {"proof": "0x" + zkml.proof.hex(), "inputs": [str(v) for v in zkml.inputs],
+                        "outputs": [str(v) for v in zkml.outputs]}
     return data
 
 
@@ -159,7 +188,7 @@ def verify_document(settlement, tees, staking, models, document: ReceiptDocument
     r = document.receipt
     report = Report(receipt=r, request_id=r.requestId, mode=r.mode)
     report.checks.append(_signature_check(settlement, document))
-    report.checks.append(_output_check(document))
+    report.checks.append(_zkml_check(models, document) if r.mode == Mode.ZKML else _output_check(document))
     report.checks.append(_signer_check(tees, staking, r))
     report.checks.append(_policy_check(models, r))
     report.checks.append(_settlement_check(settlement, r, report))
@@ -206,6 +235,25 @@ def _output_check(document) -> Check:
                                      f"{len(manifest.tool_calls)} tool call(s), usage) hashes to outputHash")
     return Check("output", False, f"the response hashes to 0x{computed.hex()}, not the receipt's outputHash: "
                                   "something was changed after signing")
+
+
+def _zkml_check(models, document) -> Check:
+    """ZKML: the instances hash to the receipt's hashes and the model's registered verifier accepts the proof."""
+    r, evidence = document.receipt, document.zkml
+    if evidence is None:
+        return Check("proof", None, "no zkml proof in the document: the output was not checked against a proof")
+    if instances_hash(evidence.inputs) != r.inputHash:
+        return Check("proof", False, "the input instances do not hash to the receipt's inputHash")
+    if instances_hash(evidence.outputs) != r.outputHash:
+        return Check("proof", False, "the output instances do not hash to the receipt's outputHash")
+    verifier = models.zkVerifierOf(r.modelId)
+    if verifier == ZERO_ADDRESS:
+        return Check("proof", False, f"model 0x{r.modelId.hex()} has no registered ZKML verifier")
+    # EzklVerifierAdapter's ABI for verifyInference is IZkmlVerifier's, so it serves any registered verifier.
+    holds = project.EzklVerifierAdapter.at(verifier).verifyInference(evidence.proof, evidence.inputs, evidence.outputs)
+    if holds:
+        return Check("proof", True, f"the model's verifier {verifier} accepts the proof of these instances")
+    return Check("proof", False, f"the model's verifier {verifier} rejects the proof")
 
 
 def _signer_check(tees, staking, r: Receipt) -> Check:

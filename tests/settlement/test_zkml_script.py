@@ -1,12 +1,17 @@
-"""`ape run zkml`, run as a model publisher and an auditor run it, against the test's own anvil."""
+"""`ape run zkml` and the ZKML receipt audit, run as a model publisher and an auditor run them, on real proofs."""
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
+from ape.utils import ZERO_ADDRESS
 
 from opgkit import PROJECT_ROOT
+from opgkit.receipt_verifier import ReceiptDocumentError, ZkmlEvidence, document_json, parse_document, verify_document
+from opgkit.receipts import zkml_evidence
 from opgkit.zkml.models import SAFE_POSITION
+from settlement_helpers import zk_receipt
 
 pytestmark = pytest.mark.zkml
 
@@ -93,3 +98,69 @@ def test_verify__bad_model_id__exit_2(chain_uri, models, proof_document, model_i
                   "--network", chain_uri)
     assert result.returncode == 2 and message in result.stderr, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- auditing a ZKML receipt (`ape run receipts verify`)
+
+
+@pytest.fixture
+def settled_zkml(settlement, liquidation_model, risky_proof, operator, sign, now):
+    r = zk_receipt("audit zkml", liquidation_model.model_id, operator.address, now(), list(risky_proof.inputs),
+                   list(risky_proof.outputs))
+    signature = sign(r, operator)
+    settlement.settle(r.as_args(), zkml_evidence(signature, risky_proof.proof, risky_proof.inputs,
+                                                 risky_proof.outputs), sender=operator)
+    evidence = ZkmlEvidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    return r, signature, evidence
+
+
+def audit(settlement, models, tees, staking, document):
+    return verify_document(settlement, tees, staking, models, parse_document(document))
+
+
+def test_audit__zkml_receipt_with_its_proof__proof_checked_by_the_registered_verifier(settlement, models, tees,
+                                                                                      staking, settled_zkml):
+    r, signature, evidence = settled_zkml
+    report = audit(settlement, models, tees, staking, document_json(r, signature, zkml=evidence))
+    checks = {check.name: check for check in report.checks}
+    assert report.passed and checks["proof"].ok, checks
+    assert "accepts the proof" in checks["proof"].detail
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda e: replace(e, outputs=(e.outputs[0] + 1, *e.outputs[1:])), "do not hash to the receipt's outputHash"),
+    (lambda e: replace(e, proof=e.proof[:100] + bytes([e.proof[100] ^ 1]) + e.proof[101:]), "rejects the proof"),
+])
+def test_audit__zkml_proof_altered__proof_check_fails(settlement, models, tees, staking, settled_zkml, change,
+                                                      expected):
+    r, signature, evidence = settled_zkml
+    report = audit(settlement, models, tees, staking, document_json(r, signature, zkml=change(evidence)))
+    proof_check = next(check for check in report.checks if check.name == "proof")
+    assert proof_check.ok is False and expected in proof_check.detail
+    assert not report.passed
+
+
+def test_audit__zkml_receipt_without_proof__not_checked_and_said_so(settlement, models, tees, staking, settled_zkml):
+    r, signature, _ = settled_zkml
+    report = audit(settlement, models, tees, staking, document_json(r, signature))
+    proof_check = next(check for check in report.checks if check.name == "proof")
+    assert proof_check.ok is None and "no zkml proof" in proof_check.detail
+
+
+def test_receipts_verify__zkml_document__exit_0_with_the_proof_check(chain_uri, settlement, settled_zkml, tmp_path):
+    r, signature, evidence = settled_zkml
+    path = tmp_path / "zkml-receipt.json"
+    path.write_text(json.dumps(document_json(r, signature, zkml=evidence)))
+    result = subprocess.run(["ape", "run", "receipts", "verify", str(path), "--network", chain_uri, "--settlement",
+                             settlement.address], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   proof" in result.stdout and "result        verified" in result.stdout
+
+
+def test_parse_document__malformed_zkml_section__document_error():
+    base = {"receipt": {"requestId": "0x" + "11" * 32, "modelId": "0x" + "22" * 32, "inputHash": "0x" + "33" * 32,
+                        "outputHash": "0x" + "44" * 32, "mode": "ZKML", "signer": ZERO_ADDRESS, "timestamp": 1}}
+    with pytest.raises(ReceiptDocumentError, match="instance lists"):
+        parse_document(base | {"zkml": {"proof": "0x00"}})
+    with pytest.raises(ReceiptDocumentError, match="must be integers"):
+        parse_document(base | {"zkml": {"proof": "0x00", "inputs": ["x"], "outputs": []}})
