@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -236,8 +236,7 @@ def build(
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    built = load(model, srs_path, cache_root)
-    return Artifacts(**{**built.__dict__, "reused": False})
+    return replace(load(model, srs_path, cache_root), reused=False)
 
 
 def prove(artifacts: Artifacts, features: Sequence[float]) -> InferenceProof:
@@ -334,7 +333,8 @@ def _create_evm_verifier(vk: str, settings: str, verifier: Path, directory: Path
     try:
         _call(ezkl.create_evm_verifier, vk, settings, str(verifier), str(directory / "verifier.abi"), str(srs))
     except RuntimeError as error:
-        if not verifier.is_file() or "solc" not in str(error) and "svm" not in str(error):
+        offline_abi_step = "solc" in str(error) or "svm" in str(error)
+        if not (verifier.is_file() and offline_abi_step):
             raise ZkmlError(f"EZKL could not write the Solidity verifier: {error}") from None
 
 

@@ -1,8 +1,9 @@
 """The fee monitor: reports every change once, even across interruptions; alerts; CLI exit codes."""
 
 import json
-import select
+import queue
 import subprocess
+import threading
 
 import pytest
 
@@ -127,13 +128,25 @@ def test_cli__not_a_market__exits_2_without_traceback(networks, changed_market):
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def read_line(process, timeout=60):
-    """The monitor's next output line, or a failure (never a hang) if none comes in ``timeout`` seconds."""
-    ready, _, _ = select.select([process.stdout], [], [], timeout)
-    if not ready:
-        process.kill()
-        pytest.fail(f"the monitor printed nothing for {timeout} s; stderr: {process.stderr.read()[-2000:]}")
-    return process.stdout.readline()
+class LineReader:
+    """A process's stdout lines, read on a thread. (select() on the pipe misses lines that an earlier
+    readline() already pulled into Python's buffer, and then waits for output that already came.)"""
+
+    def __init__(self, process):
+        self.process, self.lines = process, queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def next(self, timeout=60) -> str:
+        """The next line, or a failure (never a hang) if none comes in ``timeout`` seconds."""
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.process.kill()
+            pytest.fail(f"the monitor printed nothing for {timeout} s; stderr: {self.process.stderr.read()[-2000:]}")
 
 
 def test_cli__follow__reports_new_changes_and_stops_cleanly_on_sigterm(networks, chain, changed_market, gov, tmp_path):
@@ -143,12 +156,13 @@ def test_cli__follow__reports_new_changes_and_stops_cleanly_on_sigterm(networks,
     command = ["ape", "run", "monitor_fees", "--network", networks.provider.uri, "--market", changed_market.address,
                "--state", str(state), "--follow", "--poll", "0.2", "--json"]
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = LineReader(process)
     try:
         seen = []
         while len([line for line in seen if '"type": "event"' in line]) < len(EXPECTED_SEQUENCE):
-            seen.append(read_line(process))
+            seen.append(reader.next())
         changed_market.setFees(1 * PERCENT, 1 * PERCENT, sender=gov)
-        line = read_line(process)
+        line = reader.next()
         assert json.loads(line)["name"] == "FeesChanged" and json.loads(line)["args"]["protocolFeePercent"] == PERCENT
         process.terminate()
         assert process.wait(timeout=60) == 0
