@@ -4,11 +4,13 @@
     ape run zkml prove 0.9 0.8 0.95 0.1 [--model liquidation_risk] [--out proof.json]
     ape run zkml deploy --network ethereum:local:foundry --account TEST::0 [--model ...] [--price WEI]
     ape run zkml verify proof.json --model-id 0x... --network ...
+    ape run zkml check --model-id 0x... [--model ...] --network ...   (is it this model and this key?)
     ape run zkml bench --network ethereum:local:foundry        (writes benchmarks/zkml.md)
 
 Artifacts (keys, SRS, generated verifier) go to the git-ignored .zkml/ folder and are reused. Without --srs
 the SRS is a development one generated locally: fine for anvil, NOT for production.
-Exit codes: 0 done (verify: the proof holds), 1 verify: the proof does not hold, 2 bad input.
+Exit codes: 0 done (verify: the proof holds; check: every check held), 1 the proof does not hold or a check
+failed, 2 bad input.
 """
 
 import json
@@ -28,7 +30,7 @@ from opgkit.cli import is_development_chain, nonzero_address
 from opgkit.deploy import RecordError, record_path_for, recorded_address
 from opgkit.zkml import pipeline
 from opgkit.zkml.models import LIQUIDATION_RISK, MODELS, model_named
-from opgkit.zkml.onchain import deploy_model
+from opgkit.zkml.onchain import check_registration, deploy_model
 from opgkit.zkml.pipeline import DEVELOPMENT_SRS_WARNING, InferenceProof, ZkmlError
 
 model_option = click.option(
@@ -151,6 +153,42 @@ def deploy(provider, account, model_name, srs_path, registry, price, uri, allow_
         click.echo(f"{'':<16} WARNING: {DEVELOPMENT_SRS_WARNING}")
 
 
+def _model_id(value: str) -> bytes:
+    if not (value.startswith("0x") and is_hex(value) and len(value) == 66):
+        _fail(f"--model-id must be 0x followed by 64 hex digits, got {value!r}")
+    return to_bytes(hexstr=value)
+
+
+def _registry(provider, registry):
+    record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
+    return project.ModelRegistry.at(registry or recorded_address(record, "ModelRegistry"))
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Check a registered model against the local artifacts")
+@click.option("--model-id", required=True, help="The registered model (0x + 64 hex digits).")
+@model_option
+@srs_option
+@click.option("--registry", callback=nonzero_address,
+              help="ModelRegistry address (default: from the deployments record).")
+def check(provider, model_id, model_name, srs_path, registry):
+    """Is MODEL-ID this ONNX model, with this verifying key, checked by the verifier EZKL generates from it?"""
+    model_id = _model_id(model_id)
+    try:
+        models = _registry(provider, registry)
+        if not models.exists(model_id):
+            _fail(f"model 0x{model_id.hex()} is not registered in {models.address}")
+        checks = check_registration(_artifacts(model_named(model_name), srs_path), project, models, model_id)
+    except (ZkmlError, RecordError) as error:
+        _fail(str(error))
+    except ApeException as error:
+        _fail(f"could not ask the chain: {error}")
+    for item in checks:
+        click.echo(f"  {'ok  ' if item.ok else 'FAIL'} {item.name:<14} {item.detail}")
+    passed = all(item.ok for item in checks)
+    click.echo(f"{'result':<16} {'this model, this key, this verifier' if passed else 'NOT the local model and key'}")
+    raise SystemExit(0 if passed else 1)
+
+
 @cli.command(cls=ConnectedProviderCommand, short_help="Check a proof document against a model's verifier")
 @click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--model-id", required=True, help="The registered model (0x + 64 hex digits).")
@@ -158,15 +196,13 @@ def deploy(provider, account, model_name, srs_path, registry, price, uri, allow_
               help="ModelRegistry address (default: from the deployments record).")
 def verify(provider, document, model_id, registry):
     """Ask the model's registered verifier whether DOCUMENT (from `prove --out`) proves its inference."""
-    if not (model_id.startswith("0x") and is_hex(model_id) and len(model_id) == 66):
-        _fail(f"--model-id must be 0x followed by 64 hex digits, got {model_id!r}")
+    model_id = _model_id(model_id)
     try:
         proof = InferenceProof.from_json(json.loads(document.read_text()))
-        record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
-        models = project.ModelRegistry.at(registry or recorded_address(record, "ModelRegistry"))
-        if not models.exists(to_bytes(hexstr=model_id)):
-            _fail(f"model {model_id} is not registered in {models.address}")
-        verifier = models.model(to_bytes(hexstr=model_id)).zkVerifier
+        models = _registry(provider, registry)
+        if not models.exists(model_id):
+            _fail(f"model 0x{model_id.hex()} is not registered in {models.address}")
+        verifier = models.zkVerifierOf(model_id)
         valid = project.EzklVerifierAdapter.at(verifier).verifyInference(proof.proof, proof.inputs, proof.outputs)
     except json.JSONDecodeError as error:
         _fail(f"{document} is not JSON: {error}")

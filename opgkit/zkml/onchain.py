@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from ape import Project
+from ape import Project, chain
 
 from opgkit import PROJECT_ROOT
 from opgkit.deploy import Suite
@@ -100,3 +100,56 @@ def deploy_model(
     if newly_registered:
         registry.register(model_spec(artifacts, adapter.address, price, uri), sender=deployer)
     return OnChainModel(name, halo2, adapter, bytes(model_id), newly_registered)
+
+
+@dataclass(frozen=True)
+class BindingCheck:
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_registration(artifacts: Artifacts, project, registry, model_id: bytes) -> list[BindingCheck]:
+    """Whether ``model_id`` in ``registry`` is the model of ``artifacts``, verified by the verifier generated from
+    its key: content hash, key digest, the adapter's code (up to its immutables) and settings, and the Halo2
+    verifier's code byte for byte (the verifying key is built into it)."""
+    model = registry.model(model_id)
+    checks = [
+        BindingCheck("content", bytes(model.contentHash) == artifacts.content_hash,
+                     f"registered content hash {'is' if bytes(model.contentHash) == artifacts.content_hash else 'is not'} "
+                     f"sha256 of {artifacts.model.path.name}"),
+        BindingCheck("key digest", bytes(model.verifyingKeyDigest) == artifacts.vk_digest,
+                     f"registered key digest {'is' if bytes(model.verifyingKeyDigest) == artifacts.vk_digest else 'is not'} "
+                     "keccak256 of the local verifying key"),
+    ]
+    adapter_code = bytes(chain.provider.get_code(model.zkVerifier))
+    if not _same_code_up_to_immutables(adapter_code, _runtime_code(project.EzklVerifierAdapter)):
+        checks.append(BindingCheck("adapter", False, f"{model.zkVerifier} is not an EzklVerifierAdapter"))
+        return checks
+    adapter = project.EzklVerifierAdapter.at(model.zkVerifier)
+    layout = (adapter.inputCount(), adapter.outputCount(), bytes(adapter.verifyingKeyDigest()))
+    expected = (len(artifacts.model.features), len(artifacts.model.outputs), artifacts.vk_digest)
+    checks.append(BindingCheck("adapter", layout == expected,
+                               f"EzklVerifierAdapter for {layout[0]} inputs, {layout[1]} outputs, key digest "
+                               f"{'matching' if layout[2] == artifacts.vk_digest else 'NOT matching'}"
+                               + ("" if layout[:2] == expected[:2] else f" (the model has {expected[0]} and {expected[1]})")))
+    halo2 = adapter.halo2Verifier()
+    same = bytes(chain.provider.get_code(halo2)) == _runtime_code(verifier_container(artifacts))
+    checks.append(BindingCheck("verifier code", same,
+                               f"{halo2} {'is' if same else 'is NOT'} the verifier EZKL generates from the local key"))
+    return checks
+
+
+def _runtime_code(container) -> bytes:
+    return bytes.fromhex(container.contract_type.runtime_bytecode.bytecode.removeprefix("0x"))
+
+
+def _same_code_up_to_immutables(deployed: bytes, compiled: bytes) -> bool:
+    """Equal except inside 32-byte words that are all zero in the compiled code (where solc puts immutables)."""
+    if len(deployed) != len(compiled):
+        return False
+    differing = [i for i in range(len(compiled)) if deployed[i] != compiled[i]]
+    return all(
+        any(start <= i < start + 32 and compiled[start:start + 32] == bytes(32) for start in range(max(0, i - 31), i + 1))
+        for i in differing
+    )

@@ -6,7 +6,7 @@ from ape.utils import ZERO_ADDRESS
 
 from opgkit.receipts import Status, zkml_evidence, zkml_proof_evidence
 from opgkit.testing import advance
-from opgkit.zkml.onchain import deploy_model
+from opgkit.zkml.onchain import check_registration, deploy_model, model_spec
 from opgkit.zkml.pipeline import SNARK_SCALAR_FIELD, ZkmlError
 from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, zk_receipt
 
@@ -179,3 +179,43 @@ def test_deploy_model__run_again_with_its_record__reuses_contracts_and_registrat
     assert (again.halo2_verifier.address, again.adapter.address) == (first.halo2_verifier.address,
                                                                      first.adapter.address)
     assert again.model_id == first.model_id and models.model(first.model_id).price == 5
+
+
+# ---------------------------------------------------------------- is the registered verifier the one for this key?
+
+
+def checks_of(artifacts, project, models, model_id):
+    return {check.name: check.ok for check in check_registration(artifacts, project, models, model_id)}
+
+
+def register_with(models, artifacts, verifier, owner):
+    tx = models.register(model_spec(artifacts, verifier, uri="opg://forged"), sender=owner)
+    return tx.events.filter(models.ModelRegistered)[0].modelId
+
+
+def test_check_registration__deployed_model__every_check_holds(liquidation_artifacts, project, models,
+                                                               liquidation_model):
+    checks = checks_of(liquidation_artifacts, project, models, liquidation_model.model_id)
+    assert checks == {"content": True, "key digest": True, "adapter": True, "verifier code": True}
+
+
+def test_check_registration__other_models_artifacts__nothing_matches(credit_artifacts, project, models,
+                                                                     liquidation_model):
+    checks = checks_of(credit_artifacts, project, models, liquidation_model.model_id)
+    assert checks == {"content": False, "key digest": False, "adapter": False, "verifier code": False}
+
+
+def test_check_registration__adapter_over_another_models_verifier__verifier_code_fails(
+        liquidation_artifacts, project, models, credit_model, deployer, bob):
+    adapter = deployer.deploy(project.EzklVerifierAdapter, credit_model.halo2_verifier, 4, 2,
+                              liquidation_artifacts.vk_digest)
+    forged = register_with(models, liquidation_artifacts, adapter.address, bob)
+    checks = checks_of(liquidation_artifacts, project, models, forged)
+    assert checks == {"content": True, "key digest": True, "adapter": True, "verifier code": False}
+
+
+def test_check_registration__not_an_ezkl_adapter__adapter_fails(liquidation_artifacts, project, models, zk_verifier,
+                                                                bob):
+    forged = register_with(models, liquidation_artifacts, zk_verifier.address, bob)
+    checks = checks_of(liquidation_artifacts, project, models, forged)
+    assert checks == {"content": True, "key digest": True, "adapter": False}

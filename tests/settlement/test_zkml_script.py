@@ -164,3 +164,19 @@ def test_parse_document__malformed_zkml_section__document_error():
         parse_document(base | {"zkml": {"proof": "0x00"}})
     with pytest.raises(ReceiptDocumentError, match="must be integers"):
         parse_document(base | {"zkml": {"proof": "0x00", "inputs": ["x"], "outputs": []}})
+
+
+def test_check__deployed_model__every_check_ok_exit_0(chain_uri, models, liquidation_model):
+    result = zkml("check", "--model-id", "0x" + liquidation_model.model_id.hex(), "--registry", models.address,
+                  "--network", chain_uri)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("content", "key digest", "adapter", "verifier code"):
+        assert f"ok   {name}" in result.stdout
+    assert "this model, this key, this verifier" in result.stdout
+
+
+def test_check__against_another_models_artifacts__fails_exit_1(chain_uri, models, liquidation_model, credit_artifacts):
+    result = zkml("check", "--model-id", "0x" + liquidation_model.model_id.hex(), "--model", "credit_limit",
+                  "--registry", models.address, "--network", chain_uri)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL verifier code" in result.stdout and "NOT the local model and key" in result.stdout
