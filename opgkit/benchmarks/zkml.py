@@ -101,8 +101,7 @@ def render(figures: ZkmlFigures, header: str) -> str:
         "|---|---:|---:|---:|---:|---|",
     ]
     for row in figures.gas:
-        above = "—" if row.contract == "Halo2Verifier" or row.operation.startswith("postPending") else \
-            f"{row.gas - figures.verifier_gas:+,}"
+        above = f"{figures.overhead(row.operation):+,}" if row.anchor_source == OVERHEAD_SOURCE else "—"
         anchor = f"{row.anchor:,}" if row.anchor else "—"
         lines.append(f"| {row.operation} | {row.gas:,} | {above} | {anchor} | {row.delta} | {row.anchor_source} |")
     median = statistics.median(figures.proving_seconds)

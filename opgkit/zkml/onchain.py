@@ -114,13 +114,13 @@ def check_registration(artifacts: Artifacts, project, registry, model_id: bytes)
     its key: content hash, key digest, the adapter's code (up to its immutables) and settings, and the Halo2
     verifier's code byte for byte (the verifying key is built into it)."""
     model = registry.model(model_id)
+    same_content = bytes(model.contentHash) == artifacts.content_hash
+    same_key = bytes(model.verifyingKeyDigest) == artifacts.vk_digest
     checks = [
-        BindingCheck("content", bytes(model.contentHash) == artifacts.content_hash,
-                     f"registered content hash {'is' if bytes(model.contentHash) == artifacts.content_hash else 'is not'} "
-                     f"sha256 of {artifacts.model.path.name}"),
-        BindingCheck("key digest", bytes(model.verifyingKeyDigest) == artifacts.vk_digest,
-                     f"registered key digest {'is' if bytes(model.verifyingKeyDigest) == artifacts.vk_digest else 'is not'} "
-                     "keccak256 of the local verifying key"),
+        BindingCheck("content", same_content, f"registered content hash {'is' if same_content else 'is not'} "
+                                              f"sha256 of {artifacts.model.path.name}"),
+        BindingCheck("key digest", same_key, f"registered key digest {'is' if same_key else 'is not'} "
+                                             "keccak256 of the local verifying key"),
     ]
     adapter_code = bytes(chain.provider.get_code(model.zkVerifier))
     if not _same_code_up_to_immutables(adapter_code, _runtime_code(project.EzklVerifierAdapter)):

@@ -190,22 +190,7 @@ def cache_key(model: DenseReluModel, srs_path: Path | None = None) -> str:
 
 def load(model: DenseReluModel, srs_path: Path | None = None, cache_root: Path = CACHE_ROOT) -> Artifacts | None:
     """The cached artifacts of ``model``, or None when they have not been built."""
-    directory = cache_root / model.name / cache_key(model, srs_path)
-    manifest = directory / MANIFEST
-    if not manifest.is_file():
-        return None
-    recorded = json.loads(manifest.read_text())
-    return Artifacts(
-        model=model,
-        directory=directory,
-        srs_kind=recorded["srs"],
-        input_scale=recorded["inputScale"],
-        output_scale=recorded["outputScale"],
-        logrows=recorded["logrows"],
-        vk_digest=bytes.fromhex(recorded["vkDigest"].removeprefix("0x")),
-        build_seconds=recorded["buildSeconds"],
-        reused=True,
-    )
+    return _load_from(cache_root / model.name / cache_key(model, srs_path), model)
 
 
 def build(
@@ -219,11 +204,11 @@ def build(
         raise ZkmlError(f"{model.path} is missing: run `python -m opgkit.zkml.models` to write it")
     if srs_path is not None and not Path(srs_path).is_file():
         raise ZkmlError(f"SRS file {srs_path} does not exist (download one with ezkl.get_srs, or omit --srs)")
-    cached = load(model, srs_path, cache_root)
+    final = cache_root / model.name / cache_key(model, srs_path)
+    cached = _load_from(final, model)
     if cached is not None:
         return cached
 
-    final = cache_root / model.name / cache_key(model, srs_path)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_builds(final.parent)
     scratch = Path(tempfile.mkdtemp(prefix=f"{final.name}.partial-{os.getpid()}-", dir=final.parent))
@@ -232,11 +217,11 @@ def build(
         try:
             scratch.rename(final)
         except OSError:
-            if load(model, srs_path, cache_root) is None:  # not a concurrent build that finished first
+            if _load_from(final, model) is None:  # not a concurrent build that finished first
                 raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return replace(load(model, srs_path, cache_root), reused=False)
+    return replace(_load_from(final, model), reused=False)
 
 
 def prove(artifacts: Artifacts, features: Sequence[float]) -> InferenceProof:
@@ -269,6 +254,24 @@ def prove(artifacts: Artifacts, features: Sequence[float]) -> InferenceProof:
 
 
 # ---------------------------------------------------------------- internals
+
+
+def _load_from(directory: Path, model: DenseReluModel) -> Artifacts | None:
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return None
+    recorded = json.loads(manifest.read_text())
+    return Artifacts(
+        model=model,
+        directory=directory,
+        srs_kind=recorded["srs"],
+        input_scale=recorded["inputScale"],
+        output_scale=recorded["outputScale"],
+        logrows=recorded["logrows"],
+        vk_digest=bytes.fromhex(recorded["vkDigest"].removeprefix("0x")),
+        build_seconds=recorded["buildSeconds"],
+        reused=True,
+    )
 
 
 def _run_pipeline(model: DenseReluModel, directory: Path, srs_path: Path | None, progress) -> None:
