@@ -4,9 +4,9 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
+import {IBatchSettlement} from "../interfaces/IBatchSettlement.sol";
 import {IInferenceSettlement} from "../interfaces/IInferenceSettlement.sol";
 import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
 import {INodeStaking} from "../interfaces/INodeStaking.sol";
@@ -16,110 +16,105 @@ import {ReceiptHashing} from "./ReceiptHashing.sol";
 import {SettlementPayments} from "./SettlementPayments.sol";
 
 /// @title Inference settlement
-/// @notice Settles inference receipts in three verification modes and three ways, and answers what a
-/// request's verified output is.
+/// @notice The one source of truth for request records, and settlement of individual and asynchronous
+/// receipts. Batches live in `BatchSettlement`, which records their leaves here.
 ///
-/// - Individually: anyone submits a receipt with its evidence and it is checked at once. VANILLA: signed by
-///   an active staked inference node. TEE: signed by a TEE key that `TEERegistry.isActive` at the receipt's
-///   timestamp. ZKML: signed by an active inference node and proven by the model's verifier, with the proof's
-///   public instances bound to the receipt's input and output hashes.
-/// - In batches: an active relayer commits a Merkle root of signed VANILLA/TEE receipts. The batch is
-///   pending for `challengeWindow`; one faulty leaf shown by anyone rejects the whole batch and slashes the
-///   relayer, part of the slash going to the challenger. The window is always shorter than the staking
-///   unbonding delay, so a relayer cannot unbond and withdraw before a challenge lands.
-/// - Asynchronously: a node posts a TEE or ZKML result as pending and owes its evidence within
-///   `proofWindow`; delivered in time it is final, otherwise the request fails, the node is slashed and the
-///   payer refunded.
+/// - Individually: the payer submits a receipt (or anyone does, under the payer's authorization) with its
+///   evidence, checked at once. VANILLA: signed by a node that was an active staked inference node at the
+///   receipt's timestamp. TEE: signed by a TEE key `TEERegistry.isActive` at the receipt's timestamp. ZKML:
+///   signed by such a node and proven by the model's verifier, with the proof's public instances bound to the
+///   receipt's input and output hashes.
+/// - Asynchronously: the node that owes the evidence posts a TEE or ZKML result as pending and delivers it
+///   within `proofWindow`; otherwise the request fails (it reads as failed as soon as it is overdue), the node
+///   is slashed once, and the payer refunded.
 ///
-/// A requestId is recorded at most once, ever; only a rejected batch gives its requestIds back.
+/// A record is one storage slot: the receipt's hash, the mode that was verified, its kind and one date. Each
+/// `(payer, requestId)` is recorded at most once; only a rejected batch gives its request back.
 contract InferenceSettlement is SettlementPayments {
     using SafeCast for uint256;
 
-    uint256 public constant MIN_CHALLENGE_WINDOW = 5 minutes;
     uint256 public constant MIN_PROOF_WINDOW = 1 minutes;
     uint256 public constant MAX_PROOF_WINDOW = 7 days;
+    /// @notice Least time between a proof deadline and the maturity of stake unbonded when it was posted, so a
+    /// missed proof can always be reported before the node withdraws.
+    uint256 public constant PROOF_REPORT_MARGIN = 1 hours;
     uint256 public constant MIN_RECEIPT_AGE = 1 minutes;
     uint256 public constant MAX_RECEIPT_AGE = 30 days;
     uint256 public constant MAX_SLASH_BPS = 5_000;
-    uint256 public constant MAX_BATCH_SIZE = 1 << 24;
 
-    /// @dev `status` is authoritative for direct records; for batch records (`batchId != 0`) it only marks the
-    /// record as present and the status comes from the batch.
-    struct Record {
-        bytes32 outputHash;
-        bytes32 receiptHash;
-        uint40 batchId;
-        uint48 recordedAt;
-        uint48 settledAt;
-        IModelRegistry.Mode mode;
-        Status status;
-        bool paid;
+    /// @dev How a record was made, which says where its status comes from (see `_statusOf`).
+    enum Kind {
+        None,
+        Final,
+        Pending,
+        Failed,
+        Batch,
+        BatchHeld
     }
 
-    struct PendingProof {
+    /// @dev One slot. `data` is the settlement time (Final), the proof deadline (Pending, Failed) or the batch
+    /// id (Batch, BatchHeld: the batch's status is the record's).
+    struct Record {
+        bytes24 receiptHash;
+        IModelRegistry.Mode mode;
+        Kind kind;
+        uint48 data;
+    }
+
+    /// @dev A payment held for a pending or batched request, and the node that owes a pending one's evidence.
+    struct Custody {
         address node;
-        uint48 deadline;
-        address payer;
         uint96 held;
     }
 
     ITEERegistry public immutable teeRegistry;
+    IBatchSettlement public batchSettlement;
 
-    uint256 public challengeWindow;
     uint256 public proofWindow;
     uint256 public maxReceiptAge;
-    uint256 public relayerSlashBps;
     uint256 public nodeSlashBps;
-    uint256 public batchCount;
 
-    mapping(bytes32 requestId => Record) private _records;
-    mapping(bytes32 requestId => PendingProof) private _pendingProofs;
-    mapping(uint256 batchId => Batch) private _batches;
+    mapping(bytes32 key => Record) private _records;
+    mapping(bytes32 key => Custody) private _custody;
 
-    event ChallengeWindowSet(uint256 previous, uint256 current);
     event ProofWindowSet(uint256 previous, uint256 current);
     event MaxReceiptAgeSet(uint256 previous, uint256 current);
-    event SlashFractionsSet(uint256 relayerSlashBps, uint256 nodeSlashBps);
+    event NodeSlashSet(uint256 nodeSlashBps);
 
-    error InferenceSettlementAlreadySettled(bytes32 requestId);
+    error InferenceSettlementAlreadySettled(address payer, bytes32 requestId);
+    error InferenceSettlementNotPayer(address caller, address payer);
     error InferenceSettlementReceiptFromFuture(uint64 timestamp);
     error InferenceSettlementReceiptTooOld(uint64 timestamp, uint256 maxAge);
     error InferenceSettlementUnknownModel(bytes32 modelId);
     error InferenceSettlementModelDeprecated(bytes32 modelId);
     error InferenceSettlementModeNotAccepted(bytes32 modelId, IModelRegistry.Mode mode);
+    error InferenceSettlementModeNotBatchable(IModelRegistry.Mode mode);
+    error InferenceSettlementModeNotAsync(IModelRegistry.Mode mode);
     error InferenceSettlementBadSignature(address signer);
     error InferenceSettlementSignerInactive(address signer, uint64 timestamp);
+    error InferenceSettlementUnknownSigner(address signer);
     error InferenceSettlementInputNotBound(bytes32 inputHash);
     error InferenceSettlementOutputNotBound(bytes32 outputHash);
     error InferenceSettlementProofRejected(address verifier);
-    error InferenceSettlementPaymentRequired(uint256 price);
-    error InferenceSettlementNothingToPay(bytes32 requestId);
-    error InferenceSettlementNotRelayer(address account);
-    error InferenceSettlementEmptyBatch();
-    error InferenceSettlementBatchTooLarge(uint256 count, uint256 maximum);
-    error InferenceSettlementUnknownBatch(uint256 batchId);
-    error InferenceSettlementBatchRejected(uint256 batchId);
-    error InferenceSettlementChallengeWindowClosed(uint256 batchId);
-    error InferenceSettlementNotIncluded(uint256 batchId, bytes32 requestId);
-    error InferenceSettlementNoFault(uint256 batchId, bytes32 requestId);
-    error InferenceSettlementNotDuplicate(uint256 batchId, uint256 otherBatchId);
-    error InferenceSettlementModeNotAsync(IModelRegistry.Mode mode);
-    error InferenceSettlementNotNode(address account, address signer);
-    error InferenceSettlementNotPending(bytes32 requestId);
+    error InferenceSettlementNotNode(address account, address node);
+    error InferenceSettlementNotPending(address payer, bytes32 requestId);
     error InferenceSettlementReceiptMismatch(bytes32 requestId);
     error InferenceSettlementProofDeadlinePassed(bytes32 requestId, uint48 deadline);
     error InferenceSettlementProofNotDue(bytes32 requestId, uint48 deadline);
     error InferenceSettlementNotVerified(bytes32 requestId, Status status);
     error InferenceSettlementModeTooWeak(bytes32 requestId, IModelRegistry.Mode mode, IModelRegistry.Mode minMode);
-    error InferenceSettlementChallengeWindowOutOfBounds(uint256 window, uint256 minimum, uint256 unbondingDelay);
-    error InferenceSettlementProofWindowOutOfBounds(uint256 window);
+    error InferenceSettlementNotBatchSettlement(address caller);
+    error InferenceSettlementBatchSettlementAlreadySet(address current);
+    error InferenceSettlementNothingHeld(bytes32 requestId);
+    error InferenceSettlementBatchNotFinal(uint256 batchId);
+    error InferenceSettlementProofWindowOutOfBounds(uint256 window, uint256 unbondingDelay);
     error InferenceSettlementReceiptAgeOutOfBounds(uint256 maxAge);
     error InferenceSettlementSlashFractionOutOfBounds(uint256 fractionBps);
 
     /// @param admin Holds DEFAULT_ADMIN_ROLE (the timelock in production): parameters, fee split, treasury.
-    /// @param challengeWindow_ Seconds a batch stays open to challenges; below the staking unbonding delay.
-    /// @param proofWindow_ Seconds a node has to deliver the evidence of a pending result.
-    /// @param maxReceiptAge_ Oldest receipt accepted, in seconds before its settlement or batch.
+    /// @param proofWindow_ Seconds a node has to deliver the evidence of a pending result; at least
+    /// `PROOF_REPORT_MARGIN` shorter than the staking unbonding delay.
+    /// @param maxReceiptAge_ Oldest receipt accepted, in seconds before its settlement.
     constructor(
         IERC20 token_,
         INodeStaking staking_,
@@ -127,192 +122,104 @@ contract InferenceSettlement is SettlementPayments {
         ITEERegistry teeRegistry_,
         address treasury_,
         address admin,
-        uint256 challengeWindow_,
         uint256 proofWindow_,
         uint256 maxReceiptAge_
     ) EIP712("InferenceSettlement", "1") SettlementPayments(token_, staking_, models_, treasury_) {
         if (address(teeRegistry_) == address(0) || admin == address(0)) revert InferenceSettlementZeroAddress();
         teeRegistry = teeRegistry_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _setChallengeWindow(challengeWindow_);
         _setProofWindow(proofWindow_);
         _setMaxReceiptAge(maxReceiptAge_);
-        _setSlashFractions(1_000, 500);
+        _setNodeSlash(500);
     }
 
     // ---------------------------------------------------------------- admin
 
-    /// @notice Seconds a new batch stays open to challenges: at least 5 minutes, below the unbonding delay.
-    /// Batches already posted keep their deadline.
-    function setChallengeWindow(uint256 window) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setChallengeWindow(window);
+    /// @notice Connect the batch settlement contract whose leaves are recorded here; once, ever (its batch ids
+    /// are part of the records).
+    function setBatchSettlement(IBatchSettlement batchSettlement_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (address(batchSettlement) != address(0)) revert InferenceSettlementBatchSettlementAlreadySet(address(batchSettlement));
+        if (address(batchSettlement_) == address(0)) revert InferenceSettlementZeroAddress();
+        batchSettlement = batchSettlement_;
+        emit BatchSettlementSet(address(batchSettlement_));
     }
 
-    /// @notice Seconds a node has to deliver the evidence of a new pending result (1 minute to 7 days).
+    /// @notice Seconds a node has to deliver the evidence of a new pending result: 1 minute to 7 days, and at
+    /// least `PROOF_REPORT_MARGIN` below the staking unbonding delay.
     function setProofWindow(uint256 window) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setProofWindow(window);
     }
 
-    /// @notice Oldest receipt accepted, in seconds before its settlement or its batch (1 minute to 30 days).
+    /// @notice Oldest receipt accepted, in seconds before its settlement (1 minute to 30 days).
     function setMaxReceiptAge(uint256 maxAge) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setMaxReceiptAge(maxAge);
     }
 
-    /// @notice Fractions of stake slashed from a relayer whose batch is rejected and from a node that misses
-    /// a proof deadline.
-    function setSlashFractions(uint256 relayerBps, uint256 nodeBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _setSlashFractions(relayerBps, nodeBps);
+    /// @notice Fraction of stake slashed from a node that misses a proof deadline.
+    function setNodeSlash(uint256 nodeBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setNodeSlash(nodeBps);
     }
 
     // ---------------------------------------------------------------- individual
 
     /// @inheritdoc IInferenceSettlement
-    function settle(Receipt calldata receipt, bytes calldata evidence) external {
-        if (receipt.price != 0) revert InferenceSettlementPaymentRequired(receipt.price);
-        bytes32 receiptHash = _verifyNow(receipt, evidence);
-        _recordFinal(receipt, receiptHash, false);
+    function settle(Receipt calldata receipt, bytes calldata evidence) external nonReentrant {
+        if (msg.sender != receipt.payer) revert InferenceSettlementNotPayer(msg.sender, receipt.payer);
+        _settleNow(receipt, evidence);
     }
 
     /// @inheritdoc IInferenceSettlement
-    function settleAndPay(
+    function settleWithAuthorization(
         Receipt calldata receipt,
         bytes calldata evidence,
         PaymentAuthorization calldata authorization,
         bytes calldata authorizationSignature
     ) external nonReentrant {
-        if (receipt.price == 0) revert InferenceSettlementNothingToPay(receipt.requestId);
-        bytes32 receiptHash = _verifyNow(receipt, evidence);
-        _recordFinal(receipt, receiptHash, true);
-        _collect(receipt, authorization, authorizationSignature);
-        (address payee, address operator) = _payeeOf(receipt);
-        _split(receipt.requestId, receipt.modelId, receipt.price, payee, operator);
-    }
-
-    // ---------------------------------------------------------------- batches
-
-    /// @inheritdoc IInferenceSettlement
-    function postBatch(bytes32 root, uint32 count, string calldata dataUri) external returns (uint256 batchId) {
-        if (!staking.isActiveOperator(msg.sender, INodeStaking.Role.SettlementRelayer)) {
-            revert InferenceSettlementNotRelayer(msg.sender);
-        }
-        if (count == 0) revert InferenceSettlementEmptyBatch();
-        if (count > MAX_BATCH_SIZE) revert InferenceSettlementBatchTooLarge(count, MAX_BATCH_SIZE);
-        uint256 window = challengeWindow;
-        // The staking delay may have been shortened since the window was set.
-        uint256 unbondingDelay = staking.unbondingDelay();
-        if (window >= unbondingDelay) {
-            revert InferenceSettlementChallengeWindowOutOfBounds(window, MIN_CHALLENGE_WINDOW, unbondingDelay);
-        }
-        batchId = ++batchCount;
-        _batches[batchId] = Batch({
-            relayer: msg.sender,
-            postedAt: block.timestamp.toUint40(),
-            challengeDeadline: (block.timestamp + window).toUint40(),
-            rejected: false,
-            root: root
-        });
-        emit BatchPosted(batchId, msg.sender, root, count, dataUri);
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function challenge(uint256 batchId, BatchLeaf calldata leaf) external nonReentrant returns (Fault fault) {
-        Batch storage b = _openBatch(batchId);
-        _requireIncluded(b, batchId, leaf);
-        fault = _findFault(b, batchId, leaf.receipt, leaf.signature);
-        if (fault == Fault.None) revert InferenceSettlementNoFault(batchId, leaf.receipt.requestId);
-        _reject(b, batchId, leaf.receipt.requestId, fault);
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function challengeDuplicate(uint256 batchId, BatchLeaf calldata leaf, uint256 otherBatchId, BatchLeaf calldata other)
-        external
-        nonReentrant
-    {
-        Batch storage b = _openBatch(batchId);
-        _requireIncluded(b, batchId, leaf);
-        Batch storage otherBatch = _knownBatch(otherBatchId);
-        if (otherBatch.rejected) revert InferenceSettlementBatchRejected(otherBatchId);
-        _requireIncluded(otherBatch, otherBatchId, other);
-
-        // The same leaf shown twice under the same proof is one occurrence, not two.
-        bool sameOccurrence = otherBatchId == batchId && keccak256(abi.encode(leaf)) == keccak256(abi.encode(other));
-        if (other.receipt.requestId != leaf.receipt.requestId || otherBatchId > batchId || sameOccurrence) {
-            revert InferenceSettlementNotDuplicate(batchId, otherBatchId);
-        }
-        _reject(b, batchId, leaf.receipt.requestId, Fault.Duplicated);
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function claimBatchReceipt(
-        uint256 batchId,
-        BatchLeaf calldata leaf,
-        PaymentAuthorization calldata authorization,
-        bytes calldata authorizationSignature
-    ) external nonReentrant {
-        Batch storage b = _knownBatch(batchId);
-        if (b.rejected) revert InferenceSettlementBatchRejected(batchId);
-        _requireIncluded(b, batchId, leaf);
-
-        Receipt calldata receipt = leaf.receipt;
-        Record storage record = _records[receipt.requestId];
-        bool recordedHere = record.batchId == batchId && record.status != Status.None;
-        if (!recordedHere) {
-            _requireFree(receipt.requestId);
-            _records[receipt.requestId] = Record({
-                outputHash: receipt.outputHash,
-                receiptHash: ReceiptHashing.structHash(receipt),
-                batchId: batchId.toUint40(),
-                recordedAt: block.timestamp.toUint48(),
-                settledAt: 0,
-                mode: receipt.mode,
-                status: Status.Pending,
-                paid: false
-            });
-            emit BatchReceiptRecorded(batchId, receipt.requestId, receipt.outputHash);
-        }
-
-        bool chargeable = receipt.price != 0 && block.timestamp > b.challengeDeadline;
-        if (!chargeable) {
-            if (recordedHere) revert InferenceSettlementAlreadySettled(receipt.requestId);
-            return;
-        }
-        if (record.paid) revert InferenceSettlementAlreadySettled(receipt.requestId);
-        record.paid = true;
-        _collect(receipt, authorization, authorizationSignature);
-        (address payee, address operator) = _payeeOf(receipt);
-        _split(receipt.requestId, receipt.modelId, receipt.price, payee, operator);
+        (address node,) = _nodeAndPayee(receipt);
+        _requireConsent(msg.sender, receipt, node, authorization, authorizationSignature);
+        _settleNow(receipt, evidence);
     }
 
     // ---------------------------------------------------------------- asynchronous
 
     /// @inheritdoc IInferenceSettlement
-    function postPending(Receipt calldata receipt) external {
-        if (receipt.price != 0) revert InferenceSettlementPaymentRequired(receipt.price);
-        _postPending(receipt, 0);
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function postPendingAndPay(
+    function postPending(
         Receipt calldata receipt,
         PaymentAuthorization calldata authorization,
         bytes calldata authorizationSignature
     ) external nonReentrant {
-        if (receipt.price == 0) revert InferenceSettlementNothingToPay(receipt.requestId);
-        _postPending(receipt, receipt.price);
-        _collect(receipt, authorization, authorizationSignature);
+        if (receipt.mode == IModelRegistry.Mode.Vanilla) revert InferenceSettlementModeNotAsync(receipt.mode);
+        (address node,) = _nodeAndPayee(receipt);
+        if (msg.sender != node) revert InferenceSettlementNotNode(msg.sender, node);
+        INodeStaking.Role role =
+            receipt.mode == IModelRegistry.Mode.Tee ? INodeStaking.Role.TeeNode : INodeStaking.Role.InferenceNode;
+        if (!staking.isActiveOperator(node, role)) revert InferenceSettlementNotNode(msg.sender, node);
+        _requireConsent(msg.sender, receipt, node, authorization, authorizationSignature);
+        bytes32 key = _claimKey(receipt.payer, receipt.requestId);
+        _requireRecent(receipt.timestamp);
+        _requireAccepted(receipt.modelId, receipt.mode);
+        // The unbonding delay may have been shortened since the window was set.
+        uint256 window = proofWindow;
+        _requireProofWindowFits(window);
+
+        uint48 deadline = (block.timestamp + window).toUint48();
+        _records[key] = Record(_hashOf(receipt), receipt.mode, Kind.Pending, deadline);
+        _custody[key] = Custody(node, receipt.price.toUint96());
+        emit ProofRequested(receipt.requestId, receipt.payer, node, deadline);
+        if (receipt.price != 0) _collect(receipt.requestId, receipt.payer, receipt.price);
     }
 
     /// @inheritdoc IInferenceSettlement
     function deliverProof(Receipt calldata receipt, bytes calldata evidence) external nonReentrant {
         bytes32 requestId = receipt.requestId;
-        Record storage record = _pendingRecord(requestId);
-        PendingProof memory pending = _pendingProofs[requestId];
-        if (block.timestamp > pending.deadline) {
-            revert InferenceSettlementProofDeadlinePassed(requestId, pending.deadline);
-        }
+        bytes32 key = _keyOf(receipt.payer, requestId);
+        Record storage record = _pendingRecord(key, receipt.payer, requestId);
+        if (block.timestamp > record.data) revert InferenceSettlementProofDeadlinePassed(requestId, record.data);
         bytes32 receiptHash = ReceiptHashing.structHash(receipt);
-        if (record.receiptHash != receiptHash) revert InferenceSettlementReceiptMismatch(requestId);
+        if (record.receiptHash != bytes24(receiptHash)) revert InferenceSettlementReceiptMismatch(requestId);
 
+        // Evidence is judged as of the receipt's timestamp: nothing that happened to the node since (a jail, a
+        // revoked role) makes owed evidence undeliverable.
         if (receipt.mode == IModelRegistry.Mode.Tee) {
             _requireSignedBy(receiptHash, receipt.signer, evidence);
             _requireSignerActive(receipt);
@@ -322,87 +229,107 @@ contract InferenceSettlement is SettlementPayments {
             _requireProof(receipt, zkProof, inputs, outputs);
         }
 
-        record.status = Status.Final;
-        record.settledAt = block.timestamp.toUint48();
-        delete _pendingProofs[requestId];
-        emit ProofDelivered(requestId, msg.sender);
-        emit ReceiptSettled(requestId, receipt.modelId, receipt.mode, receipt.outputHash);
-        if (pending.held != 0) {
-            (address payee, address operator) = _payeeOf(receipt);
-            _split(requestId, receipt.modelId, pending.held, payee, operator);
+        record.kind = Kind.Final;
+        record.data = block.timestamp.toUint48();
+        uint256 held = _custody[key].held;
+        delete _custody[key];
+        emit ProofDelivered(requestId, receipt.payer, msg.sender);
+        emit ReceiptSettled(requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash);
+        if (held != 0) _pay(receipt, held);
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function reportMissedProof(address payer, bytes32 requestId) external nonReentrant {
+        bytes32 key = _keyOf(payer, requestId);
+        Record storage record = _pendingRecord(key, payer, requestId);
+        if (block.timestamp <= record.data) revert InferenceSettlementProofNotDue(requestId, record.data);
+
+        record.kind = Kind.Failed;
+        Custody memory custody = _custody[key];
+        delete _custody[key];
+        emit ProofMissed(requestId, payer, custody.node, custody.held);
+        if (custody.held != 0) _refund(requestId, payer, custody.held);
+        staking.slash(custody.node, nodeSlashBps, _evidenceId("missed-proof", key), msg.sender);
+    }
+
+    // ---------------------------------------------------------------- batch records
+
+    /// @inheritdoc IInferenceSettlement
+    function recordBatchReceipt(
+        address caller,
+        uint256 batchId,
+        Receipt calldata receipt,
+        PaymentAuthorization calldata authorization,
+        bytes calldata authorizationSignature
+    ) external nonReentrant {
+        if (msg.sender != address(batchSettlement)) revert InferenceSettlementNotBatchSettlement(msg.sender);
+        // A batch cannot verify a proof, so a ZKML claim could never be recorded as verified.
+        if (receipt.mode == IModelRegistry.Mode.Zkml) revert InferenceSettlementModeNotBatchable(receipt.mode);
+        (address node,) = _nodeAndPayee(receipt);
+        _requireConsent(caller, receipt, node, authorization, authorizationSignature);
+        bytes32 key = _claimKey(receipt.payer, receipt.requestId);
+
+        Status batchState = batchSettlement.batchStatus(batchId);
+        bool held = receipt.price != 0 && batchState == Status.Pending;
+        _records[key] = Record(_hashOf(receipt), receipt.mode, held ? Kind.BatchHeld : Kind.Batch, batchId.toUint48());
+        emit BatchReceiptRecorded(batchId, receipt.requestId, receipt.payer, receipt.outputHash);
+        if (receipt.price == 0) return;
+        _collect(receipt.requestId, receipt.payer, receipt.price);
+        if (held) {
+            _custody[key] = Custody(address(0), receipt.price.toUint96());
+        } else {
+            _pay(receipt, receipt.price);
         }
     }
 
     /// @inheritdoc IInferenceSettlement
-    function reportMissedProof(bytes32 requestId) external nonReentrant {
-        Record storage record = _pendingRecord(requestId);
-        PendingProof memory pending = _pendingProofs[requestId];
-        if (block.timestamp <= pending.deadline) revert InferenceSettlementProofNotDue(requestId, pending.deadline);
+    function releaseBatchPayment(Receipt calldata receipt) external nonReentrant {
+        bytes32 key = _keyOf(receipt.payer, receipt.requestId);
+        Record storage record = _records[key];
+        if (record.kind != Kind.BatchHeld) revert InferenceSettlementNothingHeld(receipt.requestId);
+        if (record.receiptHash != _hashOf(receipt)) revert InferenceSettlementReceiptMismatch(receipt.requestId);
+        Status batchState = batchSettlement.batchStatus(record.data);
+        if (batchState == Status.Pending) revert InferenceSettlementBatchNotFinal(record.data);
 
-        record.status = Status.Failed;
-        delete _pendingProofs[requestId];
-        if (pending.held != 0) escrowOf[pending.payer] += pending.held;
-        emit ProofMissed(requestId, pending.node, pending.held);
-        staking.slash(pending.node, nodeSlashBps, _evidenceId("missed-proof", requestId), msg.sender);
+        record.kind = Kind.Batch;
+        uint256 held = _custody[key].held;
+        delete _custody[key];
+        if (batchState == Status.Final) {
+            _pay(receipt, held);
+        } else {
+            _refund(receipt.requestId, receipt.payer, held);
+        }
     }
 
     // ---------------------------------------------------------------- queries
 
     /// @inheritdoc IInferenceSettlement
-    function verifiedOutput(bytes32 requestId) public view returns (VerifiedOutput memory out) {
-        Record storage record = _records[requestId];
-        if (record.status == Status.None) return out;
-        out.outputHash = record.outputHash;
-        out.mode = record.mode;
-        out.status = _statusOf(record);
-        if (record.batchId == 0) {
-            out.settledAt = record.settledAt;
-        } else if (out.status == Status.Final) {
-            out.settledAt = _batches[record.batchId].challengeDeadline + 1;
-        }
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function requireVerified(bytes32 requestId, IModelRegistry.Mode minMode, bool mustBeFinal)
-        public
-        view
-        returns (bytes32 outputHash)
-    {
-        VerifiedOutput memory out = verifiedOutput(requestId);
-        bool accepted = out.status == Status.Final || (!mustBeFinal && out.status == Status.Pending);
-        if (!accepted) revert InferenceSettlementNotVerified(requestId, out.status);
-        if (out.mode < minMode) revert InferenceSettlementModeTooWeak(requestId, out.mode, minMode);
-        return out.outputHash;
+    function recordOf(address payer, bytes32 requestId) public view returns (RecordView memory view_) {
+        Record memory record = _records[_keyOf(payer, requestId)];
+        if (record.kind == Kind.None) return view_;
+        (view_.status, view_.settledAt) = _statusOf(record);
+        view_.mode = record.mode;
+        view_.receiptHash = record.receiptHash;
     }
 
     /// @inheritdoc IInferenceSettlement
     function requireVerifiedReceipt(Receipt calldata receipt, IModelRegistry.Mode minMode, bool mustBeFinal)
         external
         view
+        returns (uint48 settledAt)
     {
-        requireVerified(receipt.requestId, minMode, mustBeFinal);
-        if (_records[receipt.requestId].receiptHash != ReceiptHashing.structHash(receipt)) {
-            revert InferenceSettlementReceiptMismatch(receipt.requestId);
-        }
+        RecordView memory view_ = recordOf(receipt.payer, receipt.requestId);
+        bool accepted = view_.status == Status.Final || (!mustBeFinal && view_.status == Status.Pending);
+        if (!accepted) revert InferenceSettlementNotVerified(receipt.requestId, view_.status);
+        if (view_.receiptHash != _hashOf(receipt)) revert InferenceSettlementReceiptMismatch(receipt.requestId);
+        if (view_.mode < minMode) revert InferenceSettlementModeTooWeak(receipt.requestId, view_.mode, minMode);
+        return view_.settledAt;
     }
 
-    /// @inheritdoc IInferenceSettlement
-    function isIncluded(uint256 batchId, BatchLeaf calldata leaf) external view returns (bool) {
-        Batch storage b = _batches[batchId];
-        return b.postedAt != 0 && _includes(b, leaf);
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function batchStatus(uint256 batchId) public view returns (Status) {
-        Batch storage b = _batches[batchId];
-        if (b.postedAt == 0) return Status.None;
-        if (b.rejected) return Status.Rejected;
-        return block.timestamp <= b.challengeDeadline ? Status.Pending : Status.Final;
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function batch(uint256 batchId) external view returns (Batch memory) {
-        return _batches[batchId];
+    /// @notice The node that owes a pending request's evidence and the payment held for a pending or batched
+    /// request.
+    function custodyOf(address payer, bytes32 requestId) external view returns (Custody memory) {
+        return _custody[_keyOf(payer, requestId)];
     }
 
     /// @inheritdoc IInferenceSettlement
@@ -410,19 +337,14 @@ contract InferenceSettlement is SettlementPayments {
         return _hashTypedDataV4(ReceiptHashing.structHash(receipt));
     }
 
-    /// @notice The node that owes a pending request's evidence, its deadline, and the payment held for it.
-    function pendingProof(bytes32 requestId) external view returns (PendingProof memory) {
-        return _pendingProofs[requestId];
-    }
+    // ---------------------------------------------------------------- internals
 
-    // ---------------------------------------------------------------- verification
-
-    /// @dev Everything an individual settlement checks; returns the receipt's struct hash.
-    function _verifyNow(Receipt calldata receipt, bytes calldata evidence) private view returns (bytes32 receiptHash) {
-        _requireFree(receipt.requestId);
-        _requireRecent(receipt.timestamp, block.timestamp);
+    /// @dev Everything an individual settlement checks, then the record, then the payment.
+    function _settleNow(Receipt calldata receipt, bytes calldata evidence) private {
+        bytes32 key = _claimKey(receipt.payer, receipt.requestId);
+        _requireRecent(receipt.timestamp);
         _requireAccepted(receipt.modelId, receipt.mode);
-        receiptHash = ReceiptHashing.structHash(receipt);
+        bytes32 receiptHash = ReceiptHashing.structHash(receipt);
         if (receipt.mode == IModelRegistry.Mode.Zkml) {
             (bytes memory signature, bytes memory zkProof, uint256[] memory inputs, uint256[] memory outputs) =
                 abi.decode(evidence, (bytes, bytes, uint256[], uint256[]));
@@ -432,18 +354,64 @@ contract InferenceSettlement is SettlementPayments {
             _requireSignedBy(receiptHash, receipt.signer, evidence);
         }
         _requireSignerActive(receipt);
-    }
 
-    function _requireFree(bytes32 requestId) private view {
-        Record storage record = _records[requestId];
-        if (record.status != Status.None && _statusOf(record) != Status.Rejected) {
-            revert InferenceSettlementAlreadySettled(requestId);
+        _records[key] = Record(bytes24(receiptHash), receipt.mode, Kind.Final, block.timestamp.toUint48());
+        emit ReceiptSettled(receipt.requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash);
+        if (receipt.price != 0) {
+            _collect(receipt.requestId, receipt.payer, receipt.price);
+            _pay(receipt, receipt.price);
         }
     }
 
-    function _requireRecent(uint64 timestamp, uint256 asOf) private view {
-        if (timestamp > asOf) revert InferenceSettlementReceiptFromFuture(timestamp);
-        if (asOf - timestamp > maxReceiptAge) revert InferenceSettlementReceiptTooOld(timestamp, maxReceiptAge);
+    /// @dev The record key of `requestId` in `payer`'s namespace.
+    function _keyOf(address payer, bytes32 requestId) private pure returns (bytes32 key) {
+        assembly ("memory-safe") {
+            mstore(0x00, payer)
+            mstore(0x20, requestId)
+            key := keccak256(0x00, 0x40)
+        }
+    }
+
+    /// @dev The key of a request that may be recorded now: never recorded, or its batch was rejected (any
+    /// payment still held for that rejected record goes back to the payer first).
+    function _claimKey(address payer, bytes32 requestId) private returns (bytes32 key) {
+        if (payer == address(0)) revert InferenceSettlementZeroPayer(requestId);
+        key = _keyOf(payer, requestId);
+        Record memory record = _records[key];
+        if (record.kind == Kind.None) return key;
+        (Status status,) = _statusOf(record);
+        if (status != Status.Rejected) revert InferenceSettlementAlreadySettled(payer, requestId);
+        if (record.kind == Kind.BatchHeld) {
+            uint256 held = _custody[key].held;
+            delete _custody[key];
+            _refund(requestId, payer, held);
+        }
+    }
+
+    function _pendingRecord(bytes32 key, address payer, bytes32 requestId) private view returns (Record storage record) {
+        record = _records[key];
+        if (record.kind != Kind.Pending) revert InferenceSettlementNotPending(payer, requestId);
+    }
+
+    /// @dev A record's status and settlement time. An overdue pending proof reads as failed at once.
+    function _statusOf(Record memory record) private view returns (Status status, uint48 settledAt) {
+        Kind kind = record.kind;
+        if (kind == Kind.Final) return (Status.Final, record.data);
+        if (kind == Kind.Pending) return (block.timestamp > record.data ? Status.Failed : Status.Pending, 0);
+        if (kind == Kind.Failed) return (Status.Failed, 0);
+        IBatchSettlement.Batch memory b = batchSettlement.batch(record.data);
+        if (b.rejected) return (Status.Rejected, 0);
+        if (block.timestamp <= b.challengeDeadline) return (Status.Pending, 0);
+        return (Status.Final, b.challengeDeadline + 1);
+    }
+
+    function _hashOf(Receipt calldata receipt) private pure returns (bytes24) {
+        return bytes24(ReceiptHashing.structHash(receipt));
+    }
+
+    function _requireRecent(uint64 timestamp) private view {
+        if (timestamp > block.timestamp) revert InferenceSettlementReceiptFromFuture(timestamp);
+        if (block.timestamp - timestamp > maxReceiptAge) revert InferenceSettlementReceiptTooOld(timestamp, maxReceiptAge);
     }
 
     function _requireAccepted(bytes32 modelId, IModelRegistry.Mode mode) private view {
@@ -458,15 +426,13 @@ contract InferenceSettlement is SettlementPayments {
         if (error != ECDSA.RecoverError.NoError || recovered != signer) revert InferenceSettlementBadSignature(signer);
     }
 
+    /// @dev Signers are judged at the receipt's timestamp: a TEE key by the TEE registry's history, a node by
+    /// the staking activity history.
     function _requireSignerActive(Receipt calldata receipt) private view {
-        if (!_signerActive(receipt)) revert InferenceSettlementSignerInactive(receipt.signer, receipt.timestamp);
-    }
-
-    /// @dev TEE keys are judged at the receipt's timestamp. Staking keeps no history of who was active, so
-    /// VANILLA and ZKML signers are judged now.
-    function _signerActive(Receipt calldata receipt) private view returns (bool) {
-        if (receipt.mode == IModelRegistry.Mode.Tee) return teeRegistry.isActive(receipt.signer, receipt.timestamp);
-        return staking.isActiveOperator(receipt.signer, INodeStaking.Role.InferenceNode);
+        bool active = receipt.mode == IModelRegistry.Mode.Tee
+            ? teeRegistry.isActive(receipt.signer, receipt.timestamp)
+            : staking.wasActiveOperator(receipt.signer, INodeStaking.Role.InferenceNode, receipt.timestamp);
+        if (!active) revert InferenceSettlementSignerInactive(receipt.signer, receipt.timestamp);
     }
 
     function _requireProof(
@@ -485,151 +451,34 @@ contract InferenceSettlement is SettlementPayments {
         }
     }
 
-    // ---------------------------------------------------------------- batch internals
-
-    function _knownBatch(uint256 batchId) private view returns (Batch storage b) {
-        b = _batches[batchId];
-        if (b.postedAt == 0) revert InferenceSettlementUnknownBatch(batchId);
-    }
-
-    function _openBatch(uint256 batchId) private view returns (Batch storage b) {
-        b = _knownBatch(batchId);
-        if (b.rejected) revert InferenceSettlementBatchRejected(batchId);
-        if (block.timestamp > b.challengeDeadline) revert InferenceSettlementChallengeWindowClosed(batchId);
-    }
-
-    function _includes(Batch storage b, BatchLeaf calldata leaf) private view returns (bool) {
-        return MerkleProof.verifyCalldata(leaf.proof, b.root, ReceiptHashing.leaf(leaf.receipt, leaf.signature));
-    }
-
-    function _requireIncluded(Batch storage b, uint256 batchId, BatchLeaf calldata leaf) private view {
-        if (!_includes(b, leaf)) revert InferenceSettlementNotIncluded(batchId, leaf.receipt.requestId);
-    }
-
-    /// @dev The first fault of a batched receipt, judged as of the batch's posting where history allows.
-    function _findFault(Batch storage b, uint256 batchId, Receipt calldata receipt, bytes calldata signature)
-        private
-        view
-        returns (Fault)
-    {
-        if (receipt.mode == IModelRegistry.Mode.Zkml) return Fault.ModeNotBatchable;
-        if (!models.exists(receipt.modelId)) return Fault.UnknownModel;
-        uint256 deprecatedAt = models.deprecatedAt(receipt.modelId);
-        if (deprecatedAt != 0 && deprecatedAt < b.postedAt) return Fault.ModelDeprecated;
-        if (!_policyAccepts(receipt.modelId, receipt.mode)) return Fault.ModeNotAccepted;
-        uint64 timestamp = receipt.timestamp;
-        if (timestamp > b.postedAt || b.postedAt - timestamp > maxReceiptAge) return Fault.TimestampOutOfBounds;
-        (address recovered, ECDSA.RecoverError error,) =
-            ECDSA.tryRecoverCalldata(_hashTypedDataV4(ReceiptHashing.structHash(receipt)), signature);
-        if (error != ECDSA.RecoverError.NoError || recovered != receipt.signer) return Fault.BadSignature;
-        if (!_signerActive(receipt)) return Fault.SignerInactive;
-        if (_settledBefore(receipt.requestId, batchId, b.postedAt)) return Fault.AlreadySettled;
-        return Fault.None;
-    }
-
-    /// @dev The model's policy, ignoring deprecation (judged separately, by date).
-    function _policyAccepts(bytes32 modelId, IModelRegistry.Mode mode) private view returns (bool) {
-        IModelRegistry.Model memory m = models.model(modelId);
-        return (m.allowedModes & (1 << uint8(mode))) != 0 && mode >= m.minimumMode;
-    }
-
-    /// @dev True when another live record took `requestId` before this batch was posted.
-    function _settledBefore(bytes32 requestId, uint256 batchId, uint256 postedAt) private view returns (bool) {
-        Record storage record = _records[requestId];
-        if (record.status == Status.None || record.batchId == batchId) return false;
-        if (_statusOf(record) == Status.Rejected) return false;
-        if (record.batchId != 0) return record.batchId < batchId;
-        return record.recordedAt < postedAt;
-    }
-
-    function _reject(Batch storage b, uint256 batchId, bytes32 requestId, Fault fault) private {
-        b.rejected = true;
-        emit BatchChallenged(batchId, msg.sender, requestId, fault);
-        staking.slash(b.relayer, relayerSlashBps, _evidenceId("rejected-batch", bytes32(batchId)), msg.sender);
-    }
-
-    // ---------------------------------------------------------------- async internals
-
-    function _postPending(Receipt calldata receipt, uint256 held) private {
-        if (receipt.mode == IModelRegistry.Mode.Vanilla) revert InferenceSettlementModeNotAsync(receipt.mode);
-        _requireFree(receipt.requestId);
-        _requireRecent(receipt.timestamp, block.timestamp);
-        _requireAccepted(receipt.modelId, receipt.mode);
-        (, address operator) = _payeeOf(receipt);
-        if (operator != msg.sender) revert InferenceSettlementNotNode(msg.sender, receipt.signer);
-        if (!staking.isActiveOperator(msg.sender, _asyncRole(receipt.mode))) {
-            revert InferenceSettlementNotNode(msg.sender, receipt.signer);
-        }
-
-        uint48 deadline = (block.timestamp + proofWindow).toUint48();
-        _records[receipt.requestId] = Record({
-            outputHash: receipt.outputHash,
-            receiptHash: ReceiptHashing.structHash(receipt),
-            batchId: 0,
-            recordedAt: block.timestamp.toUint48(),
-            settledAt: 0,
-            mode: receipt.mode,
-            status: Status.Pending,
-            paid: held != 0
-        });
-        _pendingProofs[receipt.requestId] =
-            PendingProof({node: msg.sender, deadline: deadline, payer: receipt.payer, held: held.toUint96()});
-        emit ProofRequested(receipt.requestId, msg.sender, deadline);
-    }
-
-    function _pendingRecord(bytes32 requestId) private view returns (Record storage record) {
-        record = _records[requestId];
-        if (record.status != Status.Pending || record.batchId != 0) revert InferenceSettlementNotPending(requestId);
-    }
-
-    function _asyncRole(IModelRegistry.Mode mode) private pure returns (INodeStaking.Role) {
-        return mode == IModelRegistry.Mode.Tee ? INodeStaking.Role.TeeNode : INodeStaking.Role.InferenceNode;
-    }
-
-    // ---------------------------------------------------------------- shared internals
-
-    function _recordFinal(Receipt calldata receipt, bytes32 receiptHash, bool paid) private {
-        uint48 now48 = block.timestamp.toUint48();
-        _records[receipt.requestId] = Record({
-            outputHash: receipt.outputHash,
-            receiptHash: receiptHash,
-            batchId: 0,
-            recordedAt: now48,
-            settledAt: now48,
-            mode: receipt.mode,
-            status: Status.Final,
-            paid: paid
-        });
-        emit ReceiptSettled(receipt.requestId, receipt.modelId, receipt.mode, receipt.outputHash);
-    }
-
-    function _statusOf(Record storage record) private view returns (Status) {
-        return record.batchId == 0 ? record.status : batchStatus(record.batchId);
-    }
-
-    /// @dev Who is paid the node's share, and whose stakers earn: a TEE's payment address and operator, or
-    /// the signing node itself.
-    function _payeeOf(Receipt calldata receipt) private view returns (address payee, address operator) {
+    /// @dev Who answers for a receipt and who is paid its node share: a TEE's operator and payment address (the
+    /// operator when it set none), or the signing node itself. An unknown TEE key has neither.
+    function _nodeAndPayee(Receipt calldata receipt) private view returns (address node, address payee) {
         if (receipt.mode != IModelRegistry.Mode.Tee) return (receipt.signer, receipt.signer);
-        (operator, payee) = teeRegistry.payeeOf(receipt.signer);
-        if (payee == address(0)) payee = operator;
+        (node, payee) = teeRegistry.payeeOf(receipt.signer);
+        if (node == address(0)) revert InferenceSettlementUnknownSigner(receipt.signer);
+        if (payee == address(0)) payee = node;
+    }
+
+    /// @dev Split `amount`, in custody, for `receipt`'s node and model.
+    function _pay(Receipt calldata receipt, uint256 amount) private {
+        (address node, address payee) = _nodeAndPayee(receipt);
+        _split(receipt.requestId, receipt.modelId, amount, payee, node);
     }
 
     function _evidenceId(string memory kind, bytes32 subject) private view returns (bytes32) {
         return keccak256(abi.encode(block.chainid, address(this), kind, subject));
     }
 
-    function _setChallengeWindow(uint256 window) private {
+    function _requireProofWindowFits(uint256 window) private view {
         uint256 unbondingDelay = staking.unbondingDelay();
-        if (window < MIN_CHALLENGE_WINDOW || window >= unbondingDelay) {
-            revert InferenceSettlementChallengeWindowOutOfBounds(window, MIN_CHALLENGE_WINDOW, unbondingDelay);
+        if (window < MIN_PROOF_WINDOW || window > MAX_PROOF_WINDOW || window + PROOF_REPORT_MARGIN > unbondingDelay) {
+            revert InferenceSettlementProofWindowOutOfBounds(window, unbondingDelay);
         }
-        emit ChallengeWindowSet(challengeWindow, window);
-        challengeWindow = window;
     }
 
     function _setProofWindow(uint256 window) private {
-        if (window < MIN_PROOF_WINDOW || window > MAX_PROOF_WINDOW) revert InferenceSettlementProofWindowOutOfBounds(window);
+        _requireProofWindowFits(window);
         emit ProofWindowSet(proofWindow, window);
         proofWindow = window;
     }
@@ -640,11 +489,9 @@ contract InferenceSettlement is SettlementPayments {
         maxReceiptAge = maxAge;
     }
 
-    function _setSlashFractions(uint256 relayerBps, uint256 nodeBps) private {
-        if (relayerBps == 0 || relayerBps > MAX_SLASH_BPS) revert InferenceSettlementSlashFractionOutOfBounds(relayerBps);
+    function _setNodeSlash(uint256 nodeBps) private {
         if (nodeBps == 0 || nodeBps > MAX_SLASH_BPS) revert InferenceSettlementSlashFractionOutOfBounds(nodeBps);
-        relayerSlashBps = relayerBps;
         nodeSlashBps = nodeBps;
-        emit SlashFractionsSet(relayerBps, nodeBps);
+        emit NodeSlashSet(nodeBps);
     }
 }

@@ -152,6 +152,12 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
+    function policyAccepts(bytes32 modelId, Mode mode) external view returns (bool) {
+        Model storage m = _models[modelId];
+        return (m.allowedModes & _modeBit(mode)) != 0 && mode >= m.minimumMode;
+    }
+
+    /// @inheritdoc IModelRegistry
     function deprecatedAt(bytes32 modelId) external view returns (uint256) {
         return _deprecatedAt[modelId];
     }

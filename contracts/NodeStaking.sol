@@ -10,6 +10,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {Time} from "@openzeppelin/contracts/utils/types/Time.sol";
 
 import {INodeStaking} from "../interfaces/INodeStaking.sol";
@@ -30,6 +31,7 @@ import {INodeStaking} from "../interfaces/INodeStaking.sol";
 /// self-bond still meets the minimum of every role it holds. A jailed pool accepts no new stake.
 contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
+    using Checkpoints for Checkpoints.Trace208;
 
     /// @notice May slash operators (granted to the settlement contract).
     bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
@@ -76,6 +78,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     mapping(address operator => Pool) private _pools;
     mapping(address operator => mapping(address account => Position)) private _positions;
     mapping(uint256 id => Unbonding) private _unbondings;
+    /// @dev Per operator, the mask of roles it was active in from each timestamp on (see `wasActiveOperator`).
+    mapping(address operator => Checkpoints.Trace208) private _activity;
 
     error NodeStakingZeroAmount();
     error NodeStakingZeroAddress();
@@ -148,6 +152,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
         _stake(msg.sender, bondAmount);
         _requireSelfBondCovers(msg.sender, roles);
+        _recordActivity(msg.sender);
     }
 
     /// @inheritdoc INodeStaking
@@ -157,6 +162,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         _requireSelfBondCovers(msg.sender, roles);
         _pools[msg.sender].roles = roles;
         emit OperatorRolesChanged(msg.sender, roles);
+        _recordActivity(msg.sender);
     }
 
     /// @inheritdoc INodeStaking
@@ -185,6 +191,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         _requireSelfBondCovers(msg.sender, p.roles);
         p.jailed = false;
         emit Unjailed(msg.sender);
+        _recordActivity(msg.sender);
     }
 
     // ---------------------------------------------------------------- staking
@@ -192,7 +199,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     /// @inheritdoc INodeStaking
     function stake(address operator, uint256 amount) external nonReentrant returns (uint256 shares) {
         _requireOperator(operator);
-        return _stake(operator, amount);
+        shares = _stake(operator, amount);
+        if (msg.sender == operator) _recordActivity(operator);
     }
 
     /// @inheritdoc INodeStaking
@@ -223,6 +231,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         uint48 maturity = SafeCast.toUint48(block.timestamp + unbondingDelay);
         _unbondings[id] = Unbonding({owner: msg.sender, maturity: maturity, operator: operator, shares: unbondingShares});
         emit UnbondingStarted(id, operator, msg.sender, amount, unbondingShares, maturity);
+        if (msg.sender == operator) _recordActivity(operator);
     }
 
     /// @inheritdoc INodeStaking
@@ -273,6 +282,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         uint256 reporterReward = reporter == address(0) ? 0 : slashed * reporterRewardBps / BPS;
         emit Slashed(operator, evidenceId, reporter, fractionBps, fromBonded, fromUnbonding, reporterReward);
         emit Jailed(operator, until);
+        _recordActivity(operator);
 
         if (reporterReward > 0) token.safeTransfer(reporter, reporterReward);
         if (slashed > reporterReward) token.safeTransfer(treasury, slashed - reporterReward);
@@ -350,6 +360,16 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     /// @inheritdoc INodeStaking
+    function wasActiveOperator(address operator, Role role, uint256 timestamp) external view returns (bool) {
+        if (timestamp > block.timestamp) return false;
+        Checkpoints.Trace208 storage history = _activity[operator];
+        uint48 at = SafeCast.toUint48(timestamp);
+        (bool exists, uint48 key, uint208 latest) = history.latestCheckpoint();
+        uint256 mask = exists && key <= at ? latest : history.upperLookupRecent(at);
+        return mask & _roleBit(role) != 0;
+    }
+
+    /// @inheritdoc INodeStaking
     function pool(address operator) external view returns (Pool memory) {
         return _pools[operator];
     }
@@ -422,6 +442,22 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
         token.safeTransferFrom(msg.sender, address(this), amount);
         emit Staked(operator, msg.sender, amount, shares);
+    }
+
+    /// @dev Checkpoint the roles `operator` is active in now. Called after every change of its own state
+    /// (registration, roles, self-bond, slash, jail, unjail); a later change of a role's minimum stake is not
+    /// written back into history and reaches an operator's history at its next change.
+    function _recordActivity(address operator) private {
+        Pool storage p = _pools[operator];
+        uint256 mask;
+        if (p.registered && !p.jailed) {
+            uint256 bond = selfBond(operator);
+            for (uint8 i = 0; i < 3; ++i) {
+                uint8 bit = _roleBit(Role(i));
+                if (p.roles & bit != 0 && bond >= minimumStake[Role(i)]) mask |= bit;
+            }
+        }
+        _activity[operator].push(Time.timestamp(), uint208(mask));
     }
 
     function _settleRewards(Pool storage p, Position storage position) private {

@@ -11,8 +11,10 @@ library ReceiptHashing {
         "Receipt(bytes32 requestId,bytes32 modelId,bytes32 inputHash,bytes32 outputHash,uint8 mode,address signer,"
         "uint64 timestamp,address payer,uint256 price)"
     );
-    bytes32 internal constant PAYMENT_TYPEHASH =
-        keccak256("PaymentAuthorization(bytes32 requestId,uint256 maxAmount,uint64 deadline,uint256 nonce)");
+    bytes32 internal constant PAYMENT_TYPEHASH = keccak256(
+        "PaymentAuthorization(bytes32 requestId,address node,bytes32 modelId,bytes32 inputHash,uint256 maxAmount,"
+        "uint64 deadline,uint256 nonce)"
+    );
 
     /// @dev Every Receipt field is static, so `abi.encode` lays the struct out word by word, exactly as
     /// EIP-712's `encodeData` does (the enum as its uint8 value).

@@ -14,12 +14,13 @@ import {INodeStaking} from "../interfaces/INodeStaking.sol";
 import {ReceiptHashing} from "./ReceiptHashing.sol";
 
 /// @title Settlement payments
-/// @notice x402-style payments for settled receipts. A payer signs a `PaymentAuthorization` for one
-/// requestId with a ceiling and a deadline; settlement charges the receipt's price from the payer's prepaid
-/// escrow when it covers the price, otherwise straight from the payer's wallet (ERC-20 allowance). The price
-/// is split between the node, the model owner (less the parent's royalty), the protocol treasury and the
-/// node's stakers. Everyone withdraws what they are owed (pull); stakers' share goes to `NodeStaking` when
-/// anyone calls `distributeStakerRewards`.
+/// @notice x402-style consent and payment for request records. A request is recorded in its payer's namespace
+/// only with the payer's consent: the payer's own transaction, or its signed `PaymentAuthorization` naming the
+/// request, the node allowed to answer and be paid, the model, the input and a ceiling. The price the node
+/// signed is charged from the payer's prepaid escrow when it covers it, otherwise from the payer's wallet
+/// (ERC-20 allowance), and split between the node, the model owner (less the parent's royalty), the protocol
+/// treasury and the node's stakers. Everyone withdraws what they are owed (pull); stakers' share goes to
+/// `NodeStaking` when anyone calls `distributeStakerRewards`. Nothing is ever credited to the zero address.
 abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -54,7 +55,7 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
     error InferenceSettlementInsufficientEscrow(uint256 available, uint256 requested);
     error InferenceSettlementNothingToWithdraw(address account);
     error InferenceSettlementZeroPayer(bytes32 requestId);
-    error InferenceSettlementAuthorizationMismatch(bytes32 requestId, bytes32 authorizedRequestId);
+    error InferenceSettlementAuthorizationMismatch(bytes32 requestId);
     error InferenceSettlementAuthorizationExpired(uint64 deadline);
     error InferenceSettlementStaleAuthorization(uint256 nonce, uint256 currentNonce);
     error InferenceSettlementPriceAboveAuthorization(uint256 price, uint256 maxAmount);
@@ -141,37 +142,51 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
 
     // ---------------------------------------------------------------- internal
 
-    /// @dev Check the payer's authorization for `receipt` and move its price into this contract's custody.
-    /// Callers guarantee the requestId has never been charged, which is what makes an authorization single-use.
-    function _collect(
+    /// @dev Revert unless `caller` may record `receipt` in its payer's namespace for `node`: the caller is the
+    /// payer, or `authorization` is the payer's, current, and names exactly this request, node, model and input
+    /// with a ceiling at or above the price. A record is written once per request, which is what makes an
+    /// authorization single-use.
+    function _requireConsent(
+        address caller,
         Receipt calldata receipt,
+        address node,
         PaymentAuthorization calldata authorization,
         bytes calldata authorizationSignature
-    ) internal {
+    ) internal view {
         address payer = receipt.payer;
-        uint256 price = receipt.price;
         if (payer == address(0)) revert InferenceSettlementZeroPayer(receipt.requestId);
-        if (authorization.requestId != receipt.requestId) {
-            revert InferenceSettlementAuthorizationMismatch(receipt.requestId, authorization.requestId);
-        }
+        if (caller == payer) return;
+        if (
+            authorization.requestId != receipt.requestId || authorization.node != node
+                || authorization.modelId != receipt.modelId || authorization.inputHash != receipt.inputHash
+        ) revert InferenceSettlementAuthorizationMismatch(receipt.requestId);
         if (block.timestamp > authorization.deadline) revert InferenceSettlementAuthorizationExpired(authorization.deadline);
         uint256 current = authorizationNonce[payer];
         if (authorization.nonce != current) revert InferenceSettlementStaleAuthorization(authorization.nonce, current);
-        if (price > authorization.maxAmount) {
-            revert InferenceSettlementPriceAboveAuthorization(price, authorization.maxAmount);
+        if (receipt.price > authorization.maxAmount) {
+            revert InferenceSettlementPriceAboveAuthorization(receipt.price, authorization.maxAmount);
         }
         if (!SignatureChecker.isValidSignatureNow(payer, paymentDigest(authorization), authorizationSignature)) {
             revert InferenceSettlementBadAuthorizationSignature(payer);
         }
+    }
 
+    /// @dev Move `price` from the payer (escrow first, else wallet) into this contract's custody.
+    function _collect(bytes32 requestId, address payer, uint256 price) internal {
         uint256 escrow = escrowOf[payer];
         bool fromEscrow = escrow >= price;
-        emit PaymentCharged(receipt.requestId, payer, price, fromEscrow);
+        emit PaymentCharged(requestId, payer, price, fromEscrow);
         if (fromEscrow) {
             escrowOf[payer] = escrow - price;
         } else {
             token.safeTransferFrom(payer, address(this), price);
         }
+    }
+
+    /// @dev Give `amount`, held in custody for a request that will not complete, back to the payer's escrow.
+    function _refund(bytes32 requestId, address payer, uint256 amount) internal {
+        escrowOf[payer] += amount;
+        emit PaymentRefunded(requestId, payer, amount);
     }
 
     /// @dev Credit `amount`, already in custody, to everyone owed a share of it.
@@ -183,12 +198,22 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         uint256 toRoyalty = amount * modelOwnerBps * royaltyBps / (BPS * BPS);
         uint256 toNode = amount - toTreasury - toStakers - ownerCut;
 
-        proceedsOf[treasury] += toTreasury;
-        stakerRewardsOwed[operator] += toStakers;
-        proceedsOf[modelOwner] += ownerCut - toRoyalty;
-        if (toRoyalty != 0) proceedsOf[royaltyRecipient] += toRoyalty;
-        proceedsOf[nodePayee] += toNode;
+        _credit(treasury, toTreasury);
+        if (operator == address(0)) {
+            _credit(treasury, toStakers);
+        } else {
+            stakerRewardsOwed[operator] += toStakers;
+        }
+        _credit(modelOwner, ownerCut - toRoyalty);
+        _credit(royaltyRecipient, toRoyalty);
+        _credit(nodePayee, toNode);
         emit PaymentSplit(requestId, nodePayee, toNode, ownerCut - toRoyalty, toRoyalty, toTreasury, toStakers);
+    }
+
+    /// @dev Credit `amount` to `account`, or to the treasury when there is no account to credit.
+    function _credit(address account, uint256 amount) private {
+        if (amount == 0) return;
+        proceedsOf[account == address(0) ? treasury : account] += amount;
     }
 
     function _setFeeSplit(uint16 protocolFeeBps_, uint16 stakerRewardBps_, uint16 modelOwnerBps_) private {

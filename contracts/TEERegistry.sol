@@ -221,7 +221,7 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
         if (revokedAt != 0 && at >= revokedAt) return false;
         uint256 beat = _valueAt(_heartbeats[teeKey], at);
         if (beat == 0 || timestamp - beat > _valueAt(_maxHeartbeatAge, at)) return false;
-        return staking.isActiveOperator(t.operator, INodeStaking.Role.TeeNode);
+        return staking.wasActiveOperator(t.operator, INodeStaking.Role.TeeNode, timestamp);
     }
 
     /// @inheritdoc ITEERegistry

@@ -4,12 +4,18 @@ pragma solidity ^0.8.24;
 import {IModelRegistry} from "./IModelRegistry.sol";
 
 /// @title Inference settlement interface
-/// @notice Receipts for AI inferences, settled individually, in challengeable batches or asynchronously,
-/// with payments and a query API for consumer contracts.
+/// @notice Receipts for AI inferences, settled individually or asynchronously here and in challengeable
+/// batches through `IBatchSettlement`, with payments and a query API for consumer contracts. This contract is
+/// the one source of truth for request records.
+///
+/// Every request lives in its requester's namespace: the record of `(payer, requestId)` exists only with the
+/// consent of `payer` — its own transaction, or its signed `PaymentAuthorization` naming the node, model and
+/// input it pays for — so no third party can occupy or rewrite it.
 interface IInferenceSettlement {
-    /// @notice Where a request stands. `None`: never settled. `Pending`: in a batch still open to challenges,
-    /// or posted asynchronously with its proof still due. `Final`: settled for good. `Rejected`: its batch was
-    /// proven faulty. `Failed`: its asynchronous proof never came.
+    /// @notice Where a request stands. `None`: no record. `Pending`: in a batch still open to challenges, or
+    /// posted asynchronously with its proof due and not yet overdue. `Final`: settled for good. `Rejected`: its
+    /// batch was proven faulty (the request may be recorded again). `Failed`: its asynchronous proof is overdue
+    /// or was reported missed.
     enum Status {
         None,
         Pending,
@@ -18,22 +24,8 @@ interface IInferenceSettlement {
         Failed
     }
 
-    /// @notice What a batch challenge proved wrong with a leaf.
-    enum Fault {
-        None,
-        BadSignature,
-        SignerInactive,
-        UnknownModel,
-        ModelDeprecated,
-        ModeNotAccepted,
-        ModeNotBatchable,
-        TimestampOutOfBounds,
-        AlreadySettled,
-        Duplicated
-    }
-
     /// @notice What a node signs (EIP-712, under this contract's domain).
-    /// @param requestId Unique id of the request; each settles once, ever.
+    /// @param requestId The request's id in the payer's namespace; each `(payer, requestId)` settles once.
     /// @param modelId The model that ran (`ModelRegistry` id).
     /// @param inputHash keccak-256 of the request input (for ZKML: of `abi.encode(inputInstances)`).
     /// @param outputHash keccak-256 of the output manifest's canonical JSON (for ZKML: of
@@ -41,7 +33,7 @@ interface IInferenceSettlement {
     /// @param mode The verification mode the receipt claims.
     /// @param signer The inference node (VANILLA, ZKML) or TEE signing key (TEE).
     /// @param timestamp When the node produced the answer (unix seconds).
-    /// @param payer Who pays `price`; zero when `price` is zero.
+    /// @param payer The requester: owns the request's namespace, consents to its record and pays `price`.
     /// @param price OPG wei charged for the inference.
     struct Receipt {
         bytes32 requestId;
@@ -55,51 +47,48 @@ interface IInferenceSettlement {
         uint256 price;
     }
 
-    /// @notice What a payer signs (EIP-712, under this contract's domain) to let one request charge it.
-    /// @param requestId The one request this authorization pays for.
-    /// @param maxAmount The most the request may charge.
+    /// @notice What a payer signs (EIP-712, under this contract's domain) to let a request be recorded in its
+    /// namespace, and charged, by someone else.
+    /// @param requestId The one request this authorization is for.
+    /// @param node The node allowed to answer and be paid: the signer (VANILLA, ZKML) or the TEE's operator.
+    /// @param modelId The model that must have run.
+    /// @param inputHash The input it must have run on.
+    /// @param maxAmount The most the request may charge (zero for a free request).
     /// @param deadline Last second at which the authorization may be used.
     /// @param nonce The payer's authorization epoch; `revokeAuthorizations` moves it on and voids older ones.
     struct PaymentAuthorization {
         bytes32 requestId;
+        address node;
+        bytes32 modelId;
+        bytes32 inputHash;
         uint256 maxAmount;
         uint64 deadline;
         uint256 nonce;
     }
 
-    /// @notice One leaf of a batch: a receipt, its signer's signature, and the Merkle proof of the pair.
-    struct BatchLeaf {
-        Receipt receipt;
-        bytes signature;
-        bytes32[] proof;
-    }
-
-    /// @notice A batch of receipts committed by a relayer as a Merkle root (its size and data URI are in
-    /// `BatchPosted`). Final from `challengeDeadline + 1` unless rejected.
-    struct Batch {
-        address relayer;
-        uint40 postedAt;
-        uint40 challengeDeadline;
-        bool rejected;
-        bytes32 root;
-    }
-
-    /// @notice A settled request as consumer contracts see it.
-    struct VerifiedOutput {
-        bytes32 outputHash;
-        IModelRegistry.Mode mode;
+    /// @notice A request's record as consumers see it.
+    /// @param status See `Status`.
+    /// @param mode The verification mode that was actually checked.
+    /// @param settledAt When it became final (zero until then).
+    /// @param receiptHash The leading 192 bits of the recorded receipt's EIP-712 struct hash.
+    struct RecordView {
         Status status;
+        IModelRegistry.Mode mode;
         uint48 settledAt;
+        bytes24 receiptHash;
     }
 
-    event ReceiptSettled(bytes32 indexed requestId, bytes32 indexed modelId, IModelRegistry.Mode mode, bytes32 outputHash);
-    event BatchPosted(uint256 indexed batchId, address indexed relayer, bytes32 root, uint32 count, string dataUri);
-    event BatchReceiptRecorded(uint256 indexed batchId, bytes32 indexed requestId, bytes32 outputHash);
-    event BatchChallenged(uint256 indexed batchId, address indexed challenger, bytes32 indexed requestId, Fault fault);
-    event ProofRequested(bytes32 indexed requestId, address indexed node, uint48 deadline);
-    event ProofDelivered(bytes32 indexed requestId, address indexed deliveredBy);
-    event ProofMissed(bytes32 indexed requestId, address indexed node, uint256 refund);
+    event ReceiptSettled(
+        bytes32 indexed requestId, address indexed payer, bytes32 indexed modelId, IModelRegistry.Mode mode, bytes32 outputHash
+    );
+    event BatchReceiptRecorded(
+        uint256 indexed batchId, bytes32 indexed requestId, address indexed payer, bytes32 outputHash
+    );
+    event ProofRequested(bytes32 indexed requestId, address indexed payer, address indexed node, uint48 deadline);
+    event ProofDelivered(bytes32 indexed requestId, address indexed payer, address deliveredBy);
+    event ProofMissed(bytes32 indexed requestId, address indexed payer, address indexed node, uint256 refund);
     event PaymentCharged(bytes32 indexed requestId, address indexed payer, uint256 amount, bool fromEscrow);
+    event PaymentRefunded(bytes32 indexed requestId, address indexed payer, uint256 amount);
     event PaymentSplit(
         bytes32 indexed requestId,
         address indexed nodePayee,
@@ -114,54 +103,50 @@ interface IInferenceSettlement {
     event ProceedsWithdrawn(address indexed account, uint256 amount);
     event StakerRewardsDistributed(address indexed operator, uint256 amount);
     event AuthorizationsRevoked(address indexed payer, uint256 newNonce);
+    event BatchSettlementSet(address indexed batchSettlement);
 
-    /// @notice Settle a free (price zero) VANILLA, TEE or ZKML receipt now. `evidence` is the signer's
-    /// signature for VANILLA and TEE, `abi.encode(signature, proof, inputInstances, outputInstances)` for ZKML.
+    /// @notice Settle a VANILLA, TEE or ZKML receipt now; the caller is its payer, so this is its consent, and a
+    /// non-zero price is charged to it. `evidence` is the signer's signature for VANILLA and TEE,
+    /// `abi.encode(signature, proof, inputInstances, outputInstances)` for ZKML.
     function settle(Receipt calldata receipt, bytes calldata evidence) external;
 
-    /// @notice Settle a receipt now and charge its payer under `authorization`.
-    function settleAndPay(
+    /// @notice Settle a receipt now on behalf of its payer, under the payer's `authorization`.
+    function settleWithAuthorization(
         Receipt calldata receipt,
         bytes calldata evidence,
         PaymentAuthorization calldata authorization,
         bytes calldata authorizationSignature
     ) external;
 
-    /// @notice Commit a batch of signed receipts (the caller must be an active relayer).
-    function postBatch(bytes32 root, uint32 count, string calldata dataUri) external returns (uint256 batchId);
-
-    /// @notice Prove a batch leaf faulty during the challenge window: rejects the batch and slashes its relayer.
-    function challenge(uint256 batchId, BatchLeaf calldata leaf) external returns (Fault fault);
-
-    /// @notice Prove that a batch repeats a requestId another live batch (posted no later) also holds.
-    function challengeDuplicate(uint256 batchId, BatchLeaf calldata leaf, uint256 otherBatchId, BatchLeaf calldata other)
-        external;
-
-    /// @notice Record one receipt of a batch so it can be queried by requestId, and charge it once the batch is
-    /// final. Call again after the challenge window to charge a receipt recorded while its batch was pending.
-    function claimBatchReceipt(
-        uint256 batchId,
-        BatchLeaf calldata leaf,
-        PaymentAuthorization calldata authorization,
-        bytes calldata authorizationSignature
-    ) external;
-
-    /// @notice Post a TEE or ZKML result before its evidence exists; the caller is the node that owes it.
-    function postPending(Receipt calldata receipt) external;
-
-    /// @notice As `postPending`, taking the payment into custody until the evidence arrives.
-    function postPendingAndPay(
+    /// @notice Post a TEE or ZKML result before its evidence exists. The caller is the node that owes it (the
+    /// TEE's operator, or the ZKML signer) and must be active; the payer consents by `authorization` (ignored
+    /// when the caller is the payer). A non-zero price is held until the evidence arrives.
+    function postPending(
         Receipt calldata receipt,
         PaymentAuthorization calldata authorization,
         bytes calldata authorizationSignature
     ) external;
 
-    /// @notice Deliver the evidence owed for a pending request: the TEE signature, or
-    /// `abi.encode(proof, inputInstances, outputInstances)` for ZKML.
+    /// @notice Deliver the evidence owed for a pending request before its deadline: the TEE signature, or
+    /// `abi.encode(proof, inputInstances, outputInstances)` for ZKML. Anyone may deliver.
     function deliverProof(Receipt calldata receipt, bytes calldata evidence) external;
 
     /// @notice After the deadline of an undelivered proof: fail the request, slash its node, refund the payer.
-    function reportMissedProof(bytes32 requestId) external;
+    function reportMissedProof(address payer, bytes32 requestId) external;
+
+    /// @notice Record a batched receipt (only the batch settlement contract, for `caller`): consent and payment
+    /// are taken here, exactly as for an individual receipt.
+    function recordBatchReceipt(
+        address caller,
+        uint256 batchId,
+        Receipt calldata receipt,
+        PaymentAuthorization calldata authorization,
+        bytes calldata authorizationSignature
+    ) external;
+
+    /// @notice Split the payment held for a batched receipt once its batch is final, or refund it to the
+    /// payer's escrow if the batch was rejected. Anyone may call.
+    function releaseBatchPayment(Receipt calldata receipt) external;
 
     /// @notice Prepay `amount` OPG (pulled from the caller); settlements charge it before the wallet.
     function deposit(uint256 amount) external;
@@ -174,28 +159,21 @@ interface IInferenceSettlement {
     /// @notice Void every payment authorization the caller signed so far.
     function revokeAuthorizations() external;
 
-    /// @notice The output a request settled with, its mode, status and settlement time (zero values if none).
-    function verifiedOutput(bytes32 requestId) external view returns (VerifiedOutput memory);
+    /// @notice The record of `requestId` in `payer`'s namespace (zero values if none).
+    function recordOf(address payer, bytes32 requestId) external view returns (RecordView memory);
 
-    /// @notice Revert with a named error unless `requestId` settled, at `minMode` or stronger, and (if
-    /// `mustBeFinal`) for good. Returns its output hash.
-    function requireVerified(bytes32 requestId, IModelRegistry.Mode minMode, bool mustBeFinal)
+    /// @notice Revert with a named error unless `receipt` is exactly the receipt recorded for its request, at
+    /// `minMode` or stronger, and (if `mustBeFinal`) final. The one call a consumer needs: it then checks the
+    /// receipt's payer (its own namespace), model and input, and reads the answer from `outputHash`.
+    function requireVerifiedReceipt(Receipt calldata receipt, IModelRegistry.Mode minMode, bool mustBeFinal)
         external
         view
-        returns (bytes32 outputHash);
+        returns (uint48 settledAt);
 
-    /// @notice As `requireVerified`, and also that the settled receipt is exactly `receipt` (same model, input,
-    /// signer, payer, price, ...). Consumers that act on an answer should use this one.
-    function requireVerifiedReceipt(Receipt calldata receipt, IModelRegistry.Mode minMode, bool mustBeFinal) external view;
-
-    /// @notice True when `leaf` (receipt and signature) is in batch `batchId` under its proof.
-    function isIncluded(uint256 batchId, BatchLeaf calldata leaf) external view returns (bool);
-
-    /// @notice None (unknown), Pending (window open), Final, or Rejected.
-    function batchStatus(uint256 batchId) external view returns (Status);
-    function batch(uint256 batchId) external view returns (Batch memory);
     /// @notice The EIP-712 digest a signer signs for `receipt` on this contract and chain.
     function receiptDigest(Receipt calldata receipt) external view returns (bytes32);
     /// @notice The EIP-712 digest a payer signs for `authorization` on this contract and chain.
     function paymentDigest(PaymentAuthorization calldata authorization) external view returns (bytes32);
+    /// @notice Oldest receipt accepted, in seconds before its settlement.
+    function maxReceiptAge() external view returns (uint256);
 }

@@ -102,6 +102,11 @@ interface INodeStaking is IERC5805 {
     /// @notice True when `operator` bonds for `role`, is not jailed and its self-bond meets the role's minimum.
     function isActiveOperator(address operator, Role role) external view returns (bool);
 
+    /// @notice True when `operator` was active for `role` at `timestamp` (not in the future), as recorded at its
+    /// last change of state at or before then. Settlement judges signers by this, so that nothing an operator
+    /// does later (unbonding, changing roles, being jailed) rewrites what it signed while active.
+    function wasActiveOperator(address operator, Role role, uint256 timestamp) external view returns (bool);
+
     /// @notice The pool of `operator`.
     function pool(address operator) external view returns (Pool memory);
 

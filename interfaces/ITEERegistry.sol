@@ -60,8 +60,9 @@ interface ITEERegistry {
     function setEnabled(address teeKey, bool enabled) external;
 
     /// @notice Whether `teeKey` was registered, enabled, on an approved and unrevoked measurement, and had a
-    /// heartbeat within the maximum age, at `timestamp`; and whether its operator is an active staked TEE
-    /// node now. Future timestamps are never active.
+    /// heartbeat within the maximum age, at `timestamp`, and its operator was an active staked TEE node then
+    /// (`NodeStaking.wasActiveOperator`), so jailing the operator later does not change it. Future timestamps
+    /// are never active.
     function isActive(address teeKey, uint256 timestamp) external view returns (bool);
     function tee(address teeKey) external view returns (Tee memory);
     /// @notice The operator of `teeKey` and the address its fees are paid to (both zero for an unknown key).

@@ -22,6 +22,9 @@ class PaymentAuthorization(EIP712Message):
     """``PaymentAuthorization`` of ``contracts/ReceiptHashing.sol``, field for field."""
 
     requestId: abi.bytes32
+    node: abi.address
+    modelId: abi.bytes32
+    inputHash: abi.bytes32
     maxAmount: abi.uint256
     deadline: abi.uint64
     nonce: abi.uint256

@@ -46,7 +46,7 @@ class Status(IntEnum):
 
 
 class Fault(IntEnum):
-    """``IInferenceSettlement.Fault``: what a batch challenge proved."""
+    """``IBatchSettlement.Fault``: what a batch challenge proved."""
 
     NONE = 0
     BAD_SIGNATURE = 1
@@ -56,8 +56,6 @@ class Fault(IntEnum):
     MODE_NOT_ACCEPTED = 5
     MODE_NOT_BATCHABLE = 6
     TIMESTAMP_OUT_OF_BOUNDS = 7
-    ALREADY_SETTLED = 8
-    DUPLICATED = 9
 
 
 @dataclass(frozen=True)
@@ -96,13 +94,33 @@ class Receipt:
 
 @dataclass(frozen=True)
 class PaymentAuthorization:
+    """What a payer signs to let ``node`` answer ``requestId`` with ``modelId`` on ``inputHash`` for at most
+    ``maxAmount``; ``for_receipt`` builds the one a receipt needs."""
+
     requestId: bytes
+    node: str
+    modelId: bytes
+    inputHash: bytes
     maxAmount: int
     deadline: int
     nonce: int = 0
 
+    def __post_init__(self):
+        object.__setattr__(self, "node", to_checksum_address(self.node))
+
+    @classmethod
+    def for_receipt(cls, receipt: "Receipt", deadline: int, node: str | None = None, max_amount: int | None = None,
+                    nonce: int = 0) -> "PaymentAuthorization":
+        """The authorization ``receipt`` needs; ``node`` defaults to its signer (pass the operator for TEE)."""
+        return cls(receipt.requestId, node or receipt.signer, receipt.modelId, receipt.inputHash,
+                   receipt.price if max_amount is None else max_amount, deadline, nonce)
+
     def as_args(self) -> tuple:
         return astuple(self)
+
+
+NO_AUTHORIZATION = (b"\x00" * 32, ZERO_ADDRESS, b"\x00" * 32, b"\x00" * 32, 0, 0, 0)
+"""The empty authorization argument, for calls made by the payer itself."""
 
     def message(self, settlement) -> typed.PaymentAuthorization:
         fields = dict(zip(typed.PaymentAuthorization.model_fields, self.as_args()))
@@ -172,7 +190,7 @@ class ReceiptBatch:
         return len(self.signed)
 
     def leaf(self, index: int) -> tuple:
-        """``IInferenceSettlement.BatchLeaf`` of the ``index``-th receipt: (receipt, signature, proof)."""
+        """``IBatchSettlement.BatchLeaf`` of the ``index``-th receipt: (receipt, signature, proof)."""
         item = self.signed[index]
         return (item.receipt.as_args(), item.signature, self.tree.proof(index))
 
