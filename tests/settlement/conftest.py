@@ -105,24 +105,44 @@ def tees(project, deployer, gov, staking, attestor_keys, operator, tee_key, chai
 
 @pytest.fixture(scope="module")
 def deploy_settlement(project, deployer, token, staking, models, tees, treasury, gov):
+    """Deploy InferenceSettlement and its BatchSettlement, wired and allowed to slash; returns the pair."""
+
     def deploy(**overrides):
         params = dict(challenge_window=CHALLENGE_WINDOW, proof_window=PROOF_WINDOW, max_age=MAX_RECEIPT_AGE) | overrides
         settlement = deployer.deploy(
             project.InferenceSettlement, token, staking, models, tees, treasury, gov,
-            params["challenge_window"], params["proof_window"], params["max_age"],
+            params["proof_window"], params["max_age"],
         )
-        staking.grantRole(staking.SLASHER_ROLE(), settlement, sender=gov)
-        return settlement
+        batches = deployer.deploy(
+            project.BatchSettlement, settlement, staking, models, tees, gov,
+            params["challenge_window"], params["max_age"],
+        )
+        settlement.setBatchSettlement(batches, sender=gov)
+        for slasher in (settlement, batches):
+            staking.grantRole(staking.SLASHER_ROLE(), slasher, sender=gov)
+        return settlement, batches
 
     return deploy
 
 
 @pytest.fixture(scope="module")
-def settlement(deploy_settlement, token, alice, bob):
-    settlement = deploy_settlement()
+def settlement_pair(deploy_settlement, token, alice, bob):
+    settlement, batches = deploy_settlement()
     for payer in (alice, bob):
         token.approve(settlement, MAX_UINT, sender=payer)
-    return settlement
+    return settlement, batches
+
+
+@pytest.fixture(scope="module")
+def settlement(settlement_pair):
+    """InferenceSettlement: records, individual and asynchronous settlement, payments, queries."""
+    return settlement_pair[0]
+
+
+@pytest.fixture(scope="module")
+def batches(settlement_pair):
+    """BatchSettlement wired to `settlement`."""
+    return settlement_pair[1]
 
 
 @pytest.fixture

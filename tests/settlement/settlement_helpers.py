@@ -79,9 +79,9 @@ def zk_receipt(label, model_id, signer, timestamp, inputs, outputs=None, **kwarg
                    output_hash=instances_hash(outputs), **kwargs)
 
 
-def authorization(r: Receipt, max_amount=None, deadline=2**63, nonce=0) -> PaymentAuthorization:
-    return PaymentAuthorization(requestId=r.requestId, maxAmount=r.price if max_amount is None else max_amount,
-                                deadline=deadline, nonce=nonce)
+def authorization(r: Receipt, max_amount=None, deadline=2**63, nonce=0, node=None) -> PaymentAuthorization:
+    """The payer's authorization for ``r``: ``node`` defaults to the signer (pass the operator for a TEE)."""
+    return PaymentAuthorization.for_receipt(r, deadline, node=node, max_amount=max_amount, nonce=nonce)
 
 
 __all__ = [
