@@ -118,13 +118,13 @@ class PaymentAuthorization:
     def as_args(self) -> tuple:
         return astuple(self)
 
-
-NO_AUTHORIZATION = (b"\x00" * 32, ZERO_ADDRESS, b"\x00" * 32, b"\x00" * 32, 0, 0, 0)
-"""The empty authorization argument, for calls made by the payer itself."""
-
     def message(self, settlement) -> typed.PaymentAuthorization:
         fields = dict(zip(typed.PaymentAuthorization.model_fields, self.as_args()))
         return typed.PaymentAuthorization(**fields, eip712_domain=domain_of(settlement))
+
+
+NO_AUTHORIZATION = (b"\x00" * 32, ZERO_ADDRESS, b"\x00" * 32, b"\x00" * 32, 0, 0, 0)
+"""The empty authorization argument, for calls made by the payer itself."""
 
 
 def receipt_digest(settlement, receipt: Receipt) -> bytes:
