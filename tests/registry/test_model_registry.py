@@ -136,6 +136,15 @@ def test_accepts_mode__policy__checks_allowed_and_minimum(models, register_model
     assert not models.acceptsMode(keccak(text="unknown"), TEE)
 
 
+def test_policy_accepts__deprecated__still_answers_the_fixed_policy(models, register_model, alice):
+    model_id = register_model(alice, allowedModes=BIT[VANILLA] | BIT[TEE], minimumMode=TEE)
+    models.deprecate(model_id, sender=alice)
+    assert models.policyAccepts(model_id, TEE)
+    assert not models.policyAccepts(model_id, VANILLA)
+    assert not models.policyAccepts(model_id, ZKML)
+    assert not models.policyAccepts(keccak(text="unknown"), VANILLA)
+
+
 def test_set_uri_and_price__owner__updates_and_emits(models, register_model, alice):
     model_id = register_model(alice)
     assert models.setUri(model_id, "ar://moved", sender=alice).events == [models.ModelUriChanged(model_id, "ar://moved")]

@@ -294,6 +294,15 @@ def test_stake__operator_jailed__tees_inactive(chain, tees, tee_staking, registe
     assert not tees.isActive(key.address, now(chain))
 
 
+def test_stake__operator_jailed_later__past_activity_unchanged(chain, tees, tee_staking, register_tee, operator, gov):
+    key = register_tee(operator)
+    active_at = now(chain)
+    chain.mine(timestamp=active_at + 10)
+    tee_staking.slash(operator, 100, b"\x08" * 32, ZERO_ADDRESS, sender=gov)
+    assert tees.isActive(key.address, active_at)
+    assert not tees.isActive(key.address, now(chain))
+
+
 def test_stake__self_bond_below_minimum__tees_inactive(chain, tees, tee_staking, register_tee, operator):
     key = register_tee(operator)
     tee_staking.unbond(operator, 1, sender=operator)
