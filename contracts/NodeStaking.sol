@@ -449,7 +449,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     /// written back into history and reaches an operator's history at its next change.
     function _recordActivity(address operator) private {
         Pool storage p = _pools[operator];
-        uint256 mask;
+        uint256 mask = 0;
         if (p.registered && !p.jailed) {
             uint256 bond = selfBond(operator);
             for (uint8 i = 0; i < 3; ++i) {

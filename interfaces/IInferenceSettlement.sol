@@ -68,7 +68,9 @@ interface IInferenceSettlement {
 
     /// @notice A request's record as consumers see it.
     /// @param status See `Status`.
-    /// @param mode The verification mode that was actually checked.
+    /// @param mode The verification mode that was checked (Final) or is owed (Pending: a batch still open to
+    /// challenges, or a proof due). A ZKML mode is never recorded without a verified proof, and a batch never
+    /// records ZKML.
     /// @param settledAt When it became final (zero until then).
     /// @param receiptHash The leading 192 bits of the recorded receipt's EIP-712 struct hash.
     struct RecordView {
