@@ -80,6 +80,9 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     mapping(uint256 id => Unbonding) private _unbondings;
     /// @dev Per operator, the mask of roles it was active in from each timestamp on (see `wasActiveOperator`).
     mapping(address operator => Checkpoints.Trace208) private _activity;
+    /// @dev The latest checkpoint of `_activity`, packed as `since << 208 | mask`, so the usual question (about a
+    /// time after the operator's last change) costs one storage read.
+    mapping(address operator => uint256) private _latestActivity;
 
     error NodeStakingZeroAmount();
     error NodeStakingZeroAddress();
@@ -362,10 +365,10 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     /// @inheritdoc INodeStaking
     function wasActiveOperator(address operator, Role role, uint256 timestamp) external view returns (bool) {
         if (timestamp > block.timestamp) return false;
-        Checkpoints.Trace208 storage history = _activity[operator];
-        uint48 at = SafeCast.toUint48(timestamp);
-        (bool exists, uint48 key, uint208 latest) = history.latestCheckpoint();
-        uint256 mask = exists && key <= at ? latest : history.upperLookupRecent(at);
+        uint256 latest = _latestActivity[operator];
+        uint256 mask = latest >> 208 <= timestamp
+            ? uint208(latest)
+            : _activity[operator].upperLookupRecent(SafeCast.toUint48(timestamp));
         return mask & _roleBit(role) != 0;
     }
 
@@ -457,7 +460,9 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
                 if (p.roles & bit != 0 && bond >= minimumStake[Role(i)]) mask |= bit;
             }
         }
-        _activity[operator].push(Time.timestamp(), uint208(mask));
+        uint48 since = Time.timestamp();
+        _activity[operator].push(since, uint208(mask));
+        _latestActivity[operator] = uint256(since) << 208 | mask;
     }
 
     function _settleRewards(Pool storage p, Position storage position) private {
