@@ -23,8 +23,8 @@ from opgkit.fee_monitor import AlertRules, Checkpoint, Snapshot, event_line, per
 from opgkit.manifest import manifest_from_response
 from opgkit.receipt_verifier import ReceiptDocument, verify_document
 from opgkit.receipts import (
-    Fault, Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, Status, sign_payment, sign_receipt,
-    zkml_evidence, zkml_proof_evidence,
+    NO_AUTHORIZATION, Fault, Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, Status, sign_payment,
+    sign_receipt, zkml_evidence, zkml_proof_evidence,
 )
 from opgkit.testing import advance
 from opgkit.zkml import pipeline
@@ -34,7 +34,7 @@ from opgkit.zkml.onchain import deploy_model
 NITRO = 1
 ENCLAVE_MEASUREMENT = hashlib.sha256(b"opg demo enclave image v1").digest()
 TEE_KEY = Account.from_key(keccak(text="opg demo tee key"))
-INFERENCE_AND_TEE, RELAYER = 1 | 2, 4
+INFERENCE, INFERENCE_AND_TEE, RELAYER = 1, 1 | 2, 4
 FOR = 1
 RAISED_PROTOCOL_FEE = 8 * 10**16
 ALERT_ABOVE = 7 * 10**16
@@ -54,10 +54,11 @@ class Cast:
     challenger: object
     trader: object
     beneficiary: object
+    attacker: object
 
     @classmethod
     def from_accounts(cls, accounts) -> "Cast":
-        return cls(*accounts[:8])
+        return cls(*accounts[:9])
 
 
 def opg(amount: int) -> str:
@@ -66,7 +67,8 @@ def opg(amount: int) -> str:
 
 class Story:
     CHAPTERS = ("deploy", "stake", "govern", "register", "settle_individually", "batch_and_challenge",
-                "consumer_vault", "zkml_liquidation", "audit_receipt", "twin_market", "monitor_fees")
+                "consumer_vault", "adversary_refused", "zkml_liquidation", "audit_receipt", "twin_market",
+                "monitor_fees")
 
     def __init__(self, cast: Cast, say, params: ProtocolParameters = ProtocolParameters()):
         self.cast, self.say, self.params = cast, say, params
@@ -85,14 +87,15 @@ class Story:
         self.suite = deploy_all(self.cast.deployer, self.cast.deployer.address, self.params)
         for deployment in self.suite.deployments:
             self.say(f"   {deployment.name:<22} {deployment.contract.address}")
-        self.say("   wiring verified: the timelock is the only admin; settlement may slash")
+        self.say("   wiring verified: the timelock is the only admin; settlement and batches may slash")
 
     def stake(self):
-        """Operators bond OPG: an inference + TEE node and a settlement relayer"""
+        """Operators bond OPG: an inference + TEE node, a settlement relayer and a second inference node"""
         token, staking = self.suite["OPGToken"], self.suite["NodeStaking"]
         for account, roles, bond in ((self.cast.node, INFERENCE_AND_TEE, 100_000 * OPG),
-                                     (self.cast.relayer, RELAYER, 100_000 * OPG)):
-            token.transfer(account, 1_000_000 * OPG, sender=self.cast.deployer)
+                                     (self.cast.relayer, RELAYER, 100_000 * OPG),
+                                     (self.cast.attacker, INFERENCE, 10_000 * OPG)):
+            token.transfer(account, bond + 10_000 * OPG, sender=self.cast.deployer)
             token.approve(staking, 2**256 - 1, sender=account)
             staking.registerOperator(roles, bond, 1_000, sender=account)
         for account in (self.cast.payer, self.cast.trader):
@@ -101,6 +104,8 @@ class Story:
         self.say(f"   node {self.cast.node.address} bonds {opg(staking.selfBond(self.cast.node))} "
                  f"(voting power {opg(staking.getVotes(self.cast.node))})")
         self.say(f"   relayer {self.cast.relayer.address} bonds {opg(staking.selfBond(self.cast.relayer))}")
+        self.say(f"   node {self.cast.attacker.address} bonds {opg(staking.selfBond(self.cast.attacker))} "
+                 "(it turns attacker in chapter 8)")
 
     def govern(self):
         """Stake-weighted governance approves an enclave measurement and schedules a fee rise"""
@@ -140,13 +145,16 @@ class Story:
         verifier = self.suite["AttestorQuorumVerifier"]
         evidence = quorum_evidence(verifier, statement, [Account.from_key(self.cast.deployer.private_key)])
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=self.cast.node)
+        self.tee_operator = tees.payeeOf(TEE_KEY.address)[0]
         self.say(f"   model chat        0x{self.chat_model.hex()[:16]}…  VANILLA or TEE, "
                  f"{opg(models.model(self.chat_model).price)} per inference")
-        self.say(f"   model risk-scorer 0x{self.risk_model.hex()[:16]}…  TEE or better")
-        self.say(f"   TEE key {TEE_KEY.address} active now: {tees.isActive(TEE_KEY.address, chain.blocks.head.timestamp)}")
+        self.say(f"   model risk-scorer 0x{self.risk_model.hex()[:16]}…  TEE or better, "
+                 f"{opg(models.model(self.risk_model).price)} per inference")
+        self.say(f"   TEE key {TEE_KEY.address} (operator {self.tee_operator}) active now: "
+                 f"{tees.isActive(TEE_KEY.address, chain.blocks.head.timestamp)}")
 
     def settle_individually(self):
-        """A payer authorizes 2 OPG; the TEE signs a text + image answer; it settles and pays at once"""
+        """A payer authorizes the TEE's operator to answer one request; the signed answer settles and pays at once"""
         settlement, payer = self.suite["InferenceSettlement"], self.cast.payer
         self.suite["OPGToken"].approve(settlement, 2**256 - 1, sender=payer)
         settlement.deposit(10 * OPG, sender=payer)
@@ -159,68 +167,112 @@ class Story:
             timestamp=chain.blocks.head.timestamp, payer=payer.address, price=2 * OPG,
         )
         self.tee_signature = sign_receipt(settlement, self.tee_receipt, TEE_KEY.key)
-        authorization = PaymentAuthorization(self.tee_receipt.requestId, maxAmount=3 * OPG,
-                                             deadline=chain.pending_timestamp + 600)
-        tx = settlement.settleAndPay(self.tee_receipt.as_args(), self.tee_signature, authorization.as_args(),
-                                     sign_payment(settlement, authorization, payer.private_key), sender=self.cast.node)
+        authorization = PaymentAuthorization.for_receipt(self.tee_receipt, chain.pending_timestamp + 600,
+                                                         node=self.tee_operator, max_amount=3 * OPG)
+        tx = settlement.settleWithAuthorization(
+            self.tee_receipt.as_args(), self.tee_signature, authorization.as_args(),
+            sign_payment(settlement, authorization, payer.private_key), sender=self.cast.node)
+        charged = tx.events.filter(settlement.PaymentCharged)[0]
         split = tx.events.filter(settlement.PaymentSplit)[0]
-        out = settlement.verifiedOutput(self.tee_receipt.requestId)
+        record = settlement.recordOf(payer, self.tee_receipt.requestId)
+        self.say(f"   the payer's authorization names the TEE's operator {self.tee_operator[:10]}…, the chat model "
+                 f"and the prompt's hash, for at most {opg(authorization.maxAmount)}")
         self.say(f"   manifest covers the text, {len(manifest.images)} image ({manifest.images[0].entry()['size']} bytes) "
                  "and usage")
-        self.say(f"   status {Status(out.status).name}, mode {Mode(out.mode).name}, settled in one transaction "
-                 f"({tx.gas_used:,} gas)")
-        self.say(f"   paid from escrow: node {opg(split.toNode)}, model owner {opg(split.toModelOwner)}, "
-                 f"treasury {opg(split.toTreasury)}, stakers {opg(split.toStakers)}")
+        self.say(f"   status {Status(record.status).name}, mode {Mode(record.mode).name}, settled in one transaction "
+                 f"by the operator ({tx.gas_used:,} gas), in the payer's namespace")
+        self.say(f"   {opg(charged.amount)} paid {'from escrow' if charged.fromEscrow else 'from the wallet'}: node "
+                 f"{opg(split.toNode)}, model owner {opg(split.toModelOwner)}, treasury {opg(split.toTreasury)}, "
+                 f"stakers {opg(split.toStakers)}")
 
     def batch_and_challenge(self):
-        """The relayer commits 4 receipts, one forged; a challenger proves it and the batch is rejected"""
-        settlement, staking = self.suite["InferenceSettlement"], self.suite["NodeStaking"]
-        node_key, stamp = self.cast.node.private_key, chain.blocks.head.timestamp
+        """The relayer commits 4 receipts to BatchSettlement, one forged; a challenger proves it and wins"""
+        batches, staking = self.suite["BatchSettlement"], self.suite["NodeStaking"]
+        settlement = self.suite["InferenceSettlement"]
+        # A batch carries only receipts made strictly before it is posted, and the next block may share the
+        # latest block's second.
+        node_key, stamp = self.cast.node.private_key, chain.blocks.head.timestamp - 1
         signed = []
         for i in range(4):
             r = Receipt(requestId=keccak(text=f"demo batch {i}"), modelId=self.chat_model,
                         inputHash=keccak(text=f"question {i}"), outputHash=keccak(text=f"answer {i}"),
-                        mode=Mode.VANILLA, signer=self.cast.node.address, timestamp=stamp)
+                        mode=Mode.VANILLA, signer=self.cast.node.address, timestamp=stamp,
+                        payer=self.cast.payer.address)
             signature = sign_receipt(settlement, r, node_key if i != 2 else Account.create().key)
             signed.append(SignedReceipt(r, signature))
         batch = ReceiptBatch(signed)
-        tx = settlement.postBatch(batch.root, len(batch), "ipfs://demo-batch", sender=self.cast.relayer)
-        batch_id = tx.events.filter(settlement.BatchPosted)[0].batchId
+        tx = batches.postBatch(batch.root, len(batch), "ipfs://demo-batch", sender=self.cast.relayer)
+        batch_id = tx.events.filter(batches.BatchPosted)[0].batchId
         self.say(f"   batch {batch_id} posted: {len(batch)} receipts for {tx.gas_used:,} gas, pending for "
-                 f"{settlement.challengeWindow() // 60} minutes")
+                 f"{batches.challengeWindow() // 60} minutes")
         bond = staking.selfBond(self.cast.relayer)
         before = self.suite["OPGToken"].balanceOf(self.cast.challenger)
-        tx = settlement.challenge(batch_id, batch.leaf(2), sender=self.cast.challenger)
-        fault = tx.events.filter(settlement.BatchChallenged)[0].fault
+        tx = batches.challenge(batch_id, batch.leaf(2), sender=self.cast.challenger)
+        fault = tx.events.filter(batches.BatchChallenged)[0].fault
         reward = self.suite["OPGToken"].balanceOf(self.cast.challenger) - before
         self.say(f"   challenge proved {Fault(fault).name} on receipt 3: batch {batch_id} is "
-                 f"{Status(settlement.batchStatus(batch_id)).name}")
+                 f"{Status(batches.batchStatus(batch_id)).name}")
         self.say(f"   relayer slashed {opg(bond - staking.selfBond(self.cast.relayer))} and jailed; "
                  f"challenger rewarded {opg(reward)}")
+        refusal = self._refusal(batches, "claimBatchReceipt", batch_id, batch.leaf(0), NO_AUTHORIZATION, b"",
+                                sender=self.cast.payer)
+        self.say(f"   the payer's claim of an honest receipt in it is refused: {refusal}; that request is "
+                 f"{Status(settlement.recordOf(self.cast.payer, signed[0].receipt.requestId).status).name} in the "
+                 "payer's namespace, free to settle again")
 
     def consumer_vault(self):
-        """A vault pays out only on a FINAL, TEE-or-better risk score for exactly that payout"""
-        settlement, token = self.suite["InferenceSettlement"], self.suite["OPGToken"]
-        vault = self.cast.deployer.deploy(project.RiskGatedVault, settlement, token, self.risk_model, int(Mode.TEE),
-                                          MAX_RISK_SCORE, self.cast.deployer)
-        token.transfer(vault, 1_000 * OPG, sender=self.cast.deployer)
-        app = vault.open(self.cast.beneficiary, 500 * OPG, sender=self.cast.deployer).events[0].applicationId
-        score_manifest = manifest_from_response({"text": "12", "usage": {}})
-        r = Receipt(requestId=vault.requestIdOf(app), modelId=self.risk_model, inputHash=vault.inputHashOf(app),
-                    outputHash=score_manifest.output_hash(), mode=Mode.TEE, signer=TEE_KEY.address,
-                    timestamp=chain.blocks.head.timestamp)
-        status = Status(settlement.verifiedOutput(r.requestId).status).name
-        self.say(f"   vault {vault.address}: application {app} for {opg(500 * OPG)}; the node's answer (score 12) "
-                 f"is signed but its request is {status} on chain, so the vault has nothing to act on yet")
-        settlement.settle(r.as_args(), sign_receipt(settlement, r, TEE_KEY.key), sender=self.cast.beneficiary)
+        """A vault pays out only on a FINAL, TEE-or-better risk score in its owner's namespace"""
+        settlement, token, owner = self.suite["InferenceSettlement"], self.suite["OPGToken"], self.cast.deployer
+        self.vault = vault = owner.deploy(project.RiskGatedVault, settlement, token, self.risk_model, int(Mode.TEE),
+                                          MAX_RISK_SCORE, owner)
+        token.transfer(vault, 1_000 * OPG, sender=owner)
+        token.approve(settlement, 2**256 - 1, sender=owner)
+        app = vault.open(self.cast.beneficiary, 500 * OPG, sender=owner).events[0].applicationId
+        r = self._score_receipt(app, score=12)
+        status = Status(settlement.recordOf(owner, r.requestId).status).name
+        refusal = self._refusal(vault, "release", app, r.as_args(), 12, "{}", sender=self.cast.beneficiary)
+        self.say(f"   vault {vault.address}: its owner opens application {app} for {opg(500 * OPG)}; the request "
+                 f"lives in the owner's namespace")
+        self.say(f"   the TEE signs score 12, but the request is {status} on chain: release refused: {refusal}")
+        tx = settlement.settle(r.as_args(), sign_receipt(settlement, r, TEE_KEY.key), sender=owner)
         before = token.balanceOf(self.cast.beneficiary)
         vault.release(app, r.as_args(), 12, "{}", sender=self.cast.beneficiary)
-        self.say(f"   after TEE settlement, risk score 12 ≤ {MAX_RISK_SCORE}: released "
-                 f"{opg(token.balanceOf(self.cast.beneficiary) - before)} to {self.cast.beneficiary.address}")
+        self.say(f"   the owner settles the signed score itself with settle() and pays {opg(r.price)} "
+                 f"({tx.gas_used:,} gas): {Status(settlement.recordOf(owner, r.requestId).status).name}")
+        paid = token.balanceOf(self.cast.beneficiary) - before
+        self.say(f"   risk score 12 ≤ {MAX_RISK_SCORE}: released {opg(paid)} to {self.cast.beneficiary.address}")
+
+    def adversary_refused(self):
+        """An attacker node tries to answer the vault's next request with the owner's authorization, and fails"""
+        settlement, token, owner, attacker = (self.suite["InferenceSettlement"], self.suite["OPGToken"],
+                                              self.cast.deployer, self.cast.attacker)
+        vault = self.vault
+        app = vault.open(self.cast.beneficiary, 200 * OPG, sender=owner).events[0].applicationId
+        honest = self._score_receipt(app, score=31)
+        authorization = PaymentAuthorization.for_receipt(honest, chain.pending_timestamp + 600, node=self.tee_operator)
+        owner_signature = sign_payment(settlement, authorization, owner.private_key)
+        self.say(f"   the owner opens application {app} and signs an authorization for the TEE's operator; the "
+                 "attacker sees it in the mempool")
+        forged = honest.with_changes(outputHash=vault.scoreOutputHash(0, "{}"), mode=Mode.VANILLA,
+                                     signer=attacker.address)
+        forged_signature = sign_receipt(settlement, forged, attacker.private_key)
+        refusal = self._refusal(settlement, "settleWithAuthorization", forged.as_args(), forged_signature,
+                                authorization.as_args(), owner_signature, sender=attacker)
+        self.say(f"   its own answer (score 0) under the owner's authorization: refused: {refusal}")
+        refusal = self._refusal(settlement, "settle", forged.as_args(), forged_signature, sender=attacker)
+        self.say(f"   the same answer without the authorization: refused: {refusal}")
+        self.say(f"   the owner's request is still {Status(settlement.recordOf(owner, honest.requestId).status).name}")
+        settlement.settleWithAuthorization(honest.as_args(), sign_receipt(settlement, honest, TEE_KEY.key),
+                                           authorization.as_args(), owner_signature, sender=self.cast.node)
+        before = token.balanceOf(self.cast.beneficiary)
+        vault.release(app, honest.as_args(), 31, "{}", sender=self.cast.beneficiary)
+        self.say(f"   the TEE operator the authorization names settles the enclave's score 31 under it: application "
+                 f"{app} released {opg(token.balanceOf(self.cast.beneficiary) - before)}")
 
     def zkml_liquidation(self):
         """Liquidations need ZKML: EZKL proofs of a risk model, verified on chain, before collateral moves"""
         settlement, token, deployer = self.suite["InferenceSettlement"], self.suite["OPGToken"], self.cast.deployer
+        liquidator = self.cast.challenger
         artifacts = pipeline.build(LIQUIDATION_RISK)  # cached in .zkml/ after the first run
         model = deploy_model(artifacts, project, self.suite["ModelRegistry"], self.cast.model_owner)
         threshold = 2**artifacts.output_scale  # a risk score of 1.0
@@ -236,27 +288,30 @@ class Story:
             positions[label] = tx.events.filter(guard.PositionOpened)[0].positionId
 
         safe = pipeline.prove(artifacts, SAFE_POSITION)
-        r = self._zkml_receipt("demo zkml safe", model.model_id, safe)
+        r = self._zkml_receipt("demo zkml safe", model.model_id, safe, payer=liquidator)
         evidence = zkml_evidence(sign_receipt(settlement, r, self.cast.node.private_key), safe.proof, safe.inputs,
                                  safe.outputs)
-        tx = settlement.settle(r.as_args(), evidence, sender=self.cast.node)
-        self.say(f"   safe position: proved risk {safe.output_values[0]:.3f} in {safe.proving_seconds:.1f} s, settled "
-                 f"FINAL with the proof ({tx.gas_used:,} gas); liquidation refused: "
-                 f"{self._refusal(guard, positions['safe'], r, safe.outputs)}")
+        tx = settlement.settle(r.as_args(), evidence, sender=liquidator)
+        self.say(f"   safe position: proved risk {safe.output_values[0]:.3f} in {safe.proving_seconds:.1f} s; the "
+                 f"liquidator who asked for it settles it FINAL with the proof ({tx.gas_used:,} gas); "
+                 f"liquidation refused: {self._liquidation_refusal(guard, positions['safe'], r, safe.outputs)}")
 
         risky = pipeline.prove(artifacts, RISKY_POSITION)
-        r = self._zkml_receipt("demo zkml risky", model.model_id, risky)
-        settlement.postPending(r.as_args(), sender=self.cast.node)
-        self.say(f"   risky position: the node posts risk {risky.output_values[0]:.3f} as PENDING first; "
-                 f"liquidation refused: {self._refusal(guard, positions['risky'], r, risky.outputs)}")
+        r = self._zkml_receipt("demo zkml risky", model.model_id, risky, payer=liquidator)
+        authorization = PaymentAuthorization.for_receipt(r, chain.pending_timestamp + 600)
+        settlement.postPending(r.as_args(), authorization.as_args(),
+                               sign_payment(settlement, authorization, liquidator.private_key), sender=self.cast.node)
+        self.say(f"   risky position: the node posts risk {risky.output_values[0]:.3f} as PENDING first, under the "
+                 f"liquidator's authorization; liquidation refused: "
+                 f"{self._liquidation_refusal(guard, positions['risky'], r, risky.outputs)}")
         tx = settlement.deliverProof(r.as_args(), zkml_proof_evidence(risky.proof, risky.inputs, risky.outputs),
-                                     sender=self.cast.challenger)
+                                     sender=liquidator)
         self.say(f"   its proof is delivered and verified on chain ({tx.gas_used:,} gas): "
-                 f"{Status(settlement.verifiedOutput(r.requestId).status).name}")
-        before = token.balanceOf(self.cast.challenger)
-        guard.liquidate(positions["risky"], r.as_args(), risky.outputs, sender=self.cast.challenger)
+                 f"{Status(settlement.recordOf(liquidator, r.requestId).status).name}")
+        before = token.balanceOf(liquidator)
+        guard.liquidate(positions["risky"], r.as_args(), risky.outputs, sender=liquidator)
         self.say(f"   risk {risky.output_values[0]:.3f} ≥ 1.000: position liquidated, "
-                 f"{opg(token.balanceOf(self.cast.challenger) - before)} to the liquidator")
+                 f"{opg(token.balanceOf(liquidator) - before)} to the liquidator")
 
     def audit_receipt(self):
         """An auditor checks the TEE receipt and reads what its mode covers"""
@@ -297,22 +352,34 @@ class Story:
 
     # ---------------------------------------------------------------- helpers
 
-    def _zkml_receipt(self, label, model_id, proof) -> Receipt:
+    def _zkml_receipt(self, label, model_id, proof, payer) -> Receipt:
         return Receipt(requestId=keccak(text=label), modelId=model_id, inputHash=proof.input_hash,
                        outputHash=proof.output_hash, mode=Mode.ZKML, signer=self.cast.node.address,
-                       timestamp=chain.blocks.head.timestamp)
+                       timestamp=chain.blocks.head.timestamp, payer=payer.address)
 
-    def _refusal(self, guard, position, receipt, scores) -> str:
-        """The name of the custom error a liquidation reverts with (asked with eth_call, so ape prints no trace)."""
-        call = {"to": guard.address, "from": self.cast.challenger.address,
-                "data": guard.liquidate.encode_input(position, receipt.as_args(), scores)}
+    def _score_receipt(self, application, score: int) -> Receipt:
+        """The TEE's risk score for a vault application, in the vault owner's namespace, at the model's price."""
+        vault, models = self.vault, self.suite["ModelRegistry"]
+        return Receipt(requestId=vault.requestIdOf(application), modelId=self.risk_model,
+                       inputHash=vault.inputHashOf(application), outputHash=vault.scoreOutputHash(score, "{}"),
+                       mode=Mode.TEE, signer=TEE_KEY.address, timestamp=chain.blocks.head.timestamp,
+                       payer=self.cast.deployer.address, price=models.model(self.risk_model).price)
+
+    def _liquidation_refusal(self, guard, position, receipt, scores) -> str:
+        return self._refusal(guard, "liquidate", position, receipt.as_args(), scores, sender=self.cast.challenger)
+
+    def _refusal(self, contract, method, *args, sender) -> str:
+        """The name of the custom error ``contract.method(*args)`` reverts with for ``sender`` (asked with
+        eth_call, so nothing is sent and ape prints no trace)."""
+        call = {"to": contract.address, "from": sender.address, "data": getattr(contract, method).encode_input(*args)}
         try:
             chain.provider.web3.eth.call(call)
         except ContractCustomError as error:
             selector = bytes.fromhex(str(error.data).removeprefix("0x"))[:4]
-            errors = [*guard.contract_type.errors, *self.suite["InferenceSettlement"].contract_type.errors]
+            sources = (contract, self.suite["InferenceSettlement"], self.suite["BatchSettlement"])
+            errors = [abi for source in sources for abi in source.contract_type.errors]
             return next(abi.name for abi in errors if keccak(text=abi.selector)[:4] == selector)
-        raise AssertionError("the liquidation guard accepted a liquidation it must refuse")
+        raise AssertionError(f"{contract.contract_type.name}.{method} accepted what it must refuse")
 
     def _register_model(self, label, allowed, minimum):
         spec = (hashlib.sha256(f"demo model {label}".encode()).digest(), f"ipfs://demo/{label}", 2 * OPG, allowed,

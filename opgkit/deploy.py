@@ -17,6 +17,11 @@ from eth_utils import keccak
 OPG = 10**18
 DAY = 86_400
 TEE_MODE = 1
+# What the settlement contracts start with (their constructors take no slash fractions); governance may change
+# them later through setNodeSlash / setRelayerSlash.
+NODE_SLASH_BPS = 500  # InferenceSettlement: a node that misses a proof deadline
+RELAYER_SLASH_BPS = 1_000  # BatchSettlement: a relayer whose batch is rejected
+PROOF_REPORT_MARGIN = 3_600  # InferenceSettlement.PROOF_REPORT_MARGIN
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,12 @@ class ProtocolParameters:
     twin_subject_fee: int = 5 * 10**16
     twin_fee_increase_delay: int = 2 * DAY
     twin_transfer_delay: int = 2 * DAY
-    # Must stay below `unbonding_delay`, or a relayer could withdraw before a challenge lands.
+    # BatchSettlement. Must stay below `unbonding_delay`, or a relayer could withdraw before a challenge lands.
     challenge_window: int = 3_600
+    # InferenceSettlement. With PROOF_REPORT_MARGIN it must fit in `unbonding_delay`, or a node could withdraw
+    # before its missed proof is reported.
     proof_window: int = 3_600
+    # Both settlement contracts: the oldest receipt accepted (settled individually, or carried by a batch).
     max_receipt_age: int = DAY
     # The example consumer (RiskGatedVault) is deployed only for a model that already exists on the chain.
     example_vault_model: bytes | None = None
@@ -180,7 +188,10 @@ class Step:
 
 def deployment_steps(deployer: str, treasury: str, params: ProtocolParameters, handover: bool = True) -> list[Step]:
     """Every contract in dependency order. With ``handover`` the timelock administers everything; without,
-    the deployer keeps every admin role (for a testnet you still want to tweak by hand)."""
+    the deployer keeps every admin role (for a testnet you still want to tweak by hand).
+
+    NodeStaking and InferenceSettlement start with the deployer as admin whatever ``handover`` says: the
+    deployer wires them (slasher roles, the batch contract) and only then hands them to the timelock."""
 
     def admin(c):
         return c["OPGTimelock"] if handover else deployer
@@ -198,9 +209,12 @@ def deployment_steps(deployer: str, treasury: str, params: ProtocolParameters, h
         Step("AttestorQuorumVerifier", lambda c: [admin(c), attestors, params.attestor_threshold]),
         Step("TEERegistry", lambda c: [c["NodeStaking"], c["AttestorQuorumVerifier"], admin(c),
                                        params.max_heartbeat_age]),
+        # The deployer administers settlement only until it is connected to its batch contract.
         Step("InferenceSettlement", lambda c: [c["OPGToken"], c["NodeStaking"], c["ModelRegistry"], c["TEERegistry"],
-                                               treasury, admin(c), params.challenge_window, params.proof_window,
-                                               params.max_receipt_age]),
+                                               treasury, deployer, params.proof_window, params.max_receipt_age]),
+        Step("BatchSettlement", lambda c: [c["InferenceSettlement"], c["NodeStaking"], c["ModelRegistry"],
+                                           c["TEERegistry"], admin(c), params.challenge_window,
+                                           params.max_receipt_age]),
         Step("TwinMarket", lambda c: [admin(c), treasury, treasury, params.twin_curve_divisor,
                                       params.twin_min_shares_to_create, params.twin_protocol_fee_cap,
                                       params.twin_subject_fee_cap, params.twin_protocol_fee, params.twin_subject_fee,
@@ -213,11 +227,14 @@ def deployment_steps(deployer: str, treasury: str, params: ProtocolParameters, h
 def wiring_steps(handover: bool = True) -> list[str]:
     """What happens after the contracts are deployed, in order (each skipped when already done)."""
     steps = [
-        "grant InferenceSettlement SLASHER_ROLE on NodeStaking",
+        "connect BatchSettlement to InferenceSettlement (setBatchSettlement, once ever)",
+        "grant InferenceSettlement SLASHER_ROLE on NodeStaking (missed proofs)",
+        "grant BatchSettlement SLASHER_ROLE on NodeStaking (rejected batches)",
         "grant OPGGovernor PROPOSER_ROLE and CANCELLER_ROLE on OPGTimelock",
     ]
     if handover:
         steps += ["grant OPGTimelock DEFAULT_ADMIN_ROLE on NodeStaking; the deployer renounces it",
+                  "grant OPGTimelock DEFAULT_ADMIN_ROLE on InferenceSettlement; the deployer renounces it",
                   "the deployer renounces DEFAULT_ADMIN_ROLE on OPGTimelock"]
     return steps + ["read every role and parameter back (wiring check)"]
 
@@ -239,14 +256,20 @@ def deploy_all(
                 f"example_vault_model 0x{params.example_vault_model.hex()} is not registered in the ModelRegistry at "
                 f"{deployed['ModelRegistry'].address}: register the model, then run deploy again (the rest is reused)"
             )
-        deployed[step.name] = suite.deploy(step.name, deployer, getattr(project, step.name), *step.args(deployed))
+        args = step.args(deployed)
+        if step.name == "BatchSettlement":
+            _require_free_batch_slot(suite, deployed["InferenceSettlement"], args)
+        deployed[step.name] = suite.deploy(step.name, deployer, getattr(project, step.name), *args)
     staking, timelock, governor = deployed["NodeStaking"], deployed["OPGTimelock"], deployed["OPGGovernor"]
-    _grant_slasher(staking, deployed["InferenceSettlement"], deployer)
+    settlement, batches = deployed["InferenceSettlement"], deployed["BatchSettlement"]
+    _connect_batches(settlement, batches, deployer)
+    _grant_slasher(staking, [settlement, batches], deployer)
     for role in (timelock.PROPOSER_ROLE(), timelock.CANCELLER_ROLE()):
         if not timelock.hasRole(role, governor):
             timelock.grantRole(role, governor, sender=deployer)
     if handover:
-        _hand_staking_to_timelock(staking, timelock, deployer)
+        _hand_to_timelock(staking, timelock, deployer)
+        _hand_to_timelock(settlement, timelock, deployer)
         if timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer):
             timelock.renounceRole(timelock.DEFAULT_ADMIN_ROLE(), deployer, sender=deployer)
     verify_wiring(suite, deployer.address, treasury, params, handover)
@@ -280,32 +303,74 @@ def plan(deployer: str, treasury: str, params: ProtocolParameters, record_path: 
     return planned
 
 
-def _grant_slasher(staking, settlement, deployer) -> None:
+def _require_free_batch_slot(suite: Suite, settlement, args: list) -> None:
+    """Stop before deploying a BatchSettlement that ``settlement`` could never be connected to: it takes one
+    batch contract, once ever, and a reused settlement may already have one."""
+    current = settlement.batchSettlement()
+    if current == ZERO_ADDRESS:
+        return
+    previous = suite.reusable("BatchSettlement", _json_arg(list(args)))
+    if previous is not None and previous["address"] == current:
+        return
+    raise WiringError(
+        f"InferenceSettlement at {settlement.address} is already connected to BatchSettlement {current} (a "
+        "settlement takes one batch contract, once ever), so a new BatchSettlement could never record batches "
+        f"there: deploy with the parameters BatchSettlement {current} was deployed with (challenge_window, "
+        "max_receipt_age), or deploy a new InferenceSettlement too (drop it from the deployments record)"
+    )
+
+
+def _connect_batches(settlement, batches, deployer) -> None:
+    """``settlement.setBatchSettlement(batches)`` unless already done."""
+    current = settlement.batchSettlement()
+    if current == batches.address:
+        return
+    if current != ZERO_ADDRESS:
+        raise WiringError(
+            f"wiring check failed: InferenceSettlement at {settlement.address} records batches from BatchSettlement "
+            f"{current}, not {batches.address}, and can never be connected to another: deploy a new "
+            "InferenceSettlement (drop it from the deployments record)"
+        )
+    if not settlement.hasRole(settlement.DEFAULT_ADMIN_ROLE(), deployer):
+        raise WiringError(
+            f"InferenceSettlement at {settlement.address} is not yet connected to BatchSettlement {batches.address} "
+            f"and the deployer no longer administers it: propose setBatchSettlement({batches.address}) through "
+            "governance"
+        )
+    settlement.setBatchSettlement(batches, sender=deployer)
+
+
+def _grant_slasher(staking, slashers, deployer) -> None:
+    """SLASHER_ROLE on staking for each of ``slashers`` (the settlement contracts) that lacks it."""
     admin, slasher = staking.DEFAULT_ADMIN_ROLE(), staking.SLASHER_ROLE()
-    if not staking.hasRole(slasher, settlement):
-        if not staking.hasRole(admin, deployer):
-            raise WiringError(
-                f"InferenceSettlement at {settlement.address} needs SLASHER_ROLE on NodeStaking, which the timelock "
-                "now administers: propose grantRole(SLASHER_ROLE, settlement) through governance"
-            )
-        staking.grantRole(slasher, settlement, sender=deployer)
+    missing = [contract for contract in slashers if not staking.hasRole(slasher, contract)]
+    if missing and not staking.hasRole(admin, deployer):
+        names = " and ".join(f"{c.contract_type.name} at {c.address}" for c in missing)
+        calls = ", ".join(f"grantRole(SLASHER_ROLE, {c.address})" for c in missing)
+        raise WiringError(
+            f"{names} {'needs' if len(missing) == 1 else 'need'} SLASHER_ROLE on NodeStaking, which the timelock "
+            f"now administers: propose {calls} through governance, then run deploy again"
+        )
+    for contract in missing:
+        staking.grantRole(slasher, contract, sender=deployer)
 
 
-def _hand_staking_to_timelock(staking, timelock, deployer) -> None:
-    admin = staking.DEFAULT_ADMIN_ROLE()
-    if not staking.hasRole(admin, timelock):
-        staking.grantRole(admin, timelock, sender=deployer)
-    if staking.hasRole(admin, deployer):
-        staking.renounceRole(admin, deployer, sender=deployer)
+def _hand_to_timelock(contract, timelock, deployer) -> None:
+    """Make the timelock ``contract``'s admin, then the deployer renounces (each skipped when done)."""
+    admin = contract.DEFAULT_ADMIN_ROLE()
+    if not contract.hasRole(admin, timelock):
+        contract.grantRole(admin, timelock, sender=deployer)
+    if contract.hasRole(admin, deployer):
+        contract.renounceRole(admin, deployer, sender=deployer)
 
 
 def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters, handover: bool = True) -> None:
     """Read every role and parameter back; raise WiringError listing each mismatch."""
-    token, timelock, staking, governor, models, verifier, tees, settlement, market = (
+    token, timelock, staking, governor, models, verifier, tees, settlement, batches, market = (
         suite[n]
         for n in (
             "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier",
-            "TEERegistry", "InferenceSettlement", "TwinMarket",
+            "TEERegistry", "InferenceSettlement", "BatchSettlement", "TwinMarket",
         )
     )
     admin = staking.DEFAULT_ADMIN_ROLE()
@@ -340,15 +405,26 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "twin market fees go to the treasury": market.feeDestination() == treasury,
         "twin market fees": market.fees() == (params.twin_protocol_fee, params.twin_subject_fee),
         "twin market fee delay": market.feeIncreaseDelay() == params.twin_fee_increase_delay,
-        "settlement may slash": staking.hasRole(staking.SLASHER_ROLE(), settlement),
+        "settlement may slash (missed proofs)": staking.hasRole(staking.SLASHER_ROLE(), settlement),
+        "batch settlement may slash (rejected batches)": staking.hasRole(staking.SLASHER_ROLE(), batches),
         f"settlement admin is {owner_name}": administers(settlement),
+        f"batch settlement admin is {owner_name}": administers(batches),
         "settlement reads staking, models and TEEs": (settlement.staking(), settlement.models(), settlement.teeRegistry())
         == (staking.address, models.address, tees.address),
         "settlement pays in OPG to the treasury": (settlement.token(), settlement.treasury()) == (token.address, treasury),
-        "challenge window": settlement.challengeWindow() == params.challenge_window,
-        "challenge window below unbonding delay": settlement.challengeWindow() < staking.unbondingDelay(),
+        "settlement records batches from this BatchSettlement": settlement.batchSettlement() == batches.address,
+        "batch settlement records into this InferenceSettlement": batches.settlement() == settlement.address,
+        "batch settlement reads staking, models and TEEs": (batches.staking(), batches.models(), batches.teeRegistry())
+        == (staking.address, models.address, tees.address),
+        "challenge window": batches.challengeWindow() == params.challenge_window,
+        "challenge window below unbonding delay": batches.challengeWindow() < staking.unbondingDelay(),
         "proof window": settlement.proofWindow() == params.proof_window,
+        "proof window and report margin within unbonding delay":
+            settlement.proofWindow() + settlement.PROOF_REPORT_MARGIN() <= staking.unbondingDelay(),
         "receipt age": settlement.maxReceiptAge() == params.max_receipt_age,
+        "batch receipt age": batches.maxReceiptAgeAt(chain.blocks.head.timestamp) == params.max_receipt_age,
+        "node slash fraction (missed proof)": settlement.nodeSlashBps() == NODE_SLASH_BPS,
+        "relayer slash fraction (rejected batch)": batches.relayerSlashBps() == RELAYER_SLASH_BPS,
     }
     if params.example_vault_model:
         vault = suite["RiskGatedVault"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from eth_utils import is_address, to_checksum_address
 
-from opgkit.deploy import DAY, OPG, ProtocolParameters
+from opgkit.deploy import DAY, OPG, PROOF_REPORT_MARGIN, ProtocolParameters
 
 HOUR, MINUTE = 3_600, 60
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -158,6 +158,9 @@ def validate(params: ProtocolParameters, local: bool = True) -> list[str]:
          "challenge_window: must be at least 5m and shorter than unbonding_delay (or a relayer could withdraw "
          "before a challenge lands)")
     need(MINUTE <= p.proof_window <= 7 * DAY, "proof_window: must be between 1m and 7d")
+    need(p.proof_window + PROOF_REPORT_MARGIN <= p.unbonding_delay,
+         "proof_window: must be at least 1h (the missed-proof report margin) shorter than unbonding_delay (or a "
+         "node could withdraw before its missed proof is reported)")
     need(MINUTE <= p.max_receipt_age <= 30 * DAY, "max_receipt_age: must be between 1m and 30d")
     return problems
 

@@ -12,6 +12,11 @@ A receipt document is JSON:
                    instances, as `ape run zkml prove --out` writes them)
     }
 
+Fields other than these are ignored, so a document may carry more. A request is recorded in its payer's
+namespace: the record of ``(payer, requestId)`` holds the leading 24 bytes of the receipt's EIP-712 struct
+hash, the mode that was verified, its status and when it became final. A receipt without a payer (from a
+document written before requests had one) can never have a record.
+
 ``verify_document`` runs every check it can and returns a ``Report``; nothing in it raises for a failing
 check. ``ReceiptDocumentError`` is raised only for a document that cannot be read at all.
 """
@@ -23,16 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ape import project
-from ape.exceptions import ContractLogicError
 from ape.utils import ZERO_ADDRESS
-from eth_utils import is_hex, to_bytes
+from eth_keys.exceptions import BadSignature
+from eth_utils import ValidationError, is_hex, to_bytes
 
 from opgkit.manifest import ManifestError, manifest_from_response
-from opgkit.receipts import Mode, Receipt, Status, instances_hash, recover_receipt_signer
+from opgkit.receipts import Fault, Mode, Receipt, Status, instances_hash, recover_receipt_signer
 
 COVERAGE = {
     Mode.VANILLA: (
-        "signed by a staked inference node, which can be slashed for provable misbehaviour",
+        "signed by a node that was a staked inference node at the receipt's timestamp, slashable for provable "
+        "misbehaviour",
         "no evidence that the node ran this model on this input: the answer is only signed, not proven",
     ),
     Mode.TEE: (
@@ -47,6 +53,7 @@ COVERAGE = {
     ),
 }
 _BYTES32_FIELDS = ("requestId", "modelId", "inputHash", "outputHash")
+RECORDED_HASH_BYTES = 24
 
 
 class ReceiptDocumentError(ValueError):
@@ -60,20 +67,48 @@ class Check:
     detail: str
 
 
+@dataclass(frozen=True)
+class Record:
+    """``IInferenceSettlement.RecordView`` of one request."""
+
+    status: Status
+    mode: Mode
+    settled_at: int
+    receipt_hash: bytes
+
+    @classmethod
+    def read(cls, settlement, payer: str, request_id: bytes) -> "Record":
+        view = settlement.recordOf(payer, request_id)
+        return cls(Status(view.status), Mode(view.mode), int(view.settledAt), bytes(view.receiptHash))
+
+
 @dataclass
 class Report:
+    """What was checked. ``claimed_mode`` is the receipt's mode; ``mode`` is the mode the chain verified, set
+    only when the record is final and (with a document) is exactly this receipt."""
+
     receipt: Receipt | None
     request_id: bytes
+    payer: str
     checks: list[Check] = field(default_factory=list)
     status: Status = Status.NONE
+    claimed_mode: Mode | None = None
     mode: Mode | None = None
+    record: Record | None = None
 
     @property
     def passed(self) -> bool:
         return all(check.ok is not False for check in self.checks)
 
+    @property
+    def verified(self) -> bool:
+        """Every check held and the chain holds the request as final at ``mode``."""
+        return self.passed and self.mode is not None
+
     def covers(self) -> tuple[str, str] | None:
-        return COVERAGE.get(self.mode) if self.mode is not None else None
+        """What the verified mode covers and what it does not (the claimed mode's, before verification)."""
+        mode = self.mode if self.mode is not None else self.claimed_mode
+        return COVERAGE.get(mode) if mode is not None else None
 
 
 @dataclass(frozen=True)
@@ -125,7 +160,7 @@ def parse_document(data: dict) -> ReceiptDocument:
             mode=_mode(raw["mode"]),
             signer=raw["signer"],
             timestamp=int(raw["timestamp"]),
-            payer=raw.get("payer", ZERO_ADDRESS),
+            payer=raw.get("payer") or ZERO_ADDRESS,
             price=int(raw.get("price", 0)),
         )
     except (TypeError, ValueError) as error:
@@ -134,8 +169,13 @@ def parse_document(data: dict) -> ReceiptDocument:
         raise ReceiptDocumentError(f"receipt has an invalid field: {error}") from error
     signature = _hex_bytes(data["signature"], "signature", 65) if data.get("signature") else None
     batch = data.get("batch") or {}
+    if not isinstance(batch, dict):
+        raise ReceiptDocumentError('batch must be an object {"batchId": n, "proof": ["0x…", …]}')
     proof = tuple(_hex_bytes(node, "batch.proof[]", 32) for node in batch.get("proof", []))
-    batch_id = int(batch["batchId"]) if "batchId" in batch else None
+    try:
+        batch_id = int(batch["batchId"]) if "batchId" in batch else None
+    except (TypeError, ValueError) as error:
+        raise ReceiptDocumentError(f"batch.batchId must be an integer, not {batch['batchId']!r}") from error
     zkml = _zkml_evidence(data["zkml"]) if data.get("zkml") else None
     return ReceiptDocument(receipt, signature, batch_id, proof, data.get("response"), zkml)
 
@@ -157,6 +197,8 @@ def load_document(path: Path) -> ReceiptDocument:
         return parse_document(json.loads(path.read_text()))
     except FileNotFoundError as error:
         raise ReceiptDocumentError(f"no file {path}") from error
+    except (IsADirectoryError, UnicodeDecodeError) as error:
+        raise ReceiptDocumentError(f"{path} is not a JSON file") from error
     except json.JSONDecodeError as error:
         raise ReceiptDocumentError(f"{path} is not JSON: {error}") from error
 
@@ -183,30 +225,73 @@ def document_json(receipt: Receipt, signature: bytes | None = None, batch_id: in
     return data
 
 
-def verify_document(settlement, tees, staking, models, document: ReceiptDocument) -> Report:
-    """Check ``document`` against the contracts (ape instances) and return what held and what did not."""
+def recorded_hash(settlement, receipt: Receipt) -> bytes:
+    """What a record of ``receipt`` holds: the leading 24 bytes of its EIP-712 struct hash."""
+    return receipt.message(settlement).signable_message.body[:RECORDED_HASH_BYTES]
+
+
+def batch_settlement_of(settlement):
+    """The ``BatchSettlement`` whose leaves ``settlement`` records, or None if it has none connected."""
+    address = settlement.batchSettlement()
+    return None if address == ZERO_ADDRESS else project.BatchSettlement.at(address)
+
+
+def verify_document(settlement, tees, staking, models, document: ReceiptDocument, batches=None) -> Report:
+    """Check ``document`` against the contracts (ape instances) and return what held and what did not.
+
+    ``batches`` is the ``BatchSettlement`` to check a batched receipt's inclusion in (default: the one
+    ``settlement`` records leaves from)."""
     r = document.receipt
-    report = Report(receipt=r, request_id=r.requestId, mode=r.mode)
+    report = Report(receipt=r, request_id=r.requestId, payer=r.payer, claimed_mode=r.mode)
     report.checks.append(_signature_check(settlement, document))
     report.checks.append(_zkml_check(models, document) if r.mode == Mode.ZKML else _output_check(document))
     report.checks.append(_signer_check(tees, staking, r))
     report.checks.append(_policy_check(models, r))
     report.checks.append(_settlement_check(settlement, r, report))
     if document.batch_id is not None:
-        report.checks.append(_inclusion_check(settlement, document))
+        report.checks.append(_inclusion_check(batches or batch_settlement_of(settlement), document))
     return report
 
 
-def verify_request(settlement, request_id: bytes) -> Report:
-    """What the chain records for ``request_id`` when no receipt is at hand."""
-    out = settlement.verifiedOutput(request_id)
-    status = Status(out.status)
-    report = Report(receipt=None, request_id=request_id, status=status,
-                    mode=Mode(out.mode) if status != Status.NONE else None)
-    detail = (f"{status.name}, mode {Mode(out.mode).name}, output hash 0x{bytes(out.outputHash).hex()}, settled at "
-              f"{out.settledAt or '—'}" if status != Status.NONE else "never settled on this contract")
-    report.checks.append(Check("settlement", status in (Status.FINAL, Status.PENDING), detail))
+def verify_request(settlement, payer: str, request_id: bytes) -> Report:
+    """What the chain records for ``request_id`` in ``payer``'s namespace when no receipt is at hand."""
+    record = Record.read(settlement, payer, request_id)
+    report = Report(receipt=None, request_id=request_id, payer=payer, status=record.status, record=record)
+    if record.status == Status.NONE:
+        report.checks.append(Check("settlement", False, f"never settled on this contract for payer {payer}"))
+        return report
+    report.claimed_mode = record.mode
+    if record.status == Status.FINAL:
+        report.mode = record.mode
+    detail = (f"{_status_text(settlement, payer, request_id, record)}; recorded receipt hash "
+              f"0x{record.receipt_hash.hex()} (the record keeps only this: check the receipt document itself to see "
+              "what was answered)")
+    report.checks.append(Check("settlement", _status_ok(record.status), detail))
     return report
+
+
+def _status_ok(status: Status) -> bool | None:
+    return True if status == Status.FINAL else (None if status == Status.PENDING else False)
+
+
+def _status_text(settlement, payer: str, request_id: bytes, record: Record) -> str:
+    """The record's status in words, and what it means for the mode on it."""
+    mode = record.mode.name
+    if record.status == Status.FINAL:
+        return f"FINAL since {record.settled_at}, mode {mode} verified"
+    if record.status == Status.REJECTED:
+        return f"REJECTED: its batch was proven faulty, so mode {mode} was never verified (the request may be recorded again)"
+    custody = settlement.custodyOf(payer, request_id)
+    if record.status == Status.PENDING:
+        if custody.node != ZERO_ADDRESS:
+            return (f"PENDING: posted before its evidence; {custody.node} owes the {mode} evidence by the proof "
+                    "deadline, and until it is delivered nothing is verified")
+        return f"PENDING: recorded from a batch still open to challenges; mode {mode} not final yet"
+    if custody.node != ZERO_ADDRESS:
+        return (f"FAILED: the {mode} evidence was not delivered by its deadline (an overdue pending result reads "
+                f"FAILED at once); not reported yet: reportMissedProof({payer}, 0x{request_id.hex()}) slashes "
+                f"{custody.node} and refunds the payer")
+    return f"FAILED: the {mode} evidence was not delivered by its deadline; the node was slashed and the payer refunded"
 
 
 def _signature_check(settlement, document) -> Check:
@@ -216,7 +301,10 @@ def _signature_check(settlement, document) -> Check:
         note = " (ZKML: the signature names the node; the proof is what covers the output)"
     else:
         note = ""
-    recovered = recover_receipt_signer(settlement, document.receipt, document.signature)
+    try:
+        recovered = recover_receipt_signer(settlement, document.receipt, document.signature)
+    except (ValueError, BadSignature, ValidationError) as error:
+        return Check("signature", False, f"not a valid ECDSA signature: {error}")
     if recovered == document.receipt.signer:
         return Check("signature", True, f"signed by {recovered} for this contract and chain{note}")
     return Check("signature", False, f"recovers to {recovered}, not the receipt's signer {document.receipt.signer}")
@@ -261,44 +349,64 @@ def _signer_check(tees, staking, r: Receipt) -> Check:
         active = tees.isActive(r.signer, r.timestamp)
         return Check("signer", active, f"TEE key {'was' if active else 'was not'} active at {r.timestamp} "
                                        "(approved measurement, enabled, fresh heartbeat, staked operator)")
-    active = staking.isActiveOperator(r.signer, 0)
-    return Check("signer", active, f"{'is' if active else 'is not'} an active staked inference node now "
-                                   "(staking keeps no history, so this is judged now, not at the timestamp)")
+    active = staking.wasActiveOperator(r.signer, 0, r.timestamp)
+    return Check("signer", active, f"{'was' if active else 'was not'} an active staked inference node at "
+                                   f"{r.timestamp}")
 
 
 def _policy_check(models, r: Receipt) -> Check:
     if not models.exists(r.modelId):
         return Check("model policy", False, f"model 0x{r.modelId.hex()} is not registered")
-    if models.acceptsMode(r.modelId, int(r.mode)):
+    if not models.policyAccepts(r.modelId, int(r.mode)):
+        return Check("model policy", False, f"the model's policy does not accept {r.mode.name}")
+    deprecated_at = models.deprecatedAt(r.modelId)
+    if not deprecated_at:
         return Check("model policy", True, f"the model accepts {r.mode.name} receipts and is not deprecated")
-    if models.deprecatedAt(r.modelId):
-        return Check("model policy", False, f"the model was deprecated at {models.deprecatedAt(r.modelId)}")
-    return Check("model policy", False, f"the model's policy does not accept {r.mode.name}")
+    if r.timestamp < deprecated_at:
+        return Check("model policy", True, f"the model accepts {r.mode.name} receipts; deprecated at "
+                                           f"{deprecated_at}, after this receipt")
+    return Check("model policy", False, f"the model was deprecated at {deprecated_at}, before this receipt")
 
 
 def _settlement_check(settlement, r: Receipt, report: Report) -> Check:
-    out = settlement.verifiedOutput(r.requestId)
-    report.status = Status(out.status)
-    if report.status == Status.NONE:
-        return Check("settlement", None, "not recorded on chain by requestId (a batch receipt may be unclaimed)")
-    if report.status in (Status.REJECTED, Status.FAILED):
-        why = "its batch was proven faulty" if report.status == Status.REJECTED else "its proof never came"
-        return Check("settlement", False, f"{report.status.name}: {why}; never reported verified")
-    try:
-        settlement.requireVerifiedReceipt(r.as_args(), 0, False)
-    except ContractLogicError:
-        return Check("settlement", False, "the chain settled a different receipt under this requestId")
-    return Check("settlement", report.status == Status.FINAL or None,
-                 f"{report.status.name}" + (f" since {out.settledAt}" if out.settledAt else " (not final yet)"))
+    if r.payer == ZERO_ADDRESS:
+        return Check("settlement", False, "the receipt names no payer: every request is recorded under its payer, "
+                                          "so this receipt can have no record")
+    record = Record.read(settlement, r.payer, r.requestId)
+    report.record, report.status = record, record.status
+    if record.status == Status.NONE:
+        return Check("settlement", None, f"no record of this request for payer {r.payer} (a batched receipt may be "
+                                         "unclaimed)")
+    if record.receipt_hash != recorded_hash(settlement, r):
+        return Check("settlement", False, f"{record.status.name}: the record under this payer and requestId is of "
+                                          f"a different receipt (hash 0x{record.receipt_hash.hex()})")
+    if record.status == Status.FINAL:
+        report.mode = record.mode
+    return Check("settlement", _status_ok(record.status), _status_text(settlement, r.payer, r.requestId, record))
 
 
-def _inclusion_check(settlement, document) -> Check:
+def _inclusion_check(batches, document) -> Check:
+    batch_id = document.batch_id
+    if batches is None:
+        return Check("batch", False, "the settlement contract has no batch settlement connected")
     if document.signature is None:
         return Check("batch", False, "a batch leaf needs the signature it was committed with")
+    status = Status(batches.batchStatus(batch_id))
+    if status == Status.NONE:
+        return Check("batch", False, f"batch {batch_id} was never posted to {batches.address}")
     leaf = (document.receipt.as_args(), document.signature, list(document.proof))
-    included = settlement.isIncluded(document.batch_id, leaf)
-    status = Status(settlement.batchStatus(document.batch_id))
-    if not included:
-        return Check("batch", False, f"not included in batch {document.batch_id} under this proof")
-    ok = True if status == Status.FINAL else (None if status == Status.PENDING else False)
-    return Check("batch", ok, f"included in batch {document.batch_id}, which is {status.name}")
+    if not batches.isIncluded(batch_id, leaf):
+        return Check("batch", False, f"not included in batch {batch_id} under this proof")
+    fault = Fault(batches.faultOf(batch_id, leaf))
+    where = f"included in batch {batch_id}, which is {status.name}"
+    if status == Status.PENDING:
+        deadline = batches.batch(batch_id).challengeDeadline
+        if fault != Fault.NONE:
+            return Check("batch", False, f"{where}, and faulty ({fault.name}): anyone may challenge it until {deadline}")
+        return Check("batch", None, f"{where}: open to challenges until {deadline}")
+    if status != Status.FINAL:
+        return Check("batch", False, where)
+    if fault != Fault.NONE:
+        return Check("batch", False, f"{where}, but the leaf is faulty ({fault.name}): nobody proved it in time")
+    return Check("batch", True, f"{where} (optimistic: final because no fault was proven in its challenge "
+                                "window; this leaf has none)")

@@ -3,9 +3,11 @@
     ape run demo --network ethereum:local:foundry
 
 Deploys everything, stakes operators, passes a governance proposal, registers models and a TEE, settles a
-paid TEE receipt, rejects a batch with a forged receipt, pays out of a risk-gated vault, liquidates a position
-only on a real EZKL proof verified on chain, audits a receipt, trades twin shares and catches a scheduled fee
-rise. Exit codes: 0 done, 1 a step failed, 130 interrupted.
+TEE receipt its payer authorized and pays it, rejects a batch with a forged receipt on BatchSettlement, pays
+out of a risk-gated vault on a final TEE score in the vault owner's namespace, refuses an attacker node's
+answer under the owner's authorization, liquidates a position only on a real EZKL proof verified on chain,
+audits a receipt, trades twin shares and catches a scheduled fee rise. Exit codes: 0 done, 1 a step failed,
+130 interrupted.
 """
 
 import click

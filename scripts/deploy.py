@@ -4,7 +4,8 @@
     ape run deploy --network ethereum:sepolia:node --account deployer --treasury 0x... [--config file] [--dry-run]
 
 Parameters come from --config, else config/deploy/<network>.yaml, else the built-in defaults; they are
-checked in full before any transaction. Exit codes: 0 deployed (or planned), 1 wiring check failed,
+checked in full before any transaction. A run that stops part-way (a crash, a kill) resumes from the
+deployments record when run again: recorded contracts are reused and finished wiring steps skipped. Exit codes: 0 deployed (or planned), 1 wiring check failed,
 2 bad input (parameters, addresses, options).
 """
 
@@ -17,6 +18,7 @@ from opgkit import PROJECT_ROOT
 from opgkit.cli import is_development_chain, nonzero_address
 from opgkit.deploy import ProtocolParameters, WiringError, deploy_all, plan, record_path_for, wiring_steps
 from opgkit.deploy_config import ConfigError, config_path_for, load_parameters
+
 
 def _parameters(config: Path | None, network: str, local: bool) -> tuple[ProtocolParameters, str]:
     path = config or config_path_for(network, PROJECT_ROOT)
@@ -90,7 +92,8 @@ def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, record,
     token = suite["OPGToken"]
     click.echo(f"{'treasury':<22} {treasury}  holds {token.balanceOf(treasury) // 10 ** token.decimals():,} {token.symbol()}")
     admin = "the timelock is the only admin" if handover else "the deployer keeps every admin role (no handover)"
-    click.echo(f"{'wiring':<22} verified: {admin}; settlement may slash; the governor proposes to the timelock")
+    click.echo(f"{'wiring':<22} verified: {admin}; InferenceSettlement records BatchSettlement's batches; both may "
+               "slash; the governor proposes to the timelock")
     shown = record.relative_to(PROJECT_ROOT) if record.resolve().is_relative_to(PROJECT_ROOT) else record
     click.echo(f"{'record':<22} {shown}")
     if publish:

@@ -1,8 +1,11 @@
 """Check an inference receipt the way an auditor would, and say what its verification mode covers.
 
     ape run receipts verify receipt.json --network ethereum:sepolia:node
-    ape run receipts verify 0x<requestId> --network ethereum:local:foundry --settlement 0x...
+    ape run receipts verify receipt.json --proof proof.json --network …            (a batched receipt)
+    ape run receipts verify 0x<requestId> --payer 0x<payer> --network … --settlement 0x...
 
+A request is recorded in its payer's namespace, so a bare requestId needs --payer (a receipt document names
+its payer). Batch inclusion is checked against the BatchSettlement the settlement contract is connected to.
 Exit codes: 0 every check held, 1 a check failed, 2 error (unreadable input, no contract, RPC down).
 """
 
@@ -13,7 +16,8 @@ import click
 from ape import project
 from ape.cli import ConnectedProviderCommand
 from ape.exceptions import ApeException
-from eth_utils import is_hex, to_bytes
+from ape.utils import ZERO_ADDRESS
+from eth_utils import is_address, is_hex, to_bytes, to_checksum_address
 
 from opgkit import PROJECT_ROOT
 from opgkit.cli import nonzero_address
@@ -30,6 +34,18 @@ def cli():
     """Auditor tools for inference receipts."""
 
 
+def payer_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a checksummed, non-zero payer address."""
+    if value is None:
+        return None
+    if not is_address(value):
+        raise click.BadParameter(f"{value!r} is not a 20-byte hex address (0x followed by 40 hex digits)")
+    address = to_checksum_address(value)
+    if address == ZERO_ADDRESS:
+        raise click.BadParameter("the zero address pays for no request: give the payer that asked for it")
+    return address
+
+
 def _request_id(target: str) -> bytes | None:
     if target.startswith("0x") and is_hex(target) and len(target) == 66:
         return to_bytes(hexstr=target)
@@ -38,49 +54,77 @@ def _request_id(target: str) -> bytes | None:
 
 def _print(report) -> None:
     click.echo(f"{'request':<13} 0x{report.request_id.hex()}")
+    click.echo(f"{'payer':<13} {report.payer}")
     if report.receipt is not None:
         r = report.receipt
         click.echo(f"{'model':<13} 0x{r.modelId.hex()}")
         click.echo(f"{'signer':<13} {r.signer}  at {r.timestamp}")
         if r.price:
-            click.echo(f"{'price':<13} {r.price} OPG wei, paid by {r.payer}")
-    click.echo(f"{'mode':<13} {report.mode.name if report.mode is not None else '—'}")
+            click.echo(f"{'price':<13} {r.price} OPG wei")
+    if report.mode is not None:
+        mode = f"{report.mode.name} (verified on chain)"
+    elif report.claimed_mode is not None:
+        mode = f"{report.claimed_mode.name} (claimed; not verified on chain)"
+    else:
+        mode = "—"
+    click.echo(f"{'mode':<13} {mode}")
     click.echo(f"{'status':<13} {report.status.name}")
     for check in report.checks:
         click.echo(f"  {MARK[check.ok]} {check.name:<13} {check.detail}")
     coverage = report.covers()
     if coverage:
-        click.echo(f"{'covers':<13} {coverage[0]}")
+        once = "" if report.mode is not None else "(once verified) "
+        click.echo(f"{'covers':<13} {once}{coverage[0]}")
         click.echo(f"{'not covered':<13} {coverage[1]}")
-    click.echo(f"{'result':<13} {'verified' if report.passed else 'NOT verified'}")
+    if not report.passed:
+        result = "NOT verified"
+    elif report.verified:
+        result = "verified"
+    else:
+        result = f"no check failed, but the chain has not verified it ({report.status.name})"
+    click.echo(f"{'result':<13} {result}")
 
 
 @cli.command(cls=ConnectedProviderCommand, short_help="Check one receipt against the chain")
 @click.argument("target")
+@click.option("--payer", callback=payer_address,
+              help="Whose namespace a requestId TARGET is looked up in (a document names its own payer).")
 @click.option("--settlement", callback=nonzero_address,
               help="InferenceSettlement address (default: from the deployments record).")
 @click.option("--proof", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help='JSON {"batchId": n, "proof": ["0x…", …]} for a batched receipt (overrides the document\'s).')
-def verify(provider, target, settlement, proof):
-    """TARGET is a receipt document (JSON) or a 0x-prefixed 32-byte requestId."""
+def verify(provider, target, payer, settlement, proof):
+    """TARGET is a receipt document (JSON) or a 0x-prefixed 32-byte requestId (with --payer)."""
+    request_id = _request_id(target)
+    if request_id is not None and payer is None:
+        raise click.UsageError("a requestId is recorded in its payer's namespace: give --payer 0x… (the account "
+                               "that asked for the inference)")
+    if request_id is None and payer is not None:
+        raise click.UsageError("--payer is for a requestId; a receipt document names its own payer")
+    if request_id is not None and proof is not None:
+        raise click.UsageError("--proof is for a receipt document; a requestId has no leaf to prove")
     try:
-        if settlement is None:
-            record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
-            settlement = recorded_address(record, "InferenceSettlement")
-        contract = project.InferenceSettlement.at(settlement)
-        request_id = _request_id(target)
-        if request_id is not None:
-            report = verify_request(contract, request_id)
-        else:
+        document = None
+        if request_id is None:
+            if target.startswith("0x") and is_hex(target) and not Path(target).exists():
+                raise ReceiptDocumentError(f"{target} is neither a 32-byte requestId nor a file")
             document = load_document(Path(target))
             if proof is not None:
                 document = _with_proof(document, proof)
+        if settlement is None:
+            record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
+            settlement = recorded_address(record, "InferenceSettlement")
+    except (ReceiptDocumentError, RecordError) as error:
+        raise click.UsageError(str(error)) from error
+    try:
+        contract = project.InferenceSettlement.at(settlement)
+        if document is None:
+            report = verify_request(contract, payer, request_id)
+        else:
             report = verify_document(
                 contract, project.TEERegistry.at(contract.teeRegistry()), project.NodeStaking.at(contract.staking()),
                 project.ModelRegistry.at(contract.models()), document,
             )
-    except (ReceiptDocumentError, RecordError) as error:
-        raise click.UsageError(str(error)) from error
     except ApeException as error:
         click.echo(f"Error: could not read the settlement contract at {settlement}: {error}", err=True)
         raise SystemExit(2) from error
@@ -93,5 +137,5 @@ def _with_proof(document, path: Path):
         batch = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ReceiptDocumentError(f"{path} is not JSON: {error}") from error
-    data = document_json(document.receipt, document.signature, response=document.response)
+    data = document_json(document.receipt, document.signature, response=document.response, zkml=document.zkml)
     return parse_document(data | {"batch": batch})

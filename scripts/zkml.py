@@ -230,7 +230,8 @@ a few hundred gas between runs; times depend on the machine.
               default=PROJECT_ROOT / "benchmarks" / "zkml.md", show_default=True)
 @click.option("--proofs", type=click.IntRange(min=1), default=3, show_default=True, help="Proofs to time.")
 def bench(provider, output, proofs):
-    """Verifier call alone vs full ZKML settlement (immediate and asynchronous), proving time, key sizes."""
+    """Verifier call alone vs full ZKML settlement (by the payer, by a third party, asynchronously), proving
+    time, key sizes."""
     if provider.name != "foundry":
         raise click.UsageError("ZKML gas is measured on anvil: use --network ethereum:local:foundry")
     logger.set_level(LogLevel.WARNING)  # the table says what each transaction cost

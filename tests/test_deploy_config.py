@@ -43,6 +43,9 @@ def test_empty_file__defaults():
     ({"twin_curve_divisor": 7}, "twin_curve_divisor: must divide 10^18"),
     ({"unbonding_delay": "29d"}, "unbonding_delay: must be between 1d and 28d"),
     ({"challenge_window": "7d"}, "challenge_window: must be at least 5m and shorter than unbonding_delay"),
+    ({"proof_window": "7d"}, "proof_window: must be at least 1h (the missed-proof report margin) shorter than "
+                             "unbonding_delay"),
+    ({"unbonding_delay": "1d", "proof_window": "24h"}, "proof_window: must be at least 1h"),
     ({"twin_protocol_fee_cap": 30, "twin_subject_fee_cap": 30}, "twin fee caps: must add up to at most 50"),
     ({"attestor_threshold": 2}, "attestor_threshold: must be between 1 and the 1 attestor(s)"),
     ({"max_heartbeat_age": "2d"}, "max_heartbeat_age: must be between 1m and 1d"),
@@ -54,11 +57,26 @@ def test_invalid_value__config_error_names_it(data, message):
     assert message in str(error.value)
 
 
+def test_proof_window__report_margin__boundary():
+    """InferenceSettlement refuses proof_window + PROOF_REPORT_MARGIN (1h) above the unbonding delay."""
+    assert parameters_from_mapping({"unbonding_delay": "2d", "proof_window": "47h"}).proof_window == 47 * 3_600
+    with pytest.raises(ConfigError, match="proof_window: must be at least 1h"):
+        parameters_from_mapping({"unbonding_delay": "2d", "proof_window": 47 * 3_600 + 1})
+
+
+def test_settlement_windows_too_long__both_listed_with_the_rest():
+    with pytest.raises(ConfigError) as error:
+        parameters_from_mapping({"unbonding_delay": "2d", "challenge_window": "2d", "proof_window": "2d",
+                                 "twin_protocol_fee": 12})
+    lines = str(error.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["twin_protocol_fee", "challenge_window", "proof_window"]
+
+
 def test_several_problems__all_listed_at_once():
     with pytest.raises(ConfigError) as error:
         parameters_from_mapping({"proof_window": "8d", "max_receipt_age": "31d", "quorum_percent": 0})
     lines = str(error.value).splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4  # proof_window breaks two rules: at most 7d, and 1h inside unbonding_delay
 
 
 def test_not_a_mapping__refused(tmp_path):
@@ -79,6 +97,7 @@ def test_every_parameter__has_a_unit_rule():
     text = config_path_for("local", PROJECT_ROOT).read_text()
     assert all(f"{name}:" in text for name in names), "local.yaml documents every parameter"
     assert defaults.challenge_window < defaults.unbonding_delay
+    assert defaults.proof_window + 3_600 <= defaults.unbonding_delay
 
 
 def test_example_vault_model__hex_id_or_null():

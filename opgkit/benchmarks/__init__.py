@@ -11,13 +11,14 @@ BLOCK_TIME = 12
 
 @dataclass(frozen=True)
 class GasRow:
-    """Gas used by one operation, next to the anchor figure it is judged against."""
+    """Gas used by one operation, next to the anchor figure it is judged against and the target it must meet."""
 
     contract: str
     operation: str
     gas: int
     anchor: int | None
     anchor_source: str
+    target: int | None = None
 
     @property
     def delta(self) -> str:
@@ -25,18 +26,29 @@ class GasRow:
             return "—"
         return f"{(self.gas - self.anchor) / self.anchor:+.1%}"
 
+    @property
+    def target_met(self) -> bool | None:
+        return None if self.target is None else self.gas <= self.target
+
+    @property
+    def target_cell(self) -> str:
+        if self.target is None:
+            return "—"
+        return f"≤ {self.target:,} {'met' if self.target_met else '**not met**'}"
+
 
 def render_table(rows: list[GasRow], header: str) -> str:
     """The Markdown gas table, one row per operation."""
     lines = [
         header.rstrip(),
         "",
-        "| contract | operation | gas | anchor | vs anchor | anchor source |",
-        "|---|---|---:|---:|---:|---|",
+        "| contract | operation | gas | anchor | vs anchor | target | anchor source |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     for row in rows:
         anchor = f"{row.anchor:,}" if row.anchor else "—"
-        lines.append(f"| {row.contract} | {row.operation} | {row.gas:,} | {anchor} | {row.delta} | {row.anchor_source} |")
+        lines.append(f"| {row.contract} | {row.operation} | {row.gas:,} | {anchor} | {row.delta} | {row.target_cell} "
+                     f"| {row.anchor_source} |")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,8 @@ import pytest
 from opgkit import PROJECT_ROOT
 
 LOCAL = ["--network", "ethereum:local:foundry", "--account", "TEST::0"]
+ALL = ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
+       "InferenceSettlement", "BatchSettlement", "TwinMarket")
 
 
 def ape_run(*args):
@@ -19,12 +21,12 @@ def ape_run(*args):
 def test_deploy__local_chain__prints_every_address_and_stops_anvil():
     result = ape_run(*LOCAL, "--treasury", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
     assert result.returncode == 0, result.stderr
-    for name in ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier",
-                 "TEERegistry", "InferenceSettlement", "TwinMarket"):
+    for name in ALL:
         assert re.search(rf"^{name}\s+0x[0-9a-fA-F]{{40}}\s+new\s+\d+\s+0x[0-9a-f]{{64}}$", result.stdout, re.M), name
     assert re.search(r"^network\s+ethereum:local:foundry \(chain id 31337\)$", result.stdout, re.M)
     assert re.search(r"^treasury\s+0x70997970C51812dc3A010C7d01b50e0d17dc79C8  holds 1,000,000,000 OPG$", result.stdout, re.M)
-    assert re.search(r"^wiring\s+verified: the timelock is the only admin", result.stdout, re.M)
+    assert re.search(r"^wiring\s+verified: the timelock is the only admin; InferenceSettlement records "
+                     r"BatchSettlement's batches; both may slash", result.stdout, re.M)
     assert re.search(r"^parameters\s+.*config/deploy/local.yaml$", result.stdout, re.M)
     assert "Stopping 'anvil' process" in result.stderr + result.stdout
 
@@ -47,9 +49,12 @@ def test_deploy__dry_run__prints_the_plan_and_sends_nothing():
     result = ape_run(*LOCAL, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert re.search(r"^plan\s+\(nothing is sent\)$", result.stdout, re.M)
-    for name in ("OPGToken", "NodeStaking", "InferenceSettlement", "TwinMarket"):
-        assert re.search(rf"^  deploy\s+{name}\s*$", result.stdout, re.M), name
-    assert "  wire    grant InferenceSettlement SLASHER_ROLE on NodeStaking" in result.stdout
+    assert re.findall(r"^  deploy\s+(\w+)\s*$", result.stdout, re.M) == list(ALL)
+    for line in ("connect BatchSettlement to InferenceSettlement (setBatchSettlement, once ever)",
+                 "grant InferenceSettlement SLASHER_ROLE on NodeStaking (missed proofs)",
+                 "grant BatchSettlement SLASHER_ROLE on NodeStaking (rejected batches)",
+                 "grant OPGTimelock DEFAULT_ADMIN_ROLE on InferenceSettlement; the deployer renounces it"):
+        assert f"  wire    {line}" in result.stdout, line
     assert not re.search(r"^record", result.stdout, re.M)
 
 
@@ -59,18 +64,23 @@ def test_deploy__no_handover__deployer_keeps_admin_roles():
     assert "verified: the deployer keeps every admin role (no handover)" in result.stdout
 
 
-def test_deploy__invalid_parameters__exit_2_listing_every_problem(tmp_path):
-    config = tmp_path / "bad.yaml"
+def test_deploy__invalid_parameters__exit_2_listing_every_problem_before_any_transaction(tmp_path):
+    config, record = tmp_path / "bad.yaml", tmp_path / "record.json"
     config.write_text("challenge_window: 8d\ntwin_protocol_fee: 12\nquorum: 4\n")
-    result = ape_run(*LOCAL, "--config", str(config))
+    result = ape_run(*LOCAL, "--config", str(config), "--record", str(record))
     assert result.returncode == 2
     assert "quorum: unknown parameter" in result.stderr
-    config.write_text("challenge_window: 8d\ntwin_protocol_fee: 12\n")
-    result = ape_run(*LOCAL, "--config", str(config))
+    # proof_window fits 7d on its own, but not with the 1h missed-proof report margin inside unbonding_delay
+    config.write_text("challenge_window: 8d\nproof_window: 7d\ntwin_protocol_fee: 12\n")
+    result = ape_run(*LOCAL, "--config", str(config), "--record", str(record))
     assert result.returncode == 2
     assert "challenge_window: must be at least 5m and shorter than unbonding_delay" in result.stderr
+    assert "proof_window: must be at least 1h (the missed-proof report margin) shorter than unbonding_delay" \
+        in result.stderr
     assert "twin_protocol_fee: must not exceed twin_protocol_fee_cap" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    assert not record.exists()  # not one contract deployed
+    assert not re.search(r"^contract\s+address", result.stdout, re.M)
 
 
 def test_deploy__killed_mid_way_then_rerun__resumes_without_duplicates(networks, tmp_path):
@@ -90,13 +100,14 @@ def test_deploy__killed_mid_way_then_rerun__resumes_without_duplicates(networks,
     process.kill()
     process.communicate()
     before = json.loads(record.read_text())["contracts"]
-    assert 3 <= len(before) < 9, "the deploy was not interrupted part-way"
+    assert 3 <= len(before) < len(ALL), "the deploy was not interrupted part-way"
 
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     after = json.loads(record.read_text())["contracts"]
-    assert len(after) == 9
+    assert list(after) == list(ALL)
     for name, entry in before.items():
         assert after[name]["address"] == entry["address"], name
         assert re.search(rf"^{name}\s+{entry['address']}\s+reused", result.stdout, re.M), name
-    assert len({entry["address"] for entry in after.values()}) == 9
+    assert len({entry["address"] for entry in after.values()}) == len(ALL)
+    assert re.search(r"^wiring\s+verified", result.stdout, re.M)

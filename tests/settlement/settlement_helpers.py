@@ -1,13 +1,17 @@
 """Constants and receipt builders for the settlement tests."""
 
+import ape
 from ape.utils import ZERO_ADDRESS
 import hashlib
+import re
+from contextlib import contextmanager
 
+from eth_abi import encode
 from eth_utils import keccak
 
 from opgkit.deploy import DAY, OPG
 from opgkit.manifest import OutputManifest
-from opgkit.receipts import Mode, PaymentAuthorization, Receipt, instances_hash
+from opgkit.receipts import Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, instances_hash
 
 HOUR = 3_600
 CHALLENGE_WINDOW = HOUR
@@ -90,3 +94,70 @@ __all__ = [
     "TLS_CERT_HASH", "ZERO32", "ZERO_ADDRESS", "ZK_BIASES", "ZK_INPUT_COUNT", "ZK_WEIGHTS", "answer_hash",
     "authorization", "model_spec", "receipt", "request_id", "zk_outputs", "zk_receipt",
 ]
+
+
+def recorded_hash(settlement, r: Receipt) -> bytes:
+    """What ``recordOf(...).receiptHash`` holds for ``r``: the leading 24 bytes of its EIP-712 struct hash."""
+    return r.message(settlement).signable_message.body[:24]
+
+
+def missed_proof_evidence_id(settlement, payer: str, request: bytes) -> bytes:
+    """The slashing evidence id of a missed proof for ``request`` in ``payer``'s namespace."""
+    key = keccak(encode(["address", "bytes32"], [payer, request]))
+    return keccak(encode(["uint256", "address", "string", "bytes32"],
+                         [settlement.provider.chain_id, settlement.address, "missed-proof", key]))
+
+
+__all__ += ["missed_proof_evidence_id", "recorded_hash"]
+
+
+def signed_batch(sign, items) -> ReceiptBatch:
+    """A batch of ``(receipt, signer)`` items, each signed by its signer with ``sign`` (the conftest fixture), or
+    ``(receipt, None, signature)`` to put a given signature in the leaf."""
+    signed = []
+    for item in items:
+        r, signer = item[0], item[1]
+        signed.append(SignedReceipt(r, item[2] if len(item) > 2 else sign(r, signer)))
+    return ReceiptBatch(signed)
+
+
+def post_batch(batches, batch: ReceiptBatch, relayer, data_uri="ipfs://batch") -> int:
+    """Post ``batch`` on ``batches`` as ``relayer``; returns its batch id."""
+    tx = batches.postBatch(batch.root, len(batch), data_uri, sender=relayer)
+    return tx.events.filter(batches.BatchPosted)[0].batchId
+
+
+def funds_of(settlement, token, account) -> int:
+    """What ``account`` holds for paying: its wallet and its escrow on ``settlement``."""
+    return token.balanceOf(account) + settlement.escrowOf(account)
+
+
+def _revert_data(exception) -> bytes | None:
+    """The raw revert data of an exception ape could not decode, from its message."""
+    found = re.fullmatch(r"(?:custom error )?0x([0-9a-fA-F]{8}):?\s*([0-9a-fA-F]*)", str(exception.revert_message or ""))
+    return bytes.fromhex(found[1] + found[2]) if found else None
+
+
+@contextmanager
+def reverts_exactly(error, **inputs):
+    """``ape.reverts(error, **inputs)``, stricter: the revert must be ``error`` with these inputs. ape decodes a
+    custom error raised in a nested call only when the reverting contract is the last one the transaction
+    touched, and lets a revert it could not decode pass; this decodes such a revert with ``error``'s ABI. Every
+    named input must exist on ``error``."""
+    with ape.reverts(error, **inputs) as info:
+        yield info
+    exception = info.value
+    if isinstance(exception, error):
+        actual = exception.inputs
+    else:
+        data = _revert_data(exception)
+        assert data is not None and data[:4] == keccak(text=error.abi.selector)[:4], \
+            f"expected {error.abi.signature}, got {exception!r}"
+        actual = ape.chain.provider.network.ecosystem.decode_calldata(error.abi, data[4:])
+    missing = set(inputs) - set(actual)
+    assert not missing, f"{error.__name__} has no input named {', '.join(sorted(missing))}"
+    wrong = {name: actual[name] for name, expected in inputs.items() if actual[name] != expected}
+    assert not wrong, f"{error.__name__} reverted with {wrong}, expected {inputs}"
+
+
+__all__ += ["funds_of", "post_batch", "reverts_exactly", "signed_batch"]

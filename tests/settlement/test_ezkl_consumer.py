@@ -4,9 +4,10 @@ import ape
 import pytest
 from ape.utils import ZERO_ADDRESS
 
-from opgkit.receipts import Status, zkml_evidence
+from opgkit.receipts import Status, zkml_evidence, zkml_proof_evidence
+from opgkit.testing import advance
 from opgkit.zkml.models import RISKY_POSITION, SAFE_POSITION
-from settlement_helpers import OPG, zk_receipt
+from settlement_helpers import OPG, PROOF_WINDOW, authorization, zk_receipt
 
 pytestmark = pytest.mark.zkml
 
@@ -34,17 +35,36 @@ def open_position(guard, gov, alice, liquidation_artifacts):
 
 
 @pytest.fixture
-def settled(settlement, liquidation_model, operator, sign, now):
-    """Settle a ZKML receipt for ``proof`` and return the receipt."""
+def proven(liquidation_model, operator, bob, now):
+    """A ZKML receipt by ``operator`` for ``proof``, asked for (and settled) by bob."""
+    return lambda label, proof, model=liquidation_model: zk_receipt(
+        label, model.model_id, operator.address, now(), list(proof.inputs), list(proof.outputs), payer=bob.address)
+
+
+@pytest.fixture
+def settled(settlement, proven, operator, bob, sign):
+    """Settle a ZKML receipt for ``proof`` as its payer and return the receipt."""
 
     def settle(label, proof):
-        r = zk_receipt(label, liquidation_model.model_id, operator.address, now(), list(proof.inputs),
-                       list(proof.outputs))
+        r = proven(label, proof)
         settlement.settle(r.as_args(), zkml_evidence(sign(r, operator), proof.proof, proof.inputs, proof.outputs),
-                          sender=operator)
+                          sender=bob)
         return r
 
     return settle
+
+
+@pytest.fixture
+def posted(settlement, proven, operator, bob, sign_auth):
+    """Post a ZKML receipt for ``proof`` as pending (the node, with bob's authorization) and return it."""
+
+    def post(label, proof):
+        r = proven(label, proof)
+        auth = authorization(r)
+        settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, bob), sender=operator)
+        return r
+
+    return post
 
 
 def test_quantize__features__equal_the_proven_input_instances(liquidation_artifacts, risky_proof):
@@ -90,13 +110,29 @@ def test_liquidate__features_updated_after_the_proof__wrong_input(guard, open_po
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
-def test_liquidate__pending_zkml_result__not_verified(guard, settlement, open_position, liquidation_model,
-                                                      risky_proof, operator, now, bob):
+def test_liquidate__pending_zkml_result__not_verified(guard, settlement, open_position, posted, risky_proof, bob):
     position = open_position(RISKY_POSITION)
-    r = zk_receipt("guard-pending", liquidation_model.model_id, operator.address, now(), list(risky_proof.inputs),
-                   list(risky_proof.outputs))
-    settlement.postPending(r.as_args(), sender=operator)
+    r = posted("guard-pending", risky_proof)
     with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
+        guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
+
+
+def test_liquidate__proof_delivered_after_pending__liquidated(guard, settlement, open_position, posted, risky_proof,
+                                                              bob):
+    position = open_position(RISKY_POSITION)
+    r = posted("guard-delivered", risky_proof)
+    settlement.deliverProof(r.as_args(), zkml_proof_evidence(risky_proof.proof, risky_proof.inputs,
+                                                             risky_proof.outputs), sender=bob)
+    tx = guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
+    assert tx.events.filter(guard.Liquidated)[0].positionId == position
+
+
+def test_liquidate__proof_overdue__failed_before_anyone_reports_it(guard, settlement, open_position, posted,
+                                                                   risky_proof, bob, chain):
+    position = open_position(RISKY_POSITION)
+    r = posted("guard-overdue", risky_proof)
+    advance(chain, PROOF_WINDOW + 1)
+    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.FAILED):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
@@ -108,20 +144,17 @@ def test_liquidate__scores_not_the_proven_ones__wrong_output(guard, open_positio
         guard.liquidate(position, r.as_args(), forged, sender=bob)
 
 
-def test_liquidate__receipt_of_another_model__wrong_model(guard, settlement, open_position, credit_model,
-                                                          risky_proof, operator, now, bob):
+def test_liquidate__receipt_of_another_model__wrong_model(guard, open_position, proven, credit_model, risky_proof,
+                                                          bob):
     position = open_position(RISKY_POSITION)
-    r = zk_receipt("guard-credit", credit_model.model_id, operator.address, now(), list(risky_proof.inputs),
-                   list(risky_proof.outputs))
+    r = proven("guard-credit", risky_proof, model=credit_model)
     with ape.reverts(guard.LiquidationGuardWrongModel, modelId=credit_model.model_id):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
-def test_liquidate__unsettled_receipt__not_verified(guard, settlement, open_position, liquidation_model, risky_proof,
-                                                    operator, now, bob):
+def test_liquidate__unsettled_receipt__not_verified(guard, settlement, open_position, proven, risky_proof, bob):
     position = open_position(RISKY_POSITION)
-    r = zk_receipt("guard-unsettled", liquidation_model.model_id, operator.address, now(), list(risky_proof.inputs),
-                   list(risky_proof.outputs))
+    r = proven("guard-unsettled", risky_proof)
     with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
@@ -133,6 +166,16 @@ def test_liquidate__receipt_altered_after_settlement__receipt_mismatch(guard, se
     altered = r.with_changes(price=1)
     with ape.reverts(settlement.InferenceSettlementReceiptMismatch, requestId=r.requestId):
         guard.liquidate(position, altered.as_args(), risky_proof.outputs, sender=bob)
+
+
+def test_liquidate__same_request_in_another_payers_namespace__not_verified(guard, settlement, open_position, settled,
+                                                                          risky_proof, alice, bob):
+    """The record is bob's: the same receipt naming alice as its payer was never settled."""
+    position = open_position(RISKY_POSITION)
+    r = settled("guard-namespace", risky_proof)
+    elsewhere = r.with_changes(payer=alice.address)
+    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
+        guard.liquidate(position, elsewhere.as_args(), risky_proof.outputs, sender=bob)
 
 
 def test_positions__bad_calls__named_errors(guard, gov, alice, bob, liquidation_artifacts):

@@ -2,9 +2,11 @@
 
 import ape
 import pytest
-from ape.utils import ZERO_ADDRESS
 
-from opgkit.receipts import Status, zkml_evidence, zkml_proof_evidence
+from opgkit.receipt_verifier import recorded_hash
+from opgkit.receipts import (
+    NO_AUTHORIZATION, ReceiptBatch, SignedReceipt, Status, zkml_evidence, zkml_proof_evidence,
+)
 from opgkit.testing import advance
 from opgkit.zkml.onchain import check_registration, deploy_model, model_spec
 from opgkit.zkml.pipeline import SNARK_SCALAR_FIELD, ZkmlError
@@ -13,14 +15,19 @@ from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, zk_rece
 pytestmark = pytest.mark.zkml
 
 
-def proven_receipt(label, model, signer, timestamp, proof, **kwargs):
-    """A ZKML receipt committing to the instances of ``proof``."""
-    return zk_receipt(label, model.model_id, signer, timestamp, list(proof.inputs), list(proof.outputs), **kwargs)
+def proven_receipt(label, model, signer, timestamp, proof, payer, **kwargs):
+    """A ZKML receipt committing to the instances of ``proof``, asked for by ``payer``."""
+    return zk_receipt(label, model.model_id, signer, timestamp, list(proof.inputs), list(proof.outputs),
+                      payer=payer.address, **kwargs)
 
 
 def settle_proven(settlement, r, signature, proof, sender):
     evidence = zkml_evidence(signature, proof.proof, proof.inputs, proof.outputs)
     return settlement.settle(r.as_args(), evidence, sender=sender)
+
+
+def status_of(settlement, r):
+    return Status(settlement.recordOf(r.payer, r.requestId).status)
 
 
 def tampered(proof_bytes: bytes) -> bytes:
@@ -46,48 +53,81 @@ def test_registry__ezkl_model__records_adapter_and_key_digest(models, liquidatio
     assert not models.acceptsMode(liquidation_model.model_id, Mode.TEE)
 
 
-def test_settle__real_ezkl_proof__final(settlement, liquidation_model, risky_proof, operator, bob, sign, now):
-    r = proven_receipt("ezkl-settle", liquidation_model, operator.address, now(), risky_proof)
-    settle_proven(settlement, r, sign(r, operator), risky_proof, sender=bob)
-    out = settlement.verifiedOutput(r.requestId)
-    assert (out.status, out.mode, out.outputHash) == (Status.FINAL, Mode.ZKML, risky_proof.output_hash)
-    settlement.requireVerifiedReceipt(r.as_args(), Mode.ZKML, True)
+def test_settle__real_ezkl_proof_by_its_payer__final_zkml_record(settlement, liquidation_model, risky_proof, operator,
+                                                                bob, sign, now):
+    r = proven_receipt("ezkl-settle", liquidation_model, operator.address, now(), risky_proof, bob)
+    tx = settle_proven(settlement, r, sign(r, operator), risky_proof, sender=bob)
+    record = settlement.recordOf(bob, r.requestId)
+    assert (record.status, record.mode, record.receiptHash) == (Status.FINAL, Mode.ZKML, recorded_hash(settlement, r))
+    assert settlement.requireVerifiedReceipt(r.as_args(), Mode.ZKML, True) == record.settledAt == tx.timestamp
+    event = tx.events.filter(settlement.ReceiptSettled)[0]
+    assert (event.payer, event.mode, event.outputHash) == (bob.address, Mode.ZKML, risky_proof.output_hash)
 
 
-def test_settle__tampered_proof__proof_rejected(settlement, liquidation_model, risky_proof, operator, sign, now):
-    r = proven_receipt("ezkl-tampered", liquidation_model, operator.address, now(), risky_proof)
-    evidence = zkml_evidence(sign(r, operator), tampered(risky_proof.proof), risky_proof.inputs, risky_proof.outputs)
-    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
-        settlement.settle(r.as_args(), evidence, sender=operator)
-
-
-def test_settle__proof_of_a_different_input__input_not_bound(settlement, liquidation_model, risky_proof, safe_proof,
-                                                             operator, sign, now):
-    r = proven_receipt("ezkl-other-input", liquidation_model, operator.address, now(), risky_proof)
-    with ape.reverts(settlement.InferenceSettlementInputNotBound, inputHash=r.inputHash):
-        settle_proven(settlement, r, sign(r, operator), safe_proof, sender=operator)
-
-
-def test_settle__other_inputs_claimed_for_a_proof__proof_rejected(settlement, liquidation_model, risky_proof,
-                                                                  safe_proof, operator, sign, now):
-    """The receipt and instances agree, but the proof was made for other inputs."""
-    r = proven_receipt("ezkl-relabelled", liquidation_model, operator.address, now(), risky_proof)
-    evidence = zkml_evidence(sign(r, operator), safe_proof.proof, risky_proof.inputs, risky_proof.outputs)
-    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
-        settlement.settle(r.as_args(), evidence, sender=operator)
-
-
-def test_settle__proof_against_another_models_verifier__proof_rejected(settlement, credit_model, risky_proof,
-                                                                       operator, sign, now):
-    r = proven_receipt("ezkl-other-model", credit_model, operator.address, now(), risky_proof)
-    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=credit_model.adapter.address):
+def test_settle__not_the_payer__not_payer(settlement, liquidation_model, risky_proof, operator, bob, sign, now):
+    r = proven_receipt("ezkl-not-payer", liquidation_model, operator.address, now(), risky_proof, bob)
+    with ape.reverts(settlement.InferenceSettlementNotPayer, caller=operator.address, payer=bob.address):
         settle_proven(settlement, r, sign(r, operator), risky_proof, sender=operator)
 
 
-def test_settle__own_models_proof__final(settlement, credit_model, credit_proof, operator, sign, now):
-    r = proven_receipt("ezkl-credit", credit_model, operator.address, now(), credit_proof)
-    settle_proven(settlement, r, sign(r, operator), credit_proof, sender=operator)
-    assert settlement.verifiedOutput(r.requestId).status == Status.FINAL
+def test_settle_with_authorization__priced_zkml_receipt__final_and_charged(settlement, token, liquidation_model,
+                                                                         risky_proof, operator, alice, sign,
+                                                                         sign_auth, now):
+    r = proven_receipt("ezkl-authorized", liquidation_model, operator.address, now(), risky_proof, alice, price=PRICE)
+    auth = authorization(r)
+    evidence = zkml_evidence(sign(r, operator), risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    before = token.balanceOf(alice)
+    settlement.settleWithAuthorization(r.as_args(), evidence, auth.as_args(), sign_auth(auth, alice), sender=operator)
+    assert status_of(settlement, r) == Status.FINAL
+    assert token.balanceOf(alice) == before - PRICE
+    settlement.requireVerifiedReceipt(r.as_args(), Mode.ZKML, True)
+
+
+def test_settle__tampered_proof__proof_rejected(settlement, liquidation_model, risky_proof, operator, bob, sign, now):
+    r = proven_receipt("ezkl-tampered", liquidation_model, operator.address, now(), risky_proof, bob)
+    evidence = zkml_evidence(sign(r, operator), tampered(risky_proof.proof), risky_proof.inputs, risky_proof.outputs)
+    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+        settlement.settle(r.as_args(), evidence, sender=bob)
+
+
+def test_settle__proof_of_a_different_input__input_not_bound(settlement, liquidation_model, risky_proof, safe_proof,
+                                                             operator, bob, sign, now):
+    r = proven_receipt("ezkl-other-input", liquidation_model, operator.address, now(), risky_proof, bob)
+    with ape.reverts(settlement.InferenceSettlementInputNotBound, inputHash=r.inputHash):
+        settle_proven(settlement, r, sign(r, operator), safe_proof, sender=bob)
+
+
+def test_settle__other_inputs_claimed_for_a_proof__proof_rejected(settlement, liquidation_model, risky_proof,
+                                                                  safe_proof, operator, bob, sign, now):
+    """The receipt and instances agree, but the proof was made for other inputs."""
+    r = proven_receipt("ezkl-relabelled", liquidation_model, operator.address, now(), risky_proof, bob)
+    evidence = zkml_evidence(sign(r, operator), safe_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+        settlement.settle(r.as_args(), evidence, sender=bob)
+
+
+def test_settle__proof_against_another_models_verifier__proof_rejected(settlement, credit_model, risky_proof,
+                                                                       operator, bob, sign, now):
+    r = proven_receipt("ezkl-other-model", credit_model, operator.address, now(), risky_proof, bob)
+    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=credit_model.adapter.address):
+        settle_proven(settlement, r, sign(r, operator), risky_proof, sender=bob)
+
+
+def test_settle__own_models_proof__final(settlement, credit_model, credit_proof, operator, bob, sign, now):
+    r = proven_receipt("ezkl-credit", credit_model, operator.address, now(), credit_proof, bob)
+    settle_proven(settlement, r, sign(r, operator), credit_proof, sender=bob)
+    assert status_of(settlement, r) == Status.FINAL
+
+
+def test_claim_batch_receipt__zkml_leaf__never_batchable(settlement, batches, liquidation_model, risky_proof,
+                                                          operator, operator2, bob, sign, now, chain):
+    """A batch cannot check a proof, so a ZKML receipt is never recorded from one."""
+    r = proven_receipt("ezkl-batched", liquidation_model, operator.address, now(), risky_proof, bob)
+    advance(chain, 1)
+    batch = ReceiptBatch([SignedReceipt(r, sign(r, operator))])
+    batch_id = batches.postBatch(batch.root, 1, "", sender=operator2).events[0].batchId
+    with ape.reverts(settlement.InferenceSettlementModeNotBatchable, mode=Mode.ZKML):
+        batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=bob)
 
 
 def test_adapter__instances_split_differently__false(liquidation_model, risky_proof):
@@ -125,40 +165,61 @@ def test_adapter_constructor__bad_arguments__named_errors(project, liquidation_m
 # ---------------------------------------------------------------- asynchronous path
 
 
-def test_deliver_proof__real_ezkl_proof__final(settlement, liquidation_model, risky_proof, operator, bob, now):
-    r = proven_receipt("ezkl-async", liquidation_model, operator.address, now(), risky_proof)
-    settlement.postPending(r.as_args(), sender=operator)
-    assert settlement.verifiedOutput(r.requestId).status == Status.PENDING
+def post_pending(settlement, r, payer, sign_auth, node):
+    """The node posts ``r`` before its proof exists, with ``payer``'s authorization."""
+    auth = authorization(r)
+    return settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, payer), sender=node)
+
+
+def test_deliver_proof__real_ezkl_proof__final(settlement, liquidation_model, risky_proof, operator, alice, bob,
+                                               sign_auth, now):
+    r = proven_receipt("ezkl-async", liquidation_model, operator.address, now(), risky_proof, alice)
+    post_pending(settlement, r, alice, sign_auth, operator)
+    assert status_of(settlement, r) == Status.PENDING
+    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
+        settlement.requireVerifiedReceipt(r.as_args(), Mode.ZKML, True)
     evidence = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
-    settlement.deliverProof(r.as_args(), evidence, sender=bob)
-    assert settlement.verifiedOutput(r.requestId).status == Status.FINAL
+    tx = settlement.deliverProof(r.as_args(), evidence, sender=bob)
+    assert status_of(settlement, r) == Status.FINAL
+    assert settlement.requireVerifiedReceipt(r.as_args(), Mode.ZKML, True) == tx.timestamp
+    assert tx.events.filter(settlement.ProofDelivered)[0].deliveredBy == bob.address
+
+
+def test_post_pending__by_someone_other_than_the_signer__not_node(settlement, liquidation_model, risky_proof, operator,
+                                                                  alice, bob, sign_auth, now):
+    r = proven_receipt("ezkl-async-not-node", liquidation_model, operator.address, now(), risky_proof, alice)
+    with ape.reverts(settlement.InferenceSettlementNotNode, account=bob.address, node=operator.address):
+        post_pending(settlement, r, alice, sign_auth, bob)
 
 
 def test_deliver_proof__tampered_proof__proof_rejected_still_pending(settlement, liquidation_model, risky_proof,
-                                                                      operator, bob, now):
-    r = proven_receipt("ezkl-async-tampered", liquidation_model, operator.address, now(), risky_proof)
-    settlement.postPending(r.as_args(), sender=operator)
+                                                                      operator, alice, bob, sign_auth, now):
+    r = proven_receipt("ezkl-async-tampered", liquidation_model, operator.address, now(), risky_proof, alice)
+    post_pending(settlement, r, alice, sign_auth, operator)
     evidence = zkml_proof_evidence(tampered(risky_proof.proof), risky_proof.inputs, risky_proof.outputs)
     with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
         settlement.deliverProof(r.as_args(), evidence, sender=bob)
-    assert settlement.verifiedOutput(r.requestId).status == Status.PENDING
+    assert status_of(settlement, r) == Status.PENDING
 
 
 def test_report_missed_proof__ezkl_model__failed_slashed_refunded(settlement, staking, liquidation_model, risky_proof,
                                                                   operator, alice, reporter, sign_auth, now, chain):
-    r = proven_receipt("ezkl-missed", liquidation_model, operator.address, now(), risky_proof,
-                       payer=alice.address, price=PRICE)
-    auth = authorization(r)
-    settlement.postPendingAndPay(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
+    r = proven_receipt("ezkl-missed", liquidation_model, operator.address, now(), risky_proof, alice, price=PRICE)
+    post_pending(settlement, r, alice, sign_auth, operator)
+    custody = settlement.custodyOf(alice, r.requestId)
+    assert (custody.node, custody.held) == (operator.address, PRICE)
     bond = staking.selfBond(operator)
     escrow = settlement.escrowOf(alice)
     advance(chain, PROOF_WINDOW + 1)
-    settlement.reportMissedProof(r.requestId, sender=reporter)
-    assert settlement.verifiedOutput(r.requestId).status == Status.FAILED
+    assert status_of(settlement, r) == Status.FAILED  # overdue reads failed before anyone reports it
+    late = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    with ape.reverts(settlement.InferenceSettlementProofDeadlinePassed, requestId=r.requestId):
+        settlement.deliverProof(r.as_args(), late, sender=operator)
+    settlement.reportMissedProof(alice, r.requestId, sender=reporter)
+    assert status_of(settlement, r) == Status.FAILED
     assert settlement.escrowOf(alice) == escrow + PRICE
     assert staking.selfBond(operator) == bond - bond * settlement.nodeSlashBps() // 10_000
-    late = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
-    with ape.reverts(settlement.InferenceSettlementNotPending, requestId=r.requestId):
+    with ape.reverts(settlement.InferenceSettlementNotPending, payer=alice.address, requestId=r.requestId):
         settlement.deliverProof(r.as_args(), late, sender=operator)
 
 

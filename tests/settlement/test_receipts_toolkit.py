@@ -1,13 +1,15 @@
-"""opgkit.receipts off chain: signer recovery, field validation, ZKML binding, batches."""
+"""opgkit.receipts off chain: signer recovery, field validation, authorizations, record hashes, ZKML binding,
+batches."""
 
 import pytest
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
+from opgkit.receipt_verifier import recorded_hash
 from opgkit.receipts import (
-    Mode, Receipt, ReceiptBatch, SignedReceipt, instances_hash, leaf_is_included, recover_receipt_signer,
-    sign_receipt,
+    Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, instances_hash,
+    leaf_is_included, recover_receipt_signer, sign_receipt,
 )
 
 NODE = Account.from_key(keccak(text="toolkit node"))
@@ -35,6 +37,25 @@ def test_receipt__mode_as_int__normalised_and_addresses_checksummed():
     r = make("normalised", mode=2, signer=NODE.address.lower())
     assert r.mode is Mode.ZKML and r.signer == NODE.address
     assert r.as_args()[4] == 2
+
+
+def test_authorization_for_receipt__names_the_signer_model_and_input_unless_told():
+    r = make("authorized", payer="0x" + "22" * 20, price=7)
+    auth = PaymentAuthorization.for_receipt(r, deadline=99)
+    assert auth.as_args() == (r.requestId, NODE.address, r.modelId, r.inputHash, 7, 99, 0)
+    operator = Account.from_key(keccak(text="toolkit operator")).address
+    tee = PaymentAuthorization.for_receipt(r, 99, node=operator.lower(), max_amount=9, nonce=2)
+    assert (tee.node, tee.maxAmount, tee.nonce) == (operator, 9, 2)
+
+
+def test_recorded_hash__leading_24_bytes_of_the_struct_hash__what_the_record_keeps(settlement):
+    r = make("recorded")
+    type_hash = keccak(text="Receipt(bytes32 requestId,bytes32 modelId,bytes32 inputHash,bytes32 outputHash,"
+                            "uint8 mode,address signer,uint64 timestamp,address payer,uint256 price)")
+    struct_hash = keccak(encode(["bytes32", "bytes32", "bytes32", "bytes32", "bytes32", "uint8", "address", "uint64",
+                                 "address", "uint256"], [type_hash, *r.as_args()]))
+    assert recorded_hash(settlement, r) == struct_hash[:24]
+    assert recorded_hash(settlement, r.with_changes(price=1)) != struct_hash[:24]
 
 
 def test_instances_hash__is_keccak_of_abi_encoded_array():

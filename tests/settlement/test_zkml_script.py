@@ -9,9 +9,9 @@ from ape.utils import ZERO_ADDRESS
 
 from opgkit import PROJECT_ROOT
 from opgkit.receipt_verifier import ReceiptDocumentError, ZkmlEvidence, document_json, parse_document, verify_document
-from opgkit.receipts import zkml_evidence
+from opgkit.receipts import Status, zkml_evidence
 from opgkit.zkml.models import SAFE_POSITION
-from settlement_helpers import zk_receipt
+from settlement_helpers import Mode, authorization, zk_receipt
 
 pytestmark = pytest.mark.zkml
 
@@ -104,12 +104,12 @@ def test_verify__bad_model_id__exit_2(chain_uri, models, proof_document, model_i
 
 
 @pytest.fixture
-def settled_zkml(settlement, liquidation_model, risky_proof, operator, sign, now):
+def settled_zkml(settlement, liquidation_model, risky_proof, operator, bob, sign, now):
     r = zk_receipt("audit zkml", liquidation_model.model_id, operator.address, now(), list(risky_proof.inputs),
-                   list(risky_proof.outputs))
+                   list(risky_proof.outputs), payer=bob.address)
     signature = sign(r, operator)
     settlement.settle(r.as_args(), zkml_evidence(signature, risky_proof.proof, risky_proof.inputs,
-                                                 risky_proof.outputs), sender=operator)
+                                                 risky_proof.outputs), sender=bob)
     evidence = ZkmlEvidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
     return r, signature, evidence
 
@@ -125,6 +125,21 @@ def test_audit__zkml_receipt_with_its_proof__proof_checked_by_the_registered_ver
     checks = {check.name: check for check in report.checks}
     assert report.passed and checks["proof"].ok, checks
     assert "accepts the proof" in checks["proof"].detail
+    assert report.verified and report.mode == Mode.ZKML
+    assert report.covers()[0].startswith("a proof, checked by the model's registered verifier")
+
+
+def test_audit__pending_zkml_result__mode_claimed_not_verified(settlement, models, tees, staking, liquidation_model,
+                                                              risky_proof, operator, bob, sign, sign_auth, now):
+    r = zk_receipt("audit zkml pending", liquidation_model.model_id, operator.address, now(),
+                   list(risky_proof.inputs), list(risky_proof.outputs), payer=bob.address)
+    auth = authorization(r)
+    settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, bob), sender=operator)
+    evidence = ZkmlEvidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
+    report = audit(settlement, models, tees, staking, document_json(r, sign(r, operator), zkml=evidence))
+    settled = next(check for check in report.checks if check.name == "settlement")
+    assert report.status == Status.PENDING and settled.ok is None and "owes the ZKML evidence" in settled.detail
+    assert report.passed and not report.verified and (report.mode, report.claimed_mode) == (None, Mode.ZKML)
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -155,6 +170,7 @@ def test_receipts_verify__zkml_document__exit_0_with_the_proof_check(chain_uri, 
                              settlement.address], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   proof" in result.stdout and "result        verified" in result.stdout
+    assert "mode          ZKML (verified on chain)" in result.stdout
 
 
 def test_parse_document__malformed_zkml_section__document_error():
