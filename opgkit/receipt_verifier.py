@@ -280,7 +280,8 @@ def _status_text(settlement, payer: str, request_id: bytes, record: Record) -> s
     if record.status == Status.FINAL:
         return f"FINAL since {record.settled_at}, mode {mode} verified"
     if record.status == Status.REJECTED:
-        return f"REJECTED: its batch was proven faulty, so mode {mode} was never verified (the request may be recorded again)"
+        return (f"REJECTED: its batch was proven faulty, so mode {mode} was never verified (the request may be "
+                "recorded again)")
     custody = settlement.custodyOf(payer, request_id)
     if record.status == Status.PENDING:
         if custody.node != ZERO_ADDRESS:
@@ -402,7 +403,8 @@ def _inclusion_check(batches, document) -> Check:
     if status == Status.PENDING:
         deadline = batches.batch(batch_id).challengeDeadline
         if fault != Fault.NONE:
-            return Check("batch", False, f"{where}, and faulty ({fault.name}): anyone may challenge it until {deadline}")
+            return Check("batch", False,
+                         f"{where}, and faulty ({fault.name}): anyone may challenge it until {deadline}")
         return Check("batch", None, f"{where}: open to challenges until {deadline}")
     if status != Status.FINAL:
         return Check("batch", False, where)

@@ -8,8 +8,8 @@ from eth_utils import keccak
 from opgkit.benchmarks import GasRow, registry, render_table, settlement, staking, token, twin, zkml
 from opgkit.receipts import LEAF_TYPES, Mode, Receipt, sign_receipt
 
-RECEIPT_TYPEHASH = keccak(text="Receipt(bytes32 requestId,bytes32 modelId,bytes32 inputHash,bytes32 outputHash,uint8 mode,"
-                               "address signer,uint64 timestamp,address payer,uint256 price)")
+RECEIPT_TYPEHASH = keccak(text="Receipt(bytes32 requestId,bytes32 modelId,bytes32 inputHash,bytes32 outputHash,"
+                               "uint8 mode,address signer,uint64 timestamp,address payer,uint256 price)")
 
 
 def test_render_table__rows_given__one_line_each_with_delta_and_target():
@@ -66,10 +66,10 @@ SETTLEMENT_TARGETS_MET = {settlement.PER_RECEIPT_1024}
 # Targets not met yet (the table says so): the figure measured when this was written plus about 2%, so a
 # regression cannot pass unnoticed. Lower a bound when a change cuts the gas; move a row up once its target is met.
 SETTLEMENT_REGRESSION_BOUNDS = {
-    settlement.SETTLE_TEE: 105_000,  # 102,905 measured; target 80,000
-    settlement.SETTLE_VANILLA: 80_000,  # 78,276 measured; target 70,000
-    settlement.SETTLE_AND_PAY_TEE: 211_000,  # 207,235 measured; target 150,000
-    settlement.CHALLENGE: 259_000,  # 254,105 measured; target 150,000
+    settlement.SETTLE_TEE: 102_500,  # 100,362 measured; target 80,000
+    settlement.SETTLE_VANILLA: 77_500,  # 75,733 measured; target 70,000
+    settlement.SETTLE_AND_PAY_TEE: 209_000,  # 204,704 measured; target 150,000
+    settlement.CHALLENGE: 264_500,  # 259,266 measured (NodeStaking.slash: 216,098 as a transaction); target 150,000
 }
 # Every operation that writes a new record pays at least what the floor pays.
 SETTLEMENT_RECORDING = (

@@ -41,7 +41,9 @@ SETTLE_TEE = "settle (TEE, by its payer, no price)"
 SETTLE_TEE_AUTHORIZED = "settleWithAuthorization (TEE, by a third party, no price)"
 SETTLE_VANILLA = "settle (VANILLA, by its payer, no price)"
 SETTLE_ZKML = "settle (ZKML, by its payer, re-execution verifier 3→2)"
-SETTLE_AND_PAY_TEE = "settleWithAuthorization (TEE, priced, from escrow, 5-way split, no royalty)"
+# Paid as the v1 `settleAndPay` row was: a model without a parent (no royalty), so the price is split between
+# the node, its stakers, the model owner and the treasury (the deployer owns the model and is the treasury).
+SETTLE_AND_PAY_TEE = "settleWithAuthorization (TEE, priced, from escrow, split: node, stakers, owner, treasury)"
 PER_RECEIPT = "postBatch, per receipt at"
 PER_RECEIPT_1024 = f"{PER_RECEIPT} 1,024"
 CLAIM_FREE = "claimBatchReceipt (free leaf, by its payer, 1,024-leaf tree)"

@@ -134,7 +134,8 @@ def funds_of(settlement, token, account) -> int:
 
 def _revert_data(exception) -> bytes | None:
     """The raw revert data of an exception ape could not decode, from its message."""
-    found = re.fullmatch(r"(?:custom error )?0x([0-9a-fA-F]{8}):?\s*([0-9a-fA-F]*)", str(exception.revert_message or ""))
+    message = str(exception.revert_message or "")
+    found = re.fullmatch(r"(?:custom error )?0x([0-9a-fA-F]{8}):?\s*([0-9a-fA-F]*)", message)
     return bytes.fromhex(found[1] + found[2]) if found else None
 
 

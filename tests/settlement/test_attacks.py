@@ -219,7 +219,7 @@ def test_f2_copycat_root__honest_relayer_not_slashed(settlement, staking, batche
 @pytest.mark.parametrize("change", ["unbond", "drop_role", "jailed", "tee_disabled"])
 def test_f2_signer_leaves_after_signing__honest_relayer_not_slashed(change, staking, tees, batches, make_batch, post,
                                                                     open_model, operator, operator2, attacker_node,
-                                                                    alice, gov, tee_key, sign, heartbeat, now, chain):
+                                                                    alice, gov, tee_key, heartbeat, now, chain):
     """A signer that unbonds, drops its role, is jailed or disables its TEE after signing does not make the
     batches carrying its receipts faulty, whether they were posted before it left or after: the signer is judged
     at the receipt's timestamp."""
@@ -269,7 +269,8 @@ def test_f3_jailed_tee_operator__can_still_deliver_owed_proof(settlement, stakin
     settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
     evidence = sign(r, tee_key)  # valid: the key was active at the receipt's timestamp
 
-    # The operator is slashed and jailed for something unrelated.
+    # Later (not within the receipt's own second), the operator is slashed and jailed for something unrelated.
+    advance(chain, 1)
     staking.grantRole(staking.SLASHER_ROLE(), gov, sender=gov)
     staking.slash(operator, 100, keccak(text="f3 unrelated offence"), gov, sender=gov)
     assert not staking.isActiveOperator(operator, TEE_NODE)
@@ -340,7 +341,7 @@ def test_f4_request_squatting__third_party_cannot_occupy_consumer_request(vault,
     assert token.balanceOf(carol) == before + PAYOUT
 
 
-def test_f4_receipt_in_attackers_namespace__refused_by_vault(vault, settlement, token, gov, carol, operator, bob,
+def test_f4_receipt_in_attackers_namespace__refused_by_vault(vault, settlement, token, gov, operator, bob,
                                                              tee_model, tee_key, sign, sign_auth, heartbeat):
     """The attacker gets a genuine TEE answer with a passing score for the vault's request and input, in its own
     namespace, while the requester's own assessment scores too high: the vault takes only the requester's."""
@@ -486,7 +487,7 @@ def test_f7_proof_window_at_least_unbonding_delay__refused(settlement, staking, 
         settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
 
 
-def test_f7_node_posts_pending_and_unbonds_in_same_block__still_slashed(settlement, staking, token, tee_receipt,
+def test_f7_node_posts_pending_and_unbonds_in_same_block__still_slashed(settlement, staking, tee_receipt,
                                                                        operator, alice, gov, reporter, sign_auth,
                                                                        chain):
     delay = staking.unbondingDelay()
@@ -645,3 +646,4 @@ def test_f10_priced_leaf_without_payee__never_credits_zero_address(settlement, t
     assert funds_of(settlement, token, alice) == before
     assert settlement.proceedsOf(ZERO_ADDRESS) == 0, "the node's share was credited to address(0)"
     assert settlement.stakerRewardsOwed(ZERO_ADDRESS) == 0, "the stakers' share was owed to address(0)"
+

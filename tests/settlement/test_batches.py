@@ -63,7 +63,7 @@ def claim(batches, batch_id, batch, index, payer):
 # ---------------------------------------------------------------- posting and inclusion
 
 
-def test_post_batch__active_relayer__pending_until_window_ends(batches, make_batch, post, honest, operator2, chain):
+def test_post_batch__active_relayer__pending_until_window_ends(batches, make_batch, honest, operator2, chain):
     batch = make_batch([honest(f"b{i}") for i in range(4)])
     count_before = batches.batchCount()
     tx = batches.postBatch(batch.root, len(batch), "ipfs://batch", sender=operator2)
@@ -240,7 +240,7 @@ def test_release__batch_rejected__held_payment_refunded_to_escrow(settlement, to
 
 
 def test_claim__after_batch_rejected__claimable_again_held_payment_refunded_first(
-        settlement, token, staking, batches, make_batch, post, honest, forged, operator, alice, reporter, sign_auth,
+        settlement, token, batches, make_batch, post, honest, forged, operator, alice, reporter, sign_auth,
         copycat_relayer, chain):
     """The same signed leaf in two batches: the first is rejected (for another leaf) while the payment for it is
     still held; claiming it from the second gives the held payment back before charging it again."""
@@ -278,7 +278,7 @@ def test_claim__after_batch_rejected__claimable_again_held_payment_refunded_firs
 
 
 def test_challenge__rejected_batch_receipts__settle_again_individually(settlement, batches, make_batch, post, honest,
-                                                                       forged, alice, reporter, sign):
+                                                                       forged, alice, reporter):
     batch = make_batch([honest("retry"), forged("retry-bad")])
     batch_id = post(batch)
     r = batch.signed[0].receipt
@@ -639,7 +639,7 @@ def test_set_relayer_slash__fraction_applies_and_is_bounded(batches, staking, ma
 
 
 def test_challenge_window__bounded_by_minimum_and_unbonding_delay(batches, staking, make_batch, post, honest, gov,
-                                                                 operator2, chain):
+                                                                 operator2):
     delay = staking.unbondingDelay()
     minimum = batches.MIN_CHALLENGE_WINDOW()
     with reverts_exactly(batches.BatchSettlementChallengeWindowOutOfBounds, window=delay, minimum=minimum,

@@ -224,7 +224,7 @@ def test_settlement_parameters__at_bounds__accepted(settlement, gov):
 
 def test_batches_parameters__out_of_bounds__named_errors(batches, gov):
     for window in (60, UNBONDING_DELAY):
-        with reverts_exactly(batches.BatchSettlementChallengeWindowOutOfBounds, window=window + 1, minimum=300,
+        with reverts_exactly(batches.BatchSettlementChallengeWindowOutOfBounds, window=window, minimum=300,
                              unbondingDelay=UNBONDING_DELAY):
             batches.setChallengeWindow(window, sender=gov)
     for age in (59, 30 * DAY + 1):
@@ -252,7 +252,7 @@ def test_settlement_constructor__zero_address__refused(project, fresh_deployer, 
                                                        gov, zeroed):
     args = dict(token=token, staking=staking, models=models, tees=tees, treasury=treasury, admin=gov)
     args[zeroed] = ZERO_ADDRESS
-    with reverts_exactly(project.InferenceSettlement.InferenceSettlementZeroAmount):
+    with reverts_exactly(project.InferenceSettlement.InferenceSettlementZeroAddress):
         fresh_deployer.deploy(project.InferenceSettlement, *args.values(), PROOF_WINDOW, MAX_RECEIPT_AGE)
 
 
@@ -270,5 +270,5 @@ def test_batches_constructor__zero_address__refused(project, fresh_deployer, set
                                                     zeroed):
     args = dict(settlement=settlement, staking=staking, models=models, tees=tees, admin=gov)
     args[zeroed] = ZERO_ADDRESS
-    with reverts_exactly(project.BatchSettlement.BatchSettlementEmptyBatch):
+    with reverts_exactly(project.BatchSettlement.BatchSettlementZeroAddress):
         fresh_deployer.deploy(project.BatchSettlement, *args.values(), HOUR, MAX_RECEIPT_AGE)
