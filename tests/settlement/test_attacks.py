@@ -587,8 +587,8 @@ def test_f9_overdue_pending__not_read_as_pending(settlement, staking, tee_receip
     r = tee_receipt("f9-overdue", price=0)
     auth = authorization(r, node=operator.address)
     settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
-    deadline = settlement.recordOf(alice, r.requestId)  # pending: no settlement time yet
-    assert (deadline.status, deadline.settledAt) == (Status.PENDING, 0)
+    record = settlement.recordOf(alice, r.requestId)
+    assert (record.status, record.settledAt) == (Status.PENDING, 0)
     advance(chain, PROOF_WINDOW + 1)  # deadline passed, nobody has called reportMissedProof yet
 
     assert settlement.recordOf(alice, r.requestId).status == Status.FAILED
