@@ -22,9 +22,9 @@ import {ReceiptHashing} from "./ReceiptHashing.sol";
 /// challenger. The window is always shorter than the staking unbonding delay, so a relayer cannot unbond and
 /// withdraw before a challenge lands.
 ///
-/// A fault is a property of the leaf alone, judged as of the batch's posting from histories nobody can
-/// rewrite (the signer's activity at the receipt's timestamp, the model's fixed policy and deprecation date,
-/// the receipt age limit then in force). Nothing another party does (posting the same root, claiming the same
+/// A fault is a property of the leaf alone, judged from histories nobody can rewrite: the model as registered
+/// and not deprecated before the receipt's timestamp, its fixed policy, the signer's activity at the receipt's
+/// timestamp, and the receipt age limit in force before the posting. Nothing another party does (posting the same root, claiming the same
 /// request first, a signer unbonding or being jailed later) can make an honest batch faulty. A request
 /// already recorded elsewhere is not a fault either: its leaf simply cannot be claimed.
 contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTransient {
@@ -62,6 +62,7 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
     error BatchSettlementChallengeWindowClosed(uint256 batchId);
     error BatchSettlementNotIncluded(uint256 batchId, bytes32 requestId);
     error BatchSettlementNoFault(uint256 batchId, bytes32 requestId);
+    error BatchSettlementBadSignature(address signer);
     error BatchSettlementChallengeWindowOutOfBounds(uint256 window, uint256 minimum, uint256 unbondingDelay);
     error BatchSettlementReceiptAgeOutOfBounds(uint256 maxAge);
     error BatchSettlementSlashFractionOutOfBounds(uint256 fractionBps);
@@ -161,6 +162,9 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
     ) external nonReentrant {
         Batch storage b = _knownBatch(batchId);
         _requireIncluded(b, batchId, leaf);
+        // The signature is checked here, not left to challengers: a relayer that withholds its batch data must
+        // not be able to turn a leaf the node never signed into a record under someone's authorization.
+        if (!_signedBySigner(leaf)) revert BatchSettlementBadSignature(leaf.receipt.signer);
         settlement.recordBatchReceipt(msg.sender, batchId, leaf.receipt, authorization, authorizationSignature);
     }
 
@@ -170,18 +174,20 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
     function faultOf(uint256 batchId, BatchLeaf calldata leaf) public view returns (Fault) {
         uint256 postedAt = _batches[batchId].postedAt;
         IInferenceSettlement.Receipt calldata receipt = leaf.receipt;
+        uint256 timestamp = receipt.timestamp;
         if (receipt.mode == IModelRegistry.Mode.Zkml) return Fault.ModeNotBatchable;
-        if (!models.exists(receipt.modelId)) return Fault.UnknownModel;
+        // The model is judged as the signer saw it: registered, and not yet deprecated, strictly before the
+        // receipt's second. Registering a model later cannot clear a fault, deprecating it later cannot make one.
+        uint256 registeredAt = models.registeredAt(receipt.modelId);
+        if (registeredAt == 0 || registeredAt > timestamp) return Fault.UnknownModel;
         uint256 deprecatedAt = models.deprecatedAt(receipt.modelId);
-        if (deprecatedAt != 0 && deprecatedAt < postedAt) return Fault.ModelDeprecated;
+        if (deprecatedAt != 0 && deprecatedAt < timestamp) return Fault.ModelDeprecated;
         if (!models.policyAccepts(receipt.modelId, receipt.mode)) return Fault.ModeNotAccepted;
         // Strictly before the posting: whatever happens later in the receipt's own second cannot change it.
-        uint256 timestamp = receipt.timestamp;
-        uint256 maxAge = _maxReceiptAge.upperLookupRecent(uint48(postedAt));
-        if (timestamp >= postedAt || postedAt - timestamp > maxAge) return Fault.TimestampOutOfBounds;
-        (address recovered, ECDSA.RecoverError error,) =
-            ECDSA.tryRecoverCalldata(settlement.receiptDigest(receipt), leaf.signature);
-        if (error != ECDSA.RecoverError.NoError || recovered != receipt.signer) return Fault.BadSignature;
+        if (timestamp >= postedAt || postedAt - timestamp > _maxReceiptAgeBefore(postedAt)) {
+            return Fault.TimestampOutOfBounds;
+        }
+        if (!_signedBySigner(leaf)) return Fault.BadSignature;
         bool active = receipt.mode == IModelRegistry.Mode.Tee
             ? teeRegistry.isActive(receipt.signer, timestamp)
             : staking.wasActiveOperator(receipt.signer, INodeStaking.Role.InferenceNode, timestamp);
@@ -196,11 +202,17 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
     }
 
     /// @inheritdoc IBatchSettlement
-    function batchStatus(uint256 batchId) external view returns (IInferenceSettlement.Status) {
+    function batchStatus(uint256 batchId) external view returns (IInferenceSettlement.Status status) {
+        (status,) = batchFinality(batchId);
+    }
+
+    /// @inheritdoc IBatchSettlement
+    function batchFinality(uint256 batchId) public view returns (IInferenceSettlement.Status, uint48) {
         Batch storage b = _batches[batchId];
-        if (b.postedAt == 0) return IInferenceSettlement.Status.None;
-        if (b.rejected) return IInferenceSettlement.Status.Rejected;
-        return block.timestamp <= b.challengeDeadline ? IInferenceSettlement.Status.Pending : IInferenceSettlement.Status.Final;
+        if (b.postedAt == 0) return (IInferenceSettlement.Status.None, 0);
+        if (b.rejected) return (IInferenceSettlement.Status.Rejected, 0);
+        if (block.timestamp <= b.challengeDeadline) return (IInferenceSettlement.Status.Pending, 0);
+        return (IInferenceSettlement.Status.Final, b.challengeDeadline + 1);
     }
 
     /// @inheritdoc IBatchSettlement
@@ -208,12 +220,25 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
         return _batches[batchId];
     }
 
-    /// @notice Oldest receipt a batch posted at `timestamp` may carry.
-    function maxReceiptAgeAt(uint256 timestamp) external view returns (uint256) {
-        return _maxReceiptAge.upperLookupRecent(timestamp.toUint48());
+    /// @notice Oldest receipt a batch posted at `postedAt` may carry: the limit in force at the end of the
+    /// second before, so a change mined later in the posting's own block cannot judge it.
+    function maxReceiptAgeAt(uint256 postedAt) external view returns (uint256) {
+        return _maxReceiptAgeBefore(postedAt);
     }
 
     // ---------------------------------------------------------------- internals
+
+    function _maxReceiptAgeBefore(uint256 postedAt) private view returns (uint256 maxAge) {
+        maxAge = postedAt == 0 ? 0 : _maxReceiptAge.upperLookupRecent((postedAt - 1).toUint48());
+        // Posted in the second this contract was deployed: the most lenient limit, in the relayer's favour.
+        if (maxAge == 0) maxAge = MAX_RECEIPT_AGE;
+    }
+
+    function _signedBySigner(BatchLeaf calldata leaf) private view returns (bool) {
+        (address recovered, ECDSA.RecoverError error,) =
+            ECDSA.tryRecoverCalldata(settlement.receiptDigest(leaf.receipt), leaf.signature);
+        return error == ECDSA.RecoverError.NoError && recovered == leaf.receipt.signer;
+    }
 
     function _knownBatch(uint256 batchId) private view returns (Batch storage b) {
         b = _batches[batchId];

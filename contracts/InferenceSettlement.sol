@@ -33,13 +33,13 @@ import {SettlementPayments} from "./SettlementPayments.sol";
 contract InferenceSettlement is SettlementPayments {
     using SafeCast for uint256;
 
-    uint256 public constant MIN_PROOF_WINDOW = 1 minutes;
-    uint256 public constant MAX_PROOF_WINDOW = 7 days;
+    uint256 internal constant MIN_PROOF_WINDOW = 1 minutes;
+    uint256 internal constant MAX_PROOF_WINDOW = 7 days;
     /// @notice Least time between a proof deadline and the maturity of stake unbonded when it was posted, so a
     /// missed proof can always be reported before the node withdraws.
     uint256 public constant PROOF_REPORT_MARGIN = 1 hours;
-    uint256 public constant MIN_RECEIPT_AGE = 1 minutes;
-    uint256 public constant MAX_RECEIPT_AGE = 30 days;
+    uint256 internal constant MIN_RECEIPT_AGE = 1 minutes;
+    uint256 internal constant MAX_RECEIPT_AGE = 30 days;
     uint256 public constant MAX_SLASH_BPS = 5_000;
 
     /// @dev How a record was made, which says where its status comes from (see `_statusOf`).
@@ -196,6 +196,9 @@ contract InferenceSettlement is SettlementPayments {
         if (!staking.isActiveOperator(node, role)) revert InferenceSettlementNotNode(msg.sender, node);
         _requireConsent(msg.sender, receipt, node, authorization, authorizationSignature);
         bytes32 key = _claimKey(receipt.payer, receipt.requestId);
+        // Strictly before this second: evidence is judged at the receipt's timestamp, which must be history
+        // that nothing later in this block (such as a slash of the node) can change.
+        if (receipt.timestamp >= block.timestamp) revert InferenceSettlementReceiptFromFuture(receipt.timestamp);
         _requireRecent(receipt.timestamp);
         _requireAccepted(receipt.modelId, receipt.mode);
         // The unbonding delay may have been shortened since the window was set.
@@ -210,7 +213,7 @@ contract InferenceSettlement is SettlementPayments {
     }
 
     /// @inheritdoc IInferenceSettlement
-    function deliverProof(Receipt calldata receipt, bytes calldata evidence) external nonReentrant {
+    function deliverProof(Receipt calldata receipt, bytes calldata evidence) external {
         bytes32 requestId = receipt.requestId;
         bytes32 key = _keyOf(receipt.payer, requestId);
         Record storage record = _pendingRecord(key, receipt.payer, requestId);
@@ -269,7 +272,7 @@ contract InferenceSettlement is SettlementPayments {
         _requireConsent(caller, receipt, node, authorization, authorizationSignature);
         bytes32 key = _claimKey(receipt.payer, receipt.requestId);
 
-        Status batchState = batchSettlement.batchStatus(batchId);
+        (Status batchState,) = batchSettlement.batchFinality(batchId);
         bool held = receipt.price != 0 && batchState == Status.Pending;
         _records[key] = Record(_hashOf(receipt), receipt.mode, held ? Kind.BatchHeld : Kind.Batch, batchId.toUint48());
         emit BatchReceiptRecorded(batchId, receipt.requestId, receipt.payer, receipt.outputHash);
@@ -283,12 +286,12 @@ contract InferenceSettlement is SettlementPayments {
     }
 
     /// @inheritdoc IInferenceSettlement
-    function releaseBatchPayment(Receipt calldata receipt) external nonReentrant {
+    function releaseBatchPayment(Receipt calldata receipt) external {
         bytes32 key = _keyOf(receipt.payer, receipt.requestId);
         Record storage record = _records[key];
         if (record.kind != Kind.BatchHeld) revert InferenceSettlementNothingHeld(receipt.requestId);
         if (record.receiptHash != _hashOf(receipt)) revert InferenceSettlementReceiptMismatch(receipt.requestId);
-        Status batchState = batchSettlement.batchStatus(record.data);
+        (Status batchState,) = batchSettlement.batchFinality(record.data);
         if (batchState == Status.Pending) revert InferenceSettlementBatchNotFinal(record.data);
 
         record.kind = Kind.Batch;
@@ -399,10 +402,7 @@ contract InferenceSettlement is SettlementPayments {
         if (kind == Kind.Final) return (Status.Final, record.data);
         if (kind == Kind.Pending) return (block.timestamp > record.data ? Status.Failed : Status.Pending, 0);
         if (kind == Kind.Failed) return (Status.Failed, 0);
-        IBatchSettlement.Batch memory b = batchSettlement.batch(record.data);
-        if (b.rejected) return (Status.Rejected, 0);
-        if (block.timestamp <= b.challengeDeadline) return (Status.Pending, 0);
-        return (Status.Final, b.challengeDeadline + 1);
+        return batchSettlement.batchFinality(record.data);
     }
 
     function _hashOf(Receipt calldata receipt) private pure returns (bytes24) {
@@ -415,9 +415,10 @@ contract InferenceSettlement is SettlementPayments {
     }
 
     function _requireAccepted(bytes32 modelId, IModelRegistry.Mode mode) private view {
-        if (models.acceptsMode(modelId, mode)) return;
-        if (!models.exists(modelId)) revert InferenceSettlementUnknownModel(modelId);
-        if (models.deprecatedAt(modelId) != 0) revert InferenceSettlementModelDeprecated(modelId);
+        IModelRegistry.Refusal refusal = models.refusalOf(modelId, mode);
+        if (refusal == IModelRegistry.Refusal.None) return;
+        if (refusal == IModelRegistry.Refusal.UnknownModel) revert InferenceSettlementUnknownModel(modelId);
+        if (refusal == IModelRegistry.Refusal.Deprecated) revert InferenceSettlementModelDeprecated(modelId);
         revert InferenceSettlementModeNotAccepted(modelId, mode);
     }
 

@@ -152,9 +152,23 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
+    function refusalOf(bytes32 modelId, Mode mode) external view returns (Refusal) {
+        Model storage m = _models[modelId];
+        if (m.owner == address(0)) return Refusal.UnknownModel;
+        if (m.deprecated) return Refusal.Deprecated;
+        if ((m.allowedModes & _modeBit(mode)) == 0 || mode < m.minimumMode) return Refusal.ModeNotAccepted;
+        return Refusal.None;
+    }
+
+    /// @inheritdoc IModelRegistry
     function policyAccepts(bytes32 modelId, Mode mode) external view returns (bool) {
         Model storage m = _models[modelId];
         return (m.allowedModes & _modeBit(mode)) != 0 && mode >= m.minimumMode;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function registeredAt(bytes32 modelId) external view returns (uint256) {
+        return _models[modelId].registeredAt;
     }
 
     /// @inheritdoc IModelRegistry

@@ -197,6 +197,12 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         _recordActivity(msg.sender);
     }
 
+    /// @inheritdoc INodeStaking
+    function refreshActivity(address operator) external {
+        _requireOperator(operator);
+        _recordActivity(operator);
+    }
+
     // ---------------------------------------------------------------- staking
 
     /// @inheritdoc INodeStaking
@@ -448,8 +454,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     /// @dev Checkpoint the roles `operator` is active in now. Called after every change of its own state
-    /// (registration, roles, self-bond, slash, jail, unjail); a later change of a role's minimum stake is not
-    /// written back into history and reaches an operator's history at its next change.
+    /// (registration, roles, self-bond, slash, jail, unjail) and by `refreshActivity`, which anyone calls to
+    /// bring a changed minimum stake into an operator's history.
     function _recordActivity(address operator) private {
         Pool storage p = _pools[operator];
         uint256 mask = 0;

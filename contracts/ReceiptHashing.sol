@@ -12,8 +12,8 @@ library ReceiptHashing {
         "uint64 timestamp,address payer,uint256 price)"
     );
     bytes32 internal constant PAYMENT_TYPEHASH = keccak256(
-        "PaymentAuthorization(bytes32 requestId,address node,bytes32 modelId,bytes32 inputHash,uint256 maxAmount,"
-        "uint64 deadline,uint256 nonce)"
+        "PaymentAuthorization(address payer,bytes32 requestId,address node,bytes32 modelId,bytes32 inputHash,"
+        "uint8 mode,uint256 maxAmount,uint64 deadline,uint256 nonce)"
     );
 
     /// @dev Every Receipt field is static, so `abi.encode` lays the struct out word by word, exactly as

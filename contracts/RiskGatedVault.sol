@@ -48,6 +48,7 @@ contract RiskGatedVault is Ownable {
 
     error RiskGatedVaultUnknownApplication(uint256 applicationId);
     error RiskGatedVaultClosed(uint256 applicationId);
+    error RiskGatedVaultZeroRecipient();
     error RiskGatedVaultWrongRequester(address payer, address expected);
     error RiskGatedVaultUncommittedBalanceTooLow(uint256 available, uint256 requested);
     error RiskGatedVaultWrongRequest(bytes32 requestId, bytes32 expected);
@@ -74,6 +75,7 @@ contract RiskGatedVault is Ownable {
     /// @notice Open an application to pay `amount` (held by the vault) to `recipient` once it is assessed. The
     /// caller's namespace holds its assessment request: the caller consents to it and pays for it.
     function open(address recipient, uint96 amount) external onlyOwner returns (uint256 applicationId) {
+        if (recipient == address(0)) revert RiskGatedVaultZeroRecipient();
         applicationId = ++applicationCount;
         applications[applicationId] =
             Application({recipient: recipient, amount: amount, closed: false, requester: msg.sender});

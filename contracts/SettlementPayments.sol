@@ -24,9 +24,9 @@ import {ReceiptHashing} from "./ReceiptHashing.sol";
 abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
-    uint256 public constant BPS = 10_000;
+    uint256 internal constant BPS = 10_000;
     /// @notice The node keeps at least half of every price.
-    uint256 public constant MAX_SHARES_BPS = 5_000;
+    uint256 internal constant MAX_SHARES_BPS = 5_000;
 
     IERC20 public immutable token;
     INodeStaking public immutable staking;
@@ -131,6 +131,11 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         if (amount == 0) revert InferenceSettlementNothingToWithdraw(operator);
         stakerRewardsOwed[operator] = 0;
         emit StakerRewardsDistributed(operator, amount);
+        // A signer that never registered with staking has no pool to reward: its stakers' share is the treasury's.
+        if (!staking.pool(operator).registered) {
+            proceedsOf[treasury] += amount;
+            return amount;
+        }
         token.forceApprove(address(staking), amount);
         staking.notifyReward(operator, amount);
     }
@@ -143,8 +148,8 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
     // ---------------------------------------------------------------- internal
 
     /// @dev Revert unless `caller` may record `receipt` in its payer's namespace for `node`: the caller is the
-    /// payer, or `authorization` is the payer's, current, and names exactly this request, node, model and input
-    /// with a ceiling at or above the price. A record is written once per request, which is what makes an
+    /// payer, or `authorization` is the payer's, current, and names exactly this payer, request, node, model,
+    /// input and mode with a ceiling at or above the price. A record is written once per request, which is what makes an
     /// authorization single-use.
     function _requireConsent(
         address caller,
@@ -157,8 +162,9 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         if (payer == address(0)) revert InferenceSettlementZeroPayer(receipt.requestId);
         if (caller == payer) return;
         if (
-            authorization.requestId != receipt.requestId || authorization.node != node
+            authorization.payer != payer || authorization.requestId != receipt.requestId || authorization.node != node
                 || authorization.modelId != receipt.modelId || authorization.inputHash != receipt.inputHash
+                || authorization.mode != receipt.mode
         ) revert InferenceSettlementAuthorizationMismatch(receipt.requestId);
         if (block.timestamp > authorization.deadline) revert InferenceSettlementAuthorizationExpired(authorization.deadline);
         uint256 current = authorizationNonce[payer];

@@ -49,7 +49,8 @@ interface IBatchSettlement {
     function challenge(uint256 batchId, BatchLeaf calldata leaf) external returns (Fault fault);
 
     /// @notice Record a batch leaf in its payer's namespace (consent: the caller is the payer, or
-    /// `authorization` is the payer's), taking its payment into custody until the batch is final.
+    /// `authorization` is the payer's), taking its payment into custody until the batch is final. The leaf's
+    /// signature is checked here.
     function claimBatchReceipt(
         uint256 batchId,
         BatchLeaf calldata leaf,
@@ -64,6 +65,8 @@ interface IBatchSettlement {
     function isIncluded(uint256 batchId, BatchLeaf calldata leaf) external view returns (bool);
     /// @notice None (unknown), Pending (window open), Final, or Rejected.
     function batchStatus(uint256 batchId) external view returns (IInferenceSettlement.Status);
+    /// @notice The batch's status and, once final, when it became final (`challengeDeadline + 1`).
+    function batchFinality(uint256 batchId) external view returns (IInferenceSettlement.Status status, uint48 finalAt);
     function batch(uint256 batchId) external view returns (Batch memory);
     function batchCount() external view returns (uint256);
 }

@@ -49,18 +49,23 @@ interface IInferenceSettlement {
 
     /// @notice What a payer signs (EIP-712, under this contract's domain) to let a request be recorded in its
     /// namespace, and charged, by someone else.
+    /// @param payer The payer itself, so a smart-contract wallet that accepts its owner's signatures cannot be
+    /// charged under an authorization its owner signed for another namespace.
     /// @param requestId The one request this authorization is for.
     /// @param node The node allowed to answer and be paid: the signer (VANILLA, ZKML) or the TEE's operator.
     /// @param modelId The model that must have run.
     /// @param inputHash The input it must have run on.
+    /// @param mode The verification mode the answer must carry.
     /// @param maxAmount The most the request may charge (zero for a free request).
     /// @param deadline Last second at which the authorization may be used.
     /// @param nonce The payer's authorization epoch; `revokeAuthorizations` moves it on and voids older ones.
     struct PaymentAuthorization {
+        address payer;
         bytes32 requestId;
         address node;
         bytes32 modelId;
         bytes32 inputHash;
+        IModelRegistry.Mode mode;
         uint256 maxAmount;
         uint64 deadline;
         uint256 nonce;

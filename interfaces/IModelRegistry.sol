@@ -36,6 +36,14 @@ interface IModelRegistry {
         bytes32 verifyingKeyDigest;
     }
 
+    /// @notice Why a model refuses a receipt in some mode, checked in this order.
+    enum Refusal {
+        None,
+        UnknownModel,
+        Deprecated,
+        ModeNotAccepted
+    }
+
     /// @notice A registered model.
     struct Model {
         address owner;
@@ -75,9 +83,13 @@ interface IModelRegistry {
     function exists(bytes32 modelId) external view returns (bool);
     /// @notice True when the model exists, is not deprecated, allows `mode` and `mode` meets its minimum.
     function acceptsMode(bytes32 modelId, Mode mode) external view returns (bool);
+    /// @notice Why the model refuses a receipt in `mode` now (`None` when it accepts it): one storage read.
+    function refusalOf(bytes32 modelId, Mode mode) external view returns (Refusal);
     /// @notice True when the model's policy (which never changes) allows `mode` and `mode` meets its minimum,
     /// deprecated or not; false for an unknown model. One storage read.
     function policyAccepts(bytes32 modelId, Mode mode) external view returns (bool);
+    /// @notice When the model was registered (zero for an unknown model).
+    function registeredAt(bytes32 modelId) external view returns (uint256);
     /// @notice When the model was deprecated, or zero while it is live.
     function deprecatedAt(bytes32 modelId) external view returns (uint256);
     /// @notice The model's ZKML verifier, or zero for a model without ZKML (or an unknown one). One storage

@@ -107,6 +107,11 @@ interface INodeStaking is IERC5805 {
     /// does later (unbonding, changing roles, being jailed) rewrites what it signed while active.
     function wasActiveOperator(address operator, Role role, uint256 timestamp) external view returns (bool);
 
+    /// @notice Write `operator`'s current activity into its history (anyone may call). Governance raising a
+    /// role's minimum stake changes `isActiveOperator` at once; this makes the history follow from now on,
+    /// without rewriting any earlier time.
+    function refreshActivity(address operator) external;
+
     /// @notice The pool of `operator`.
     function pool(address operator) external view returns (Pool memory);
 

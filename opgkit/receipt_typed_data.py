@@ -21,10 +21,12 @@ class Receipt(EIP712Message):
 class PaymentAuthorization(EIP712Message):
     """``PaymentAuthorization`` of ``contracts/ReceiptHashing.sol``, field for field."""
 
+    payer: abi.address
     requestId: abi.bytes32
     node: abi.address
     modelId: abi.bytes32
     inputHash: abi.bytes32
+    mode: abi.uint8
     maxAmount: abi.uint256
     deadline: abi.uint64
     nonce: abi.uint256

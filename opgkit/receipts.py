@@ -94,36 +94,41 @@ class Receipt:
 
 @dataclass(frozen=True)
 class PaymentAuthorization:
-    """What a payer signs to let ``node`` answer ``requestId`` with ``modelId`` on ``inputHash`` for at most
-    ``maxAmount``; ``for_receipt`` builds the one a receipt needs."""
+    """What ``payer`` signs to let ``node`` answer ``requestId`` with ``modelId`` on ``inputHash`` in ``mode`` for
+    at most ``maxAmount``; ``for_receipt`` builds the one a receipt needs."""
 
+    payer: str
     requestId: bytes
     node: str
     modelId: bytes
     inputHash: bytes
+    mode: Mode
     maxAmount: int
     deadline: int
     nonce: int = 0
 
     def __post_init__(self):
+        object.__setattr__(self, "payer", to_checksum_address(self.payer))
         object.__setattr__(self, "node", to_checksum_address(self.node))
+        object.__setattr__(self, "mode", Mode(self.mode))
 
     @classmethod
     def for_receipt(cls, receipt: "Receipt", deadline: int, node: str | None = None, max_amount: int | None = None,
                     nonce: int = 0) -> "PaymentAuthorization":
         """The authorization ``receipt`` needs; ``node`` defaults to its signer (pass the operator for TEE)."""
-        return cls(receipt.requestId, node or receipt.signer, receipt.modelId, receipt.inputHash,
-                   receipt.price if max_amount is None else max_amount, deadline, nonce)
+        return cls(receipt.payer, receipt.requestId, node or receipt.signer, receipt.modelId, receipt.inputHash,
+                   receipt.mode, receipt.price if max_amount is None else max_amount, deadline, nonce)
 
     def as_args(self) -> tuple:
-        return astuple(self)
+        values = astuple(self)
+        return (*values[:5], int(self.mode), *values[6:])
 
     def message(self, settlement) -> typed.PaymentAuthorization:
         fields = dict(zip(typed.PaymentAuthorization.model_fields, self.as_args()))
         return typed.PaymentAuthorization(**fields, eip712_domain=domain_of(settlement))
 
 
-NO_AUTHORIZATION = (b"\x00" * 32, ZERO_ADDRESS, b"\x00" * 32, b"\x00" * 32, 0, 0, 0)
+NO_AUTHORIZATION = (ZERO_ADDRESS, b"\x00" * 32, ZERO_ADDRESS, b"\x00" * 32, b"\x00" * 32, 0, 0, 0, 0)
 """The empty authorization argument, for calls made by the payer itself."""
 
 

@@ -303,8 +303,9 @@ def test_settle_with_authorization__payer_calls_itself__authorization_ignored(se
 
 
 def test_payment_digest__python_equals_contract(settlement):
-    auth = PaymentAuthorization(requestId=b"\x07" * 32, node="0x00000000000000000000000000000000000000A1",
-                                modelId=b"\x08" * 32, inputHash=b"\x09" * 32, maxAmount=123, deadline=456, nonce=7)
+    auth = PaymentAuthorization(payer="0x00000000000000000000000000000000000000B2", requestId=b"\x07" * 32,
+                                node="0x00000000000000000000000000000000000000A1", modelId=b"\x08" * 32,
+                                inputHash=b"\x09" * 32, mode=Mode.TEE, maxAmount=123, deadline=456, nonce=7)
     assert settlement.paymentDigest(auth.as_args()) == payment_digest(settlement, auth)
 
 

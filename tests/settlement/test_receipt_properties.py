@@ -15,8 +15,8 @@ receipts = st.builds(
     price=st.integers(0, 2**256 - 1),
 )
 authorizations = st.builds(
-    PaymentAuthorization, requestId=bytes32, node=address, modelId=bytes32, inputHash=bytes32,
-    maxAmount=st.integers(0, 2**256 - 1), deadline=st.integers(0, 2**64 - 1), nonce=st.integers(0, 2**256 - 1),
+    PaymentAuthorization, payer=address, requestId=bytes32, node=address, modelId=bytes32, inputHash=bytes32,
+    mode=st.sampled_from(list(Mode)), maxAmount=st.integers(0, 2**256 - 1), deadline=st.integers(0, 2**64 - 1), nonce=st.integers(0, 2**256 - 1),
 )
 
 
@@ -36,8 +36,9 @@ def test_payment_digest__random_authorization__python_equals_contract(settlement
 @given(receipt=receipts)
 def test_payment_authorization__for_random_receipt__binds_it_and_digests_agree(settlement, receipt):
     auth = PaymentAuthorization.for_receipt(receipt, deadline=123, nonce=4)
-    assert (auth.requestId, auth.node, auth.modelId, auth.inputHash, auth.maxAmount, auth.deadline, auth.nonce) == (
-        receipt.requestId, receipt.signer, receipt.modelId, receipt.inputHash, receipt.price, 123, 4)
+    assert (auth.payer, auth.requestId, auth.node, auth.modelId, auth.inputHash, auth.mode, auth.maxAmount,
+            auth.deadline, auth.nonce) == (receipt.payer, receipt.requestId, receipt.signer, receipt.modelId,
+                                           receipt.inputHash, receipt.mode, receipt.price, 123, 4)
     assert settlement.paymentDigest(auth.as_args()) == payment_digest(settlement, auth)
 
 
