@@ -176,13 +176,6 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
         IInferenceSettlement.Receipt calldata receipt = leaf.receipt;
         uint256 timestamp = receipt.timestamp;
         if (receipt.mode == IModelRegistry.Mode.Zkml) return Fault.ModeNotBatchable;
-        // The model is judged as the signer saw it: registered, and not yet deprecated, strictly before the
-        // receipt's second. Registering a model later cannot clear a fault, deprecating it later cannot make one.
-        uint256 registeredAt = models.registeredAt(receipt.modelId);
-        if (registeredAt == 0 || registeredAt > timestamp) return Fault.UnknownModel;
-        uint256 deprecatedAt = models.deprecatedAt(receipt.modelId);
-        if (deprecatedAt != 0 && deprecatedAt < timestamp) return Fault.ModelDeprecated;
-        if (!models.policyAccepts(receipt.modelId, receipt.mode)) return Fault.ModeNotAccepted;
         // Strictly before the posting: whatever happens later in the receipt's own second cannot change it.
         if (timestamp >= postedAt || postedAt - timestamp > _maxReceiptAgeBefore(postedAt)) {
             return Fault.TimestampOutOfBounds;
@@ -192,6 +185,13 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
             ? teeRegistry.isActive(receipt.signer, timestamp)
             : staking.wasActiveOperator(receipt.signer, INodeStaking.Role.InferenceNode, timestamp);
         if (!active) return Fault.SignerInactive;
+        // The model is judged as the signer saw it: registered, and not yet deprecated, strictly before the
+        // receipt's second. Registering a model later cannot clear a fault, deprecating it later cannot make one.
+        uint256 registeredAt = models.registeredAt(receipt.modelId);
+        if (registeredAt == 0 || registeredAt > timestamp) return Fault.UnknownModel;
+        uint256 deprecatedAt = models.deprecatedAt(receipt.modelId);
+        if (deprecatedAt != 0 && deprecatedAt < timestamp) return Fault.ModelDeprecated;
+        if (!models.policyAccepts(receipt.modelId, receipt.mode)) return Fault.ModeNotAccepted;
         return Fault.None;
     }
 

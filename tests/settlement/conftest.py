@@ -153,12 +153,14 @@ def now(chain):
 
 @pytest.fixture
 def heartbeat(tees, tee_key, chain, deployer):
-    """Relay a heartbeat of `tee_key` at the latest block's time, so the TEE is active from then on."""
+    """Relay a heartbeat of `tee_key` at the latest block's time, so the TEE is active from then on; returns that
+    time, and the next transaction lands in a later second (a pending result needs a receipt from an earlier one)."""
 
     def beat():
         advance(chain, 1)  # a heartbeat must be newer than the last one
         timestamp = chain.blocks.head.timestamp
         tees.heartbeat(tee_key.address, timestamp, sign_heartbeat(tees, tee_key, timestamp), sender=deployer)
+        advance(chain, 1)
         return timestamp
 
     return beat

@@ -28,10 +28,13 @@ def tee_receipt(open_model, tee_key, alice, heartbeat):
 
 
 @pytest.fixture
-def post(settlement, operator, alice, sign_auth):
-    """Post `r` as pending from `node` (the TEE operator by default) under `payer`'s authorization for `node`."""
+def post(settlement, operator, alice, sign_auth, chain):
+    """Post `r` as pending from `node` (the TEE operator by default) under `payer`'s authorization for `node`, in a
+    later second than the receipt's (a pending result needs a receipt from an earlier second)."""
 
     def post(r, node=None, payer=None):
+        if chain.pending_timestamp <= r.timestamp:
+            advance(chain, 1)
         node = node or operator
         auth = authorization(r, node=node.address)
         return settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, payer or alice), sender=node)

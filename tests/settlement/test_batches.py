@@ -503,15 +503,26 @@ def test_fault_of__timestamp_bounds_relative_to_posting(offset, fault, batches, 
     assert batches.faultOf(batch_id, batch.leaf(0)) == fault
 
 
-def test_challenge__model_deprecated_before_posting__fault(batches, staking, token, models, make_batch, post, honest,
+def test_challenge__model_deprecated_before_signing__fault(batches, staking, token, models, make_batch, post, honest,
                                                            open_model, carol, operator2, reporter, chain):
-    batch = make_batch([honest("dep-before")])
     models.deprecate(open_model, sender=carol)
     advance(chain, 1)  # judged by timestamps: within the same second the relayer gets the benefit of the doubt
+    batch = make_batch([honest("dep-before")])
     batch_id = post(batch)
     before = token.balanceOf(reporter)
     tx = batches.challenge(batch_id, batch.leaf(0), sender=reporter)
     assert_rejected(batches, staking, token, batch_id, tx, Fault.MODEL_DEPRECATED, operator2, reporter, before)
+
+
+def test_challenge__model_deprecated_after_signing_before_posting__no_fault(batches, models, make_batch, post, honest,
+                                                                            open_model, carol, reporter, chain):
+    """The relayer could not know: the receipt was signed while the model was live (see also test_attacks_audit M-3)."""
+    batch = make_batch([honest("dep-between")])
+    advance(chain, 1)
+    models.deprecate(open_model, sender=carol)
+    batch_id = post(batch)
+    with reverts_exactly(batches.BatchSettlementNoFault, batchId=batch_id, requestId=batch.signed[0].receipt.requestId):
+        batches.challenge(batch_id, batch.leaf(0), sender=reporter)
 
 
 def test_challenge__model_deprecated_after_posting__no_fault(batches, models, make_batch, post, honest, open_model,
@@ -574,7 +585,7 @@ def test_max_receipt_age__lowered_after_posting__leaf_stays_valid(batches, make_
     advance(chain, 1)
     batches.setMaxReceiptAge(HOUR, sender=gov)
     assert batches.maxReceiptAgeAt(posted_at) == MAX_RECEIPT_AGE
-    assert batches.maxReceiptAgeAt(now()) == HOUR
+    assert batches.maxReceiptAgeAt(now() + 1) == HOUR  # in force from the next second
     assert batches.faultOf(batch_id, batch.leaf(0)) == Fault.NONE
     with reverts_exactly(batches.BatchSettlementNoFault, batchId=batch_id, requestId=r.requestId):
         batches.challenge(batch_id, batch.leaf(0), sender=reporter)

@@ -12,6 +12,7 @@ from opgkit.manifest import manifest_from_response
 from opgkit.receipt_verifier import ReceiptDocument, document_json, recorded_hash, verify_document, verify_request
 from opgkit.receipts import NO_AUTHORIZATION, ReceiptBatch, SignedReceipt, Status
 from opgkit.testing import advance
+from settlement_helpers import reverts_exactly
 from settlement_helpers import CHALLENGE_WINDOW, PROOF_WINDOW, Mode, authorization, receipt
 
 PIXELS = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(64))).decode()
@@ -200,9 +201,10 @@ def test_audit__faulty_leaf_in_an_open_batch__batch_check_fails(audit, settlemen
     advance(chain, 1)
     batch = ReceiptBatch([forged, SignedReceipt(r.with_changes(requestId=b"\x05" * 32), b"\x12" * 65)])
     batch_id = batches.postBatch(batch.root, 2, "", sender=operator2).events[0].batchId
-    batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=alice)
+    with reverts_exactly(batches.BatchSettlementBadSignature, signer=operator.address):
+        batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=alice)
     report = audit(ReceiptDocument(r, forged.signature, batch_id, tuple(batch.tree.proof(0))))
-    assert report.status == Status.PENDING
+    assert report.status == Status.NONE
     checked = checks_of(report)
     assert checked["batch"].ok is False and "faulty (BAD_SIGNATURE): anyone may challenge it" in checked["batch"].detail
     assert checked["signature"].ok is False

@@ -39,10 +39,10 @@ def test_receipt__mode_as_int__normalised_and_addresses_checksummed():
     assert r.as_args()[4] == 2
 
 
-def test_authorization_for_receipt__names_the_signer_model_and_input_unless_told():
+def test_authorization_for_receipt__names_the_payer_signer_model_input_and_mode_unless_told():
     r = make("authorized", payer="0x" + "22" * 20, price=7)
     auth = PaymentAuthorization.for_receipt(r, deadline=99)
-    assert auth.as_args() == (r.requestId, NODE.address, r.modelId, r.inputHash, 7, 99, 0)
+    assert auth.as_args() == (r.payer, r.requestId, NODE.address, r.modelId, r.inputHash, int(r.mode), 7, 99, 0)
     operator = Account.from_key(keccak(text="toolkit operator")).address
     tee = PaymentAuthorization.for_receipt(r, 99, node=operator.lower(), max_amount=9, nonce=2)
     assert (tee.node, tee.maxAmount, tee.nonce) == (operator, 9, 2)

@@ -34,7 +34,7 @@ SETTLEMENT_BATCH_ONLY = {"recordBatchReceipt"}
 
 BATCHES_PRIVILEGED = [
     ("setChallengeWindow", lambda f: (2 * HOUR,), lambda c, f, tx: c.challengeWindow() == 2 * HOUR),
-    ("setMaxReceiptAge", lambda f: (HOUR,), lambda c, f, tx: c.maxReceiptAgeAt(tx.timestamp) == HOUR),
+    ("setMaxReceiptAge", lambda f: (HOUR,), lambda c, f, tx: c.maxReceiptAgeAt(tx.timestamp + 1) == HOUR),
     ("setRelayerSlash", lambda f: (100,), lambda c, f, tx: c.relayerSlashBps() == 100),
     ("grantRole", lambda f: (f["admin_role"], OUTSIDER), lambda c, f, tx: c.hasRole(f["admin_role"], OUTSIDER)),
     ("revokeRole", lambda f: (f["admin_role"], f["gov"]), lambda c, f, tx: not c.hasRole(f["admin_role"], f["gov"])),
