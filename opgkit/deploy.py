@@ -422,7 +422,7 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "proof window and report margin within unbonding delay":
             settlement.proofWindow() + settlement.PROOF_REPORT_MARGIN() <= staking.unbondingDelay(),
         "receipt age": settlement.maxReceiptAge() == params.max_receipt_age,
-        "batch receipt age": batches.maxReceiptAgeAt(chain.blocks.head.timestamp) == params.max_receipt_age,
+        "batch receipt age": batches.maxReceiptAgeAt(chain.blocks.head.timestamp + 1) == params.max_receipt_age,
         "node slash fraction (missed proof)": settlement.nodeSlashBps() == NODE_SLASH_BPS,
         "relayer slash fraction (rejected batch)": batches.relayerSlashBps() == RELAYER_SLASH_BPS,
     }

@@ -49,7 +49,7 @@ def test_deploy_all__default_parameters__batches_wired_and_both_settlements_may_
     assert batches.challengeWindow() == params.challenge_window < staking.unbondingDelay()
     assert settlement.proofWindow() == params.proof_window
     assert settlement.proofWindow() + settlement.PROOF_REPORT_MARGIN() <= staking.unbondingDelay()
-    assert settlement.maxReceiptAge() == batches.maxReceiptAgeAt(chain.blocks.head.timestamp) == params.max_receipt_age
+    assert settlement.maxReceiptAge() == batches.maxReceiptAgeAt(chain.blocks.head.timestamp + 1) == params.max_receipt_age
     assert (settlement.nodeSlashBps(), batches.relayerSlashBps()) == (NODE_SLASH_BPS, RELAYER_SLASH_BPS)
 
 

@@ -55,11 +55,12 @@ def settled(settlement, proven, operator, bob, sign):
 
 
 @pytest.fixture
-def posted(settlement, proven, operator, bob, sign_auth):
+def posted(settlement, proven, operator, bob, sign_auth, chain):
     """Post a ZKML receipt for ``proof`` as pending (the node, with bob's authorization) and return it."""
 
     def post(label, proof):
         r = proven(label, proof)
+        advance(chain, 1)  # a pending result needs a receipt from an earlier second
         auth = authorization(r)
         settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, bob), sender=operator)
         return r

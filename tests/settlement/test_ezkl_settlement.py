@@ -1,6 +1,7 @@
 """ZKML settlement with real EZKL proofs of the shipped ONNX models, checked by their generated verifiers."""
 
 import ape
+from ape import chain
 import pytest
 
 from opgkit.receipt_verifier import recorded_hash
@@ -166,7 +167,9 @@ def test_adapter_constructor__bad_arguments__named_errors(project, liquidation_m
 
 
 def post_pending(settlement, r, payer, sign_auth, node):
-    """The node posts ``r`` before its proof exists, with ``payer``'s authorization."""
+    """The node posts ``r`` before its proof exists, with ``payer``'s authorization, in a later second than the
+    receipt's (a pending result needs a receipt from an earlier second)."""
+    advance(chain, 1)
     auth = authorization(r)
     return settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, payer), sender=node)
 

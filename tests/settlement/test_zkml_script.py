@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from ape.utils import ZERO_ADDRESS
 
+from opgkit.testing import advance
 from opgkit import PROJECT_ROOT
 from opgkit.receipt_verifier import ReceiptDocumentError, ZkmlEvidence, document_json, parse_document, verify_document
 from opgkit.receipts import Status, zkml_evidence
@@ -130,10 +131,11 @@ def test_audit__zkml_receipt_with_its_proof__proof_checked_by_the_registered_ver
 
 
 def test_audit__pending_zkml_result__mode_claimed_not_verified(settlement, models, tees, staking, liquidation_model,
-                                                              risky_proof, operator, bob, sign, sign_auth, now):
+                                                              risky_proof, operator, bob, sign, sign_auth, now, chain):
     r = zk_receipt("audit zkml pending", liquidation_model.model_id, operator.address, now(),
                    list(risky_proof.inputs), list(risky_proof.outputs), payer=bob.address)
     auth = authorization(r)
+    advance(chain, 1)  # a pending result needs a receipt from an earlier second
     settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, bob), sender=operator)
     evidence = ZkmlEvidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
     report = audit(settlement, models, tees, staking, document_json(r, sign(r, operator), zkml=evidence))
