@@ -466,6 +466,9 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
                 if (p.roles & bit != 0 && bond >= minimumStake[Role(i)]) mask |= bit;
             }
         }
+        uint256 latest = _latestActivity[operator];
+        // Nothing to record when the roles it is active in did not change (most stake and unbond calls).
+        if (latest != 0 && uint208(latest) == mask) return;
         uint48 since = Time.timestamp();
         _activity[operator].push(since, uint208(mask));
         _latestActivity[operator] = uint256(since) << 208 | mask;
