@@ -63,6 +63,7 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
     error BatchSettlementNotIncluded(uint256 batchId, bytes32 requestId);
     error BatchSettlementNoFault(uint256 batchId, bytes32 requestId);
     error BatchSettlementBadSignature(address signer);
+    error BatchSettlementFaultyLeaf(uint256 batchId, bytes32 requestId, Fault fault);
     error BatchSettlementChallengeWindowOutOfBounds(uint256 window, uint256 minimum, uint256 unbondingDelay);
     error BatchSettlementReceiptAgeOutOfBounds(uint256 maxAge);
     error BatchSettlementSlashFractionOutOfBounds(uint256 fractionBps);
@@ -162,9 +163,15 @@ contract BatchSettlement is IBatchSettlement, AccessControl, ReentrancyGuardTran
     ) external nonReentrant {
         Batch storage b = _knownBatch(batchId);
         _requireIncluded(b, batchId, leaf);
-        // The signature is checked here, not left to challengers: a relayer that withholds its batch data must
-        // not be able to turn a leaf the node never signed into a record under someone's authorization.
-        if (!_signedBySigner(leaf)) revert BatchSettlementBadSignature(leaf.receipt.signer);
+        // Every fault is checked here too, not left to challengers: a relayer that withholds its batch data must
+        // not be able to turn a faulty leaf (one the node never signed, or signed with a key inactive at its
+        // timestamp) into a record under someone's copied authorization once nobody can challenge it. A ZKML
+        // leaf is left to the settlement, which never records one.
+        Fault fault = faultOf(batchId, leaf);
+        if (fault == Fault.BadSignature) revert BatchSettlementBadSignature(leaf.receipt.signer);
+        if (fault != Fault.None && fault != Fault.ModeNotBatchable) {
+            revert BatchSettlementFaultyLeaf(batchId, leaf.receipt.requestId, fault);
+        }
         settlement.recordBatchReceipt(msg.sender, batchId, leaf.receipt, authorization, authorizationSignature);
     }
 

@@ -201,6 +201,9 @@ contract InferenceSettlement is SettlementPayments {
         if (receipt.timestamp >= block.timestamp) revert InferenceSettlementReceiptFromFuture(receipt.timestamp);
         _requireRecent(receipt.timestamp);
         _requireAccepted(receipt.modelId, receipt.mode);
+        // The TEE key is judged now exactly as its evidence will be, so a delivery can never be refused (and the
+        // node slashed) for a reason that already held when the result was accepted.
+        if (receipt.mode == IModelRegistry.Mode.Tee) _requireSignerActive(receipt);
         // The unbonding delay may have been shortened since the window was set.
         uint256 window = proofWindow;
         _requireProofWindowFits(window);

@@ -131,11 +131,6 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         if (amount == 0) revert InferenceSettlementNothingToWithdraw(operator);
         stakerRewardsOwed[operator] = 0;
         emit StakerRewardsDistributed(operator, amount);
-        // A signer that never registered with staking has no pool to reward: its stakers' share is the treasury's.
-        if (!staking.pool(operator).registered) {
-            proceedsOf[treasury] += amount;
-            return amount;
-        }
         token.forceApprove(address(staking), amount);
         staking.notifyReward(operator, amount);
     }

@@ -49,8 +49,8 @@ interface IBatchSettlement {
     function challenge(uint256 batchId, BatchLeaf calldata leaf) external returns (Fault fault);
 
     /// @notice Record a batch leaf in its payer's namespace (consent: the caller is the payer, or
-    /// `authorization` is the payer's), taking its payment into custody until the batch is final. The leaf's
-    /// signature is checked here.
+    /// `authorization` is the payer's), taking its payment into custody until the batch is final. A leaf with a
+    /// fault (`faultOf`) is never recorded, challenged or not.
     function claimBatchReceipt(
         uint256 batchId,
         BatchLeaf calldata leaf,

@@ -244,14 +244,15 @@ def test_deliver_proof__operator_jailed_after_posting__final_and_not_slashed_aga
     assert staking.selfBond(operator) == bond
 
 
-def test_deliver_proof__tee_key_inactive_at_timestamp__signer_inactive(settlement, tees, open_model, tee_key, post,
-                                                                       operator, alice, bob, sign, heartbeat, now):
+def test_post_pending__tee_key_inactive_at_timestamp__signer_inactive(settlement, tees, open_model, tee_key, post,
+                                                                       operator, alice, heartbeat, now):
+    """The key is judged at posting exactly as its evidence will be: a result whose evidence could never be
+    delivered (and whose node would then be slashed) is refused up front."""
     heartbeat()
     tees.setEnabled(tee_key.address, False, sender=operator)
     r = receipt("async-disabled-tee", open_model, tee_key.address, now(), mode=Mode.TEE, payer=alice.address)
-    post(r)
     with reverts_exactly(settlement.InferenceSettlementSignerInactive, signer=tee_key.address, timestamp=r.timestamp):
-        settlement.deliverProof(r.as_args(), sign(r, tee_key), sender=bob)
+        post(r)
 
 
 # ---------------------------------------------------------------- missing the deadline

@@ -628,7 +628,8 @@ def test_f10_priced_leaf_without_payee__never_credits_zero_address(settlement, t
         attempts.append((auth.as_args(), sign_auth(auth, alice), operator))
     for _ in ("during the window", "after it"):
         for a, a_signature, caller in attempts:
-            with reverts_exactly(settlement.InferenceSettlementUnknownSigner, signer=unknown_tee.address):
+            with reverts_exactly(batches.BatchSettlementFaultyLeaf, batchId=batch_id, requestId=r.requestId,
+                                 fault=Fault.SIGNER_INACTIVE):
                 batches.claimBatchReceipt(batch_id, batch.leaf(0), a, a_signature, sender=caller)
         advance(chain, CHALLENGE_WINDOW + 1)  # unchallenged
 

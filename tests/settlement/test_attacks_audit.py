@@ -11,7 +11,7 @@ from opgkit.manifest import OutputManifest
 from opgkit.receipts import NO_AUTHORIZATION, Fault, ReceiptBatch, SignedReceipt, Status
 from opgkit.testing import advance
 from settlement_helpers import (
-    CHALLENGE_WINDOW, HOUR, OPG, PRICE, RELAYER_BIT, Mode, authorization, model_spec, receipt,
+    CHALLENGE_WINDOW, HOUR, OPG, PCR, PRICE, RELAYER_BIT, Mode, authorization, model_spec, receipt,
 )
 
 MAX_UINT = 2**256 - 1
@@ -19,6 +19,7 @@ USAGE = {"inputTokens": 812, "outputTokens": 2}
 USAGE_JSON = '{"inputTokens":812,"outputTokens":2}'
 PAYOUT = 1_000 * OPG
 RELAYER_BOND = 50_000 * OPG
+TEE_ROLE = 1
 
 
 def batch_of(*signed):
@@ -186,22 +187,19 @@ def test_l3_unknown_model_fault__not_cleared_by_registering_it_later(batches, mo
     assert batches.faultOf(batch_id, batch.leaf(0)) == Fault.UNKNOWN_MODEL
 
 
-def test_l4_unregistered_signers_staker_share__goes_to_the_treasury(settlement, batches, open_model, operator2,
-                                                                    alice, treasury, now, chain, sign):
-    """A leaf nobody challenged pays an unregistered signer (the payer's choice); the stakers' share of it has no
-    pool, so it goes to the treasury instead of being locked."""
+def test_l4_unregistered_signer__never_owed_a_staker_share(settlement, batches, open_model, operator2, alice, now,
+                                                            chain, sign):
+    """A leaf nobody challenged must not pay an unregistered signer, whose stakers' share would have no pool to go
+    to: the leaf is faulty (its signer was never active), so it is refused at claim and nothing is owed to it."""
     ghost = Account.from_key(keccak(text="unregistered signer"))
     r = receipt("ghost pay", open_model, ghost.address, now() - 1, payer=alice.address, price=PRICE)
     batch = batch_of((r, sign(r, ghost)))
     batch_id = post(batches, batch, operator2)
     advance(chain, CHALLENGE_WINDOW + 1)
-    batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=alice)
-    owed = settlement.stakerRewardsOwed(ghost.address)
-    assert owed > 0
-    treasury_before = settlement.proceedsOf(treasury)
-    settlement.distributeStakerRewards(ghost.address, sender=alice)
+    with ape.reverts(batches.BatchSettlementFaultyLeaf, batchId=batch_id, requestId=r.requestId,
+                     fault=Fault.SIGNER_INACTIVE):
+        batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=alice)
     assert settlement.stakerRewardsOwed(ghost.address) == 0
-    assert settlement.proceedsOf(treasury) == treasury_before + owed
 
 
 def test_l5_vault_application_for_zero_recipient__refused(vault, gov):
@@ -219,3 +217,51 @@ def test_same_second_slash__pending_tee_receipt_must_predate_its_post(settlement
     auth = authorization(r, node=operator.address)
     with ape.reverts(settlement.InferenceSettlementReceiptFromFuture, timestamp=t):
         settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
+
+
+# ---------------------------------------------------------------- second review
+
+def test_review2_m1_withheld_leaf_by_revoked_tee_key__never_recorded(vault, settlement, batches, staking, tees, token,
+                                                                       tee_model, tee_key, operator, gov, bob, chain,
+                                                                       now, sign, sign_auth):
+    """A leaf whose TEE key was inactive at its timestamp (its measurement revoked because the enclave is broken, so
+    the key is in the attacker's hands) is committed in a withheld batch; after the window nobody can challenge it,
+    and the attacker claims it with the owner's authorization copied from the mempool (it names the operator, not
+    the key). Every fault is checked at claim, so it is never recorded and the vault pays nothing."""
+    app = vault.open(bob, PAYOUT, sender=gov).events.filter(vault.ApplicationOpened)[0].applicationId
+    tees.revokeMeasurement(PCR, sender=gov)
+    advance(chain, 10)
+    staking.registerOperator(RELAYER_BIT, RELAYER_BOND, 0, sender=bob)
+    bind = dict(requestId=vault.requestIdOf(app), inputHash=vault.inputHashOf(app))
+    fake = receipt("revoked", tee_model, tee_key.address, now() - 5, mode=Mode.TEE, payer=gov.address,
+                   output_hash=OutputManifest(text="0", usage=USAGE).output_hash()).with_changes(**bind)
+    batch = batch_of((fake, sign(fake, tee_key)))
+    batch_id = post(batches, batch, bob)
+    assert batches.faultOf(batch_id, batch.leaf(0)) == Fault.SIGNER_INACTIVE
+    advance(chain, CHALLENGE_WINDOW + 1)
+    auth = authorization(fake, node=operator.address)
+    with ape.reverts(batches.BatchSettlementFaultyLeaf, batchId=batch_id, requestId=fake.requestId,
+                     fault=Fault.SIGNER_INACTIVE):
+        batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), sign_auth(auth, gov), sender=bob)
+    assert settlement.recordOf(gov, fake.requestId).status == Status.NONE
+    with ape.reverts(settlement.InferenceSettlementNotVerified):
+        vault.release(app, fake.as_args(), 0, USAGE_JSON, sender=bob)
+
+
+def test_review2_l1_history_behind_live_activity__pending_refused_not_slashed_later(
+        settlement, staking, tee_model, tee_key, operator, alice, bob, gov, sign_auth, heartbeat):
+    """Governance raises then lowers a minimum: the node is active now but its recorded history (refreshed while it
+    was below the minimum) says inactive. postPending judges the key as deliverProof will, so it refuses the result
+    instead of accepting one whose evidence could never be delivered (and slashing the node for it)."""
+    staking.setMinimumStake(TEE_ROLE, 60_000 * OPG, sender=gov)
+    staking.refreshActivity(operator, sender=bob)
+    staking.setMinimumStake(TEE_ROLE, 20_000 * OPG, sender=gov)
+    assert staking.isActiveOperator(operator, TEE_ROLE)
+    r = receipt("lowered", tee_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address)
+    auth = authorization(r, node=operator.address)
+    with ape.reverts(settlement.InferenceSettlementSignerInactive, signer=tee_key.address, timestamp=r.timestamp):
+        settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
+    staking.refreshActivity(operator, sender=bob)  # anyone brings the history up to date; then it is accepted
+    r = receipt("lowered again", tee_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address)
+    auth = authorization(r, node=operator.address)
+    settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)

@@ -6,6 +6,7 @@ import pytest
 from ape.utils import ZERO_ADDRESS
 
 from opgkit.receipts import NO_AUTHORIZATION, ReceiptBatch, SignedReceipt, Status
+from opgkit.testing import advance
 from settlement_helpers import (
     DAY, HOUR, MAX_RECEIPT_AGE, PROOF_WINDOW, Mode, authorization, receipt, reverts_exactly,
 )
@@ -165,9 +166,10 @@ def test_record_batch_receipt__not_batch_settlement__reverts(settlement, open_mo
 
 
 def test_record_batch_receipt__through_batch_settlement__recorded(settlement, batches, open_model, operator, operator2,
-                                                                  alice, sign, now):
+                                                                  alice, sign, now, chain):
     r = receipt("batched record", open_model, operator.address, now(), payer=alice.address)
     batch = ReceiptBatch([SignedReceipt(r, sign(r, operator))])
+    advance(chain, 1)  # a batch carries receipts from before its posting's second
     batch_id = batches.postBatch(batch.root, 1, "", sender=operator2).events.filter(batches.BatchPosted)[0].batchId
     tx = batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=alice)
     recorded = tx.events.filter(settlement.BatchReceiptRecorded)[0]
