@@ -188,6 +188,7 @@ SHARES_OF = _fn("sharesOf(address,address)", "uint256")
 IS_ACTIVE_OPERATOR = _fn("isActiveOperator(address,uint8)", "bool")
 WAS_ACTIVE_OPERATOR = _fn("wasActiveOperator(address,uint8,uint256)", "bool")
 TEE_IS_ACTIVE = _fn("isActive(address,uint256)", "bool")
+MAX_RECEIPT_AGE_AT = _fn("maxReceiptAgeAt(uint256)", "uint256")
 
 
 # ---------------------------------------------------------------- model
@@ -770,7 +771,11 @@ class SettlementMachine(ChainStateMachine):
         if not forgeries:
             honest = sorted(i for i, p in self.posted.items() if p.relayer == self.R)
             if honest:
-                self._post(self.C, self.posted[honest[pick % len(honest)]].batch, {})
+                # A late copy is judged at its own posting: leaves that have grown too old are its faults.
+                copy = self.posted[self._post(self.C, self.posted[honest[pick % len(honest)]].batch, {})]
+                limit = self._read([(self.b, MAX_RECEIPT_AGE_AT, copy.posted_at)])[0]
+                copy.faults = {i: Fault.TIMESTAMP_OUT_OF_BOUNDS for i, item in enumerate(copy.batch.signed)
+                               if copy.posted_at - item.receipt.timestamp > limit}
             return
         payer = self.C if victim is None else self.payers[victim]
         leaves = [self._forge(kind, payer) for kind in forgeries]
