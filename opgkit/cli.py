@@ -17,6 +17,8 @@ def nonzero_address(ctx: click.Context, param: click.Parameter, value: str | Non
     if address == ZERO_ADDRESS:
         if param.name == "treasury":
             raise click.BadParameter("the zero address would burn the whole supply; give a real treasury address")
+        if param.name == "payer":
+            raise click.BadParameter("the zero address pays for no request: give the payer that asked for it")
         raise click.BadParameter("the zero address holds no contract; give the deployed contract's address")
     return address
 

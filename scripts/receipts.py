@@ -16,8 +16,7 @@ import click
 from ape import project
 from ape.cli import ConnectedProviderCommand
 from ape.exceptions import ApeException
-from ape.utils import ZERO_ADDRESS
-from eth_utils import is_address, is_hex, to_bytes, to_checksum_address
+from eth_utils import is_hex, to_bytes
 
 from opgkit import PROJECT_ROOT
 from opgkit.cli import nonzero_address
@@ -32,18 +31,6 @@ MARK = {True: "ok  ", False: "FAIL", None: "--  "}
 @click.group(short_help="Check inference receipts")
 def cli():
     """Auditor tools for inference receipts."""
-
-
-def payer_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Click callback: a checksummed, non-zero payer address."""
-    if value is None:
-        return None
-    if not is_address(value):
-        raise click.BadParameter(f"{value!r} is not a 20-byte hex address (0x followed by 40 hex digits)")
-    address = to_checksum_address(value)
-    if address == ZERO_ADDRESS:
-        raise click.BadParameter("the zero address pays for no request: give the payer that asked for it")
-    return address
 
 
 def _request_id(target: str) -> bytes | None:
@@ -87,7 +74,7 @@ def _print(report) -> None:
 
 @cli.command(cls=ConnectedProviderCommand, short_help="Check one receipt against the chain")
 @click.argument("target")
-@click.option("--payer", callback=payer_address,
+@click.option("--payer", callback=nonzero_address,
               help="Whose namespace a requestId TARGET is looked up in (a document names its own payer).")
 @click.option("--settlement", callback=nonzero_address,
               help="InferenceSettlement address (default: from the deployments record).")

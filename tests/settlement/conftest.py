@@ -12,6 +12,7 @@ from opgkit.attestation import build_statement, quorum_evidence, sign_heartbeat
 from opgkit.receipts import sign_payment, sign_receipt
 from opgkit.testing import advance
 from opgkit.zkml.onchain import deploy_model
+from settlement_helpers import post_batch, signed_batch
 from settlement_helpers import (
     CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
     TLS_CERT_HASH, ZK_BIASES, ZK_INPUT_COUNT, ZK_WEIGHTS, Mode, model_spec,
@@ -180,6 +181,38 @@ def sign(settlement):
 @pytest.fixture
 def sign_auth(settlement):
     return lambda authorization, payer: sign_payment(settlement, authorization, private_key(payer))
+
+
+# ---------------------------------------------------------------- batches and jailing
+
+
+@pytest.fixture
+def make_batch(sign):
+    """A ReceiptBatch of (receipt, signer) or (receipt, None, signature) items."""
+    return lambda items: signed_batch(sign, items)
+
+
+@pytest.fixture
+def post(batches, operator2, chain):
+    """Post a batch (by `operator2` unless told) a second after the latest block: a leaf must be strictly older
+    than its batch. Modules about asynchronous settlement define their own `post`."""
+
+    def post(batch, relayer=None):
+        advance(chain, 1)
+        return post_batch(batches, batch, relayer or operator2)
+
+    return post
+
+
+@pytest.fixture
+def jail(staking, gov):
+    """Slash (and so jail) an operator for an unrelated offence."""
+
+    def jail(operator, label="unrelated offence"):
+        staking.grantRole(staking.SLASHER_ROLE(), gov, sender=gov)
+        staking.slash(operator, 100, keccak(text=label), gov, sender=gov)
+
+    return jail
 
 
 # ---------------------------------------------------------------- EZKL models on chain (see tests/conftest.py)

@@ -4,7 +4,6 @@ or the request fails, the node is slashed once and the payer refunded to escrow.
 import ape
 import pytest
 from eth_account import Account
-from eth_utils import keccak
 
 from opgkit.receipts import NO_AUTHORIZATION, Status, zkml_proof_evidence
 from opgkit.testing import advance
@@ -40,15 +39,6 @@ def post(settlement, operator, alice, sign_auth, chain):
         return settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, payer or alice), sender=node)
 
     return post
-
-
-@pytest.fixture
-def jail(staking, gov):
-    def jail(operator, label="unrelated offence"):
-        staking.grantRole(staking.SLASHER_ROLE(), gov, sender=gov)
-        staking.slash(operator, 100, keccak(text=label), gov, sender=gov)
-
-    return jail
 
 
 # ---------------------------------------------------------------- posting

@@ -34,22 +34,6 @@ def node_share(price):
 
 
 @pytest.fixture
-def make_batch(sign):
-    return lambda items: signed_batch(sign, items)
-
-
-@pytest.fixture
-def post(batches, operator2, chain):
-    """Post a batch a second after the latest block: a leaf must be strictly older than its batch."""
-
-    def post(batch, relayer=None):
-        advance(chain, 1)
-        return post_batch(batches, batch, relayer or operator2)
-
-    return post
-
-
-@pytest.fixture
 def attacker_node(staking, bob):
     """A second, fully legitimate active inference node (and relayer) that turns against the others."""
     staking.registerOperator(INFERENCE_BIT | RELAYER_BIT, NODE_BOND, 0, sender=bob)

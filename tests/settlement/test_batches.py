@@ -18,22 +18,6 @@ NODE_SHARE_BPS = 10_000 - 500 - 1_000 - 2_000  # what the default fee split leav
 
 
 @pytest.fixture
-def make_batch(sign):
-    return lambda items: signed_batch(sign, items)
-
-
-@pytest.fixture
-def post(batches, operator2, chain):
-    """Post a batch a second after the latest block: a leaf must be strictly older than its batch."""
-
-    def post(batch, relayer=None):
-        advance(chain, 1)
-        return post_batch(batches, batch, relayer or operator2)
-
-    return post
-
-
-@pytest.fixture
 def honest(open_model, operator, alice, now):
     """A leaf signed by the active node `operator`, for a request of `alice` (free unless priced)."""
 

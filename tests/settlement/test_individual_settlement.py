@@ -22,17 +22,6 @@ from settlement_helpers import (
 NODE_BOND = 50_000 * 10**18  # as in conftest.py
 
 
-@pytest.fixture
-def jail(staking, gov):
-    """Slash (and so jail) an operator for an unrelated offence."""
-
-    def jail(operator, label="unrelated offence"):
-        staking.grantRole(staking.SLASHER_ROLE(), gov, sender=gov)
-        staking.slash(operator, 100, keccak(text=label), gov, sender=gov)
-
-    return jail
-
-
 # ---------------------------------------------------------------- the payer settles
 
 
