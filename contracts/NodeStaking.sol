@@ -22,13 +22,22 @@ import {INodeStaking} from "../interfaces/INodeStaking.sol";
 /// hits too, so unbonding cannot dodge a slash: an entry stays slashable until it is withdrawn, which
 /// is allowed from its maturity on.
 ///
-/// Rewards are paid per pool: the operator takes its commission, the rest accrues per bonded share.
-/// Rewards for a pool with no shares, and the non-reporter part of every slash, go to the treasury.
+/// Rewards are paid per pool when they are earned (settlement pays each price's stakers' share as it splits
+/// it): the operator takes its commission at the rate in force then, the rest accrues per bonded share, so
+/// only stake bonded at that moment shares in it. Rewards for a pool with no shares, and the non-reporter part
+/// of every slash, go to the treasury.
+///
+/// A slash is recorded in O(1) writes: the evidence, the operator's pending slash (its slot is initialised at
+/// registration) and the jail. Its effects on the pool, the totals, the votes and the token balances are
+/// applied by `applySlash`, which anyone may call and which every later action on that pool (unbond, withdraw,
+/// roles, unjail, delegation, another slash) runs first. Until then no stake can enter or leave the pool, so
+/// the amounts taken are exactly those the `Slashed` event announced.
 ///
 /// Voting power equals bonded stake and belongs to each pool's operator (who may delegate it on, as in
 /// ERC-5805): a slash then updates one checkpoint, and total voting power always equals total bonded.
 /// @dev Jailing: a slash jails the operator for `jailDuration`; afterwards `unjail` restores it if its
-/// self-bond still meets the minimum of every role it holds. A jailed pool accepts no new stake.
+/// self-bond still meets the minimum of every role it holds. A jailed pool accepts no new stake, and a pending
+/// slash always belongs to a jailed pool (only `unjail` lifts a jail, and it applies the slash first).
 contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using Checkpoints for Checkpoints.Trace208;
@@ -50,7 +59,9 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     uint256 public constant MAX_MINIMUM_STAKE = 10_000_000 ether;
     uint8 public constant ALL_ROLES = 7;
 
-    uint256 private constant REWARD_PRECISION = 1e18;
+    /// @dev Rewards per share are kept to 36 decimals, so a pool loses less than 1 wei to rounding however
+    /// many shares it has; each position loses less than 1 wei per update of its shares or rewards.
+    uint256 private constant REWARD_PRECISION = 1e36;
 
     IERC20 public immutable token;
 
@@ -66,7 +77,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     uint256 public totalUnbonding;
     /// @inheritdoc INodeStaking
     uint256 public rewardReserve;
-    uint256 public nextUnbondingId;
+    /// @notice The id the next unbonding entry gets; ids start at 1.
+    uint256 public nextUnbondingId = 1;
     mapping(bytes32 evidenceId => bool) public evidenceUsed;
 
     struct Position {
@@ -83,6 +95,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     /// @dev The latest checkpoint of `_activity`, packed as `since << 208 | mask`, so the usual question (about a
     /// time after the operator's last change) costs one storage read.
     mapping(address operator => uint256) private _latestActivity;
+    mapping(address operator => PendingSlash) private _pendingSlashes;
 
     error NodeStakingZeroAmount();
     error NodeStakingZeroAddress();
@@ -108,6 +121,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     error NodeStakingJailDurationOutOfBounds(uint256 duration);
     error NodeStakingMinimumStakeOutOfBounds(uint256 amount);
     error NodeStakingNothingToClaim();
+    error NodeStakingNoPendingSlash(address operator);
 
     /// @param token_ The OPG token.
     /// @param admin Holds the admin role (governance: the timelock in production).
@@ -150,6 +164,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         p.roles = roles;
         p.commissionBps = commissionBps;
         p.lastCommissionChange = Time.timestamp();
+        // Written now, at the operator's cost, so that a slash rewrites a non-zero slot rather than filling a new one.
+        _pendingSlashes[msg.sender].initialized = true;
         if (delegates(msg.sender) == address(0)) _delegate(msg.sender, msg.sender);
         emit OperatorRegistered(msg.sender, roles, commissionBps);
 
@@ -159,9 +175,10 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     /// @inheritdoc INodeStaking
-    function setRoles(uint8 roles) external {
+    function setRoles(uint8 roles) external nonReentrant {
         _requireOperator(msg.sender);
         _checkRoles(roles);
+        _applySlash(msg.sender);
         _requireSelfBondCovers(msg.sender, roles);
         _pools[msg.sender].roles = roles;
         emit OperatorRolesChanged(msg.sender, roles);
@@ -187,10 +204,11 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     /// @inheritdoc INodeStaking
-    function unjail() external {
+    function unjail() external nonReentrant {
         Pool storage p = _pools[msg.sender];
         if (!p.jailed) revert NodeStakingNotJailed(msg.sender);
         if (block.timestamp < p.jailedUntil) revert NodeStakingJailNotOver(msg.sender, p.jailedUntil);
+        _applySlash(msg.sender);
         _requireSelfBondCovers(msg.sender, p.roles);
         p.jailed = false;
         emit Unjailed(msg.sender);
@@ -198,8 +216,9 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     /// @inheritdoc INodeStaking
-    function refreshActivity(address operator) external {
+    function refreshActivity(address operator) external nonReentrant {
         _requireOperator(operator);
+        _applySlash(operator);
         _recordActivity(operator);
     }
 
@@ -218,6 +237,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         Pool storage p = _pools[operator];
         Position storage position = _positions[operator][msg.sender];
         if (position.shares < shares) revert NodeStakingInsufficientShares(position.shares, shares);
+        _applySlash(operator);
 
         uint256 amount = Math.mulDiv(shares, p.totalStake, p.totalShares);
         _settleRewards(p, position);
@@ -249,6 +269,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         if (entry.owner == address(0)) revert NodeStakingUnknownUnbonding(id);
         if (block.timestamp < entry.maturity) revert NodeStakingNotMatured(id, entry.maturity);
 
+        _applySlash(entry.operator);
         Pool storage p = _pools[entry.operator];
         amount = Math.mulDiv(entry.shares, p.unbondingStake, p.unbondingShares);
         p.unbondingShares -= entry.shares;
@@ -274,27 +295,15 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         if (evidenceUsed[evidenceId]) revert NodeStakingEvidenceAlreadyUsed(evidenceId);
         evidenceUsed[evidenceId] = true;
 
-        Pool storage p = _pools[operator];
-        uint256 fromBonded = p.totalStake * fractionBps / BPS;
-        uint256 fromUnbonding = p.unbondingStake * fractionBps / BPS;
-        p.totalStake -= fromBonded;
-        p.unbondingStake -= fromUnbonding;
-        totalBonded -= fromBonded;
-        totalUnbonding -= fromUnbonding;
-        _transferVotingUnits(operator, address(0), fromBonded);
+        if (_pendingSlashes[operator].fractionBps != 0) _applySlash(operator);
+        _jail(operator);
+        _recordSlash(operator, fractionBps, evidenceId, reporter);
+    }
 
-        uint48 until = SafeCast.toUint48(block.timestamp + jailDuration);
-        p.jailed = true;
-        p.jailedUntil = until;
-
-        uint256 slashed = fromBonded + fromUnbonding;
-        uint256 reporterReward = reporter == address(0) ? 0 : slashed * reporterRewardBps / BPS;
-        emit Slashed(operator, evidenceId, reporter, fractionBps, fromBonded, fromUnbonding, reporterReward);
-        emit Jailed(operator, until);
-        _recordActivity(operator);
-
-        if (reporterReward > 0) token.safeTransfer(reporter, reporterReward);
-        if (slashed > reporterReward) token.safeTransfer(treasury, slashed - reporterReward);
+    /// @inheritdoc INodeStaking
+    function applySlash(address operator) external nonReentrant {
+        if (_pendingSlashes[operator].fractionBps == 0) revert NodeStakingNoPendingSlash(operator);
+        _applySlash(operator);
     }
 
     // ---------------------------------------------------------------- rewards
@@ -397,7 +406,9 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     function stakeOf(address operator, address account) public view returns (uint256) {
         Pool storage p = _pools[operator];
         uint256 shares = _positions[operator][account].shares;
-        return shares == 0 ? 0 : Math.mulDiv(shares, p.totalStake, p.totalShares);
+        if (shares == 0) return 0;
+        uint256 fractionBps = _pendingSlashes[operator].fractionBps;
+        return Math.mulDiv(shares, p.totalStake - p.totalStake * fractionBps / BPS, p.totalShares);
     }
 
     /// @inheritdoc INodeStaking
@@ -410,7 +421,13 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         Unbonding storage entry = _unbondings[id];
         if (entry.owner == address(0)) return 0;
         Pool storage p = _pools[entry.operator];
-        return Math.mulDiv(entry.shares, p.unbondingStake, p.unbondingShares);
+        uint256 fractionBps = _pendingSlashes[entry.operator].fractionBps;
+        return Math.mulDiv(entry.shares, p.unbondingStake - p.unbondingStake * fractionBps / BPS, p.unbondingShares);
+    }
+
+    /// @inheritdoc INodeStaking
+    function pendingSlash(address operator) external view returns (PendingSlash memory) {
+        return _pendingSlashes[operator];
     }
 
     /// @inheritdoc INodeStaking
@@ -472,6 +489,78 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         uint48 since = Time.timestamp();
         _activity[operator].push(since, uint208(mask));
         _latestActivity[operator] = uint256(since) << 208 | mask;
+    }
+
+    /// @dev Jail `operator` from now; its activity ends now (the history's checkpoint is pushed when the slash
+    /// is applied, see `_recordSlash`).
+    function _jail(address operator) private {
+        Pool storage p = _pools[operator];
+        uint48 until = SafeCast.toUint48(block.timestamp + jailDuration);
+        p.jailed = true;
+        p.jailedUntil = until;
+        emit Jailed(operator, until);
+    }
+
+    function _recordSlash(address operator, uint256 fractionBps, bytes32 evidenceId, address reporter) private {
+        uint48 now_ = Time.timestamp();
+        uint256 latest = _latestActivity[operator];
+        bool activityDeferred = uint208(latest) != 0;
+        if (activityDeferred) _latestActivity[operator] = uint256(now_) << 208;
+
+        uint16 rewardBps = SafeCast.toUint16(reporter == address(0) ? 0 : reporterRewardBps);
+        _pendingSlashes[operator] = PendingSlash({
+            reporter: reporter,
+            fractionBps: SafeCast.toUint16(fractionBps),
+            reporterRewardBps: rewardBps,
+            slashedAt: now_,
+            activityDeferred: activityDeferred,
+            initialized: true
+        });
+        (uint256 fromBonded, uint256 fromUnbonding, uint256 reporterReward) =
+            _slashAmounts(_pools[operator], fractionBps, rewardBps);
+        emit Slashed(operator, evidenceId, reporter, fractionBps, fromBonded, fromUnbonding, reporterReward);
+    }
+
+    /// @dev Take `operator`'s pending slash, if any, from its pool: bonded and unbonding stake, totals, votes,
+    /// the activity checkpoint of the jail, and the payments to the reporter and the treasury.
+    function _applySlash(address operator) private {
+        PendingSlash storage pending = _pendingSlashes[operator];
+        uint256 fractionBps = pending.fractionBps;
+        if (fractionBps == 0) return;
+        (address reporter, uint16 rewardBps, uint48 slashedAt, bool activityDeferred) =
+            (pending.reporter, pending.reporterRewardBps, pending.slashedAt, pending.activityDeferred);
+        pending.fractionBps = 0;
+        pending.activityDeferred = false;
+
+        Pool storage p = _pools[operator];
+        (uint256 fromBonded, uint256 fromUnbonding, uint256 reporterReward) = _slashAmounts(p, fractionBps, rewardBps);
+        p.totalStake -= fromBonded;
+        p.unbondingStake -= fromUnbonding;
+        totalBonded -= fromBonded;
+        totalUnbonding -= fromUnbonding;
+        _transferVotingUnits(operator, address(0), fromBonded);
+        if (activityDeferred) _activity[operator].push(slashedAt, 0);
+        emit SlashApplied(operator, fromBonded, fromUnbonding, reporterReward);
+
+        uint256 slashed = fromBonded + fromUnbonding;
+        if (reporterReward > 0) token.safeTransfer(reporter, reporterReward);
+        if (slashed > reporterReward) token.safeTransfer(treasury, slashed - reporterReward);
+    }
+
+    function _slashAmounts(Pool storage p, uint256 fractionBps, uint256 rewardBps)
+        private
+        view
+        returns (uint256 fromBonded, uint256 fromUnbonding, uint256 reporterReward)
+    {
+        fromBonded = p.totalStake * fractionBps / BPS;
+        fromUnbonding = p.unbondingStake * fractionBps / BPS;
+        reporterReward = (fromBonded + fromUnbonding) * rewardBps / BPS;
+    }
+
+    /// @dev Moving an operator's votes moves its pool's bonded stake, so a pending slash is applied first.
+    function _delegate(address account, address delegatee) internal override {
+        _applySlash(account);
+        super._delegate(account, delegatee);
     }
 
     function _settleRewards(Pool storage p, Position storage position) private {

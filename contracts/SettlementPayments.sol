@@ -19,8 +19,9 @@ import {ReceiptHashing} from "./ReceiptHashing.sol";
 /// request, the node allowed to answer and be paid, the model, the input and a ceiling. The price the node
 /// signed is charged from the payer's prepaid escrow when it covers it, otherwise from the payer's wallet
 /// (ERC-20 allowance), and split between the node, the model owner (less the parent's royalty), the protocol
-/// treasury and the node's stakers. Everyone withdraws what they are owed (pull); stakers' share goes to
-/// `NodeStaking` when anyone calls `distributeStakerRewards`. Nothing is ever credited to the zero address.
+/// treasury and the node's stakers. Everyone withdraws what they are owed (pull), except the stakers: their
+/// share is paid into `NodeStaking` as the price is split, so it goes to the stake bonded when it was earned,
+/// at the commission in force then. Nothing is ever credited to the zero address.
 abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -41,8 +42,6 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
     mapping(address payer => uint256) public escrowOf;
     /// @notice OPG an account may withdraw: node fees, model fees, royalties, treasury fees, refunds are in escrow.
     mapping(address account => uint256) public proceedsOf;
-    /// @notice Stakers' share owed to an operator's pool, not yet sent to `NodeStaking`.
-    mapping(address operator => uint256) public stakerRewardsOwed;
     /// @notice A payer's current authorization epoch; authorizations signed for another value are void.
     mapping(address payer => uint256) public authorizationNonce;
 
@@ -68,6 +67,9 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         token = token_;
         staking = staking_;
         models = models_;
+        // Stakers' shares are paid with `notifyReward`, which pulls only from its caller: one standing allowance
+        // saves an approval per payment.
+        token_.forceApprove(address(staking_), type(uint256).max);
         _setTreasury(treasury_);
         _setFeeSplit(500, 1_000, 2_000);
     }
@@ -123,16 +125,6 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         proceedsOf[msg.sender] = 0;
         emit ProceedsWithdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function distributeStakerRewards(address operator) external nonReentrant returns (uint256 amount) {
-        amount = stakerRewardsOwed[operator];
-        if (amount == 0) revert InferenceSettlementNothingToWithdraw(operator);
-        stakerRewardsOwed[operator] = 0;
-        emit StakerRewardsDistributed(operator, amount);
-        token.forceApprove(address(staking), amount);
-        staking.notifyReward(operator, amount);
     }
 
     /// @inheritdoc IInferenceSettlement
@@ -199,12 +191,12 @@ abstract contract SettlementPayments is IInferenceSettlement, AccessControl, EIP
         uint256 toRoyalty = amount * modelOwnerBps * royaltyBps / (BPS * BPS);
         uint256 toNode = amount - toTreasury - toStakers - ownerCut;
 
-        _credit(treasury, toTreasury);
         if (operator == address(0)) {
-            _credit(treasury, toStakers);
-        } else {
-            stakerRewardsOwed[operator] += toStakers;
+            (toTreasury, toStakers) = (toTreasury + toStakers, 0);
+        } else if (toStakers != 0) {
+            staking.notifyReward(operator, toStakers);
         }
+        _credit(treasury, toTreasury);
         _credit(modelOwner, ownerCut - toRoyalty);
         _credit(royaltyRecipient, toRoyalty);
         _credit(nodePayee, toNode);

@@ -108,7 +108,6 @@ interface IInferenceSettlement {
     event Deposited(address indexed payer, uint256 amount);
     event EscrowWithdrawn(address indexed payer, uint256 amount);
     event ProceedsWithdrawn(address indexed account, uint256 amount);
-    event StakerRewardsDistributed(address indexed operator, uint256 amount);
     event AuthorizationsRevoked(address indexed payer, uint256 newNonce);
     event BatchSettlementSet(address indexed batchSettlement);
 
@@ -161,8 +160,6 @@ interface IInferenceSettlement {
     function withdrawEscrow(uint256 amount) external;
     /// @notice Withdraw everything credited to the caller: node, model-owner, royalty or treasury shares.
     function withdrawProceeds() external returns (uint256 amount);
-    /// @notice Send the stakers' share owed to `operator`'s pool into `NodeStaking` as rewards (anyone may call).
-    function distributeStakerRewards(address operator) external returns (uint256 amount);
     /// @notice Void every payment authorization the caller signed so far.
     function revokeAuthorizations() external;
 

@@ -38,6 +38,17 @@ interface INodeStaking is IERC5805 {
         uint256 shares;
     }
 
+    /// @notice A slash recorded and not yet applied to its pool (see `applySlash`). `initialized` keeps the slot
+    /// non-zero from registration on, so recording a slash rewrites it instead of filling a new slot.
+    struct PendingSlash {
+        address reporter;
+        uint16 fractionBps;
+        uint16 reporterRewardBps;
+        uint48 slashedAt;
+        bool activityDeferred;
+        bool initialized;
+    }
+
     event OperatorRegistered(address indexed operator, uint8 roles, uint16 commissionBps);
     event OperatorRolesChanged(address indexed operator, uint8 roles);
     event CommissionChanged(address indexed operator, uint16 previousBps, uint16 newBps);
@@ -55,6 +66,8 @@ interface INodeStaking is IERC5805 {
         uint256 fromUnbonding,
         uint256 reporterReward
     );
+    /// @notice A slash recorded by `slash` was applied: the amounts announced by its `Slashed` event left the pool.
+    event SlashApplied(address indexed operator, uint256 fromBonded, uint256 fromUnbonding, uint256 reporterReward);
     event Jailed(address indexed operator, uint48 until);
     event Unjailed(address indexed operator);
     event RewardNotified(address indexed operator, address indexed from, uint256 amount, uint256 commission);
@@ -84,8 +97,17 @@ interface INodeStaking is IERC5805 {
     /// @notice Pay out matured unbonding entry `id` to its owner.
     function withdraw(uint256 id) external returns (uint256 amount);
 
-    /// @notice Slash `operator`'s bonded and unbonding stake by `fractionBps` for evidence `evidenceId`.
+    /// @notice Slash `operator`'s bonded and unbonding stake by `fractionBps` for evidence `evidenceId` (single
+    /// use) and jail it. The slash is recorded and announced at once (`Slashed` carries the exact amounts) and
+    /// applied to the pool by `applySlash` or the pool's next unbond, withdrawal, role change, unjail or delegation.
     function slash(address operator, uint256 fractionBps, bytes32 evidenceId, address reporter) external;
+
+    /// @notice Apply `operator`'s pending slash: its stake leaves the pool, the votes and totals follow, the
+    /// reporter and the treasury are paid. Anyone may call it.
+    function applySlash(address operator) external;
+
+    /// @notice `operator`'s pending slash (`fractionBps` is zero when there is none).
+    function pendingSlash(address operator) external view returns (PendingSlash memory);
 
     /// @notice End the caller's jail once its term is over and its self-bond meets its roles' minimums.
     function unjail() external;
@@ -121,19 +143,19 @@ interface INodeStaking is IERC5805 {
     /// @notice Shares `account` holds in `operator`'s pool.
     function sharesOf(address operator, address account) external view returns (uint256);
 
-    /// @notice The OPG value of `account`'s shares in `operator`'s pool.
+    /// @notice The OPG value of `account`'s shares in `operator`'s pool (after any pending slash).
     function stakeOf(address operator, address account) external view returns (uint256);
 
     /// @notice The OPG value of `operator`'s own shares in its pool.
     function selfBond(address operator) external view returns (uint256);
 
-    /// @notice The OPG value of unbonding entry `id` now.
+    /// @notice The OPG value of unbonding entry `id` now (after any pending slash).
     function unbondingValue(uint256 id) external view returns (uint256);
 
     /// @notice Rewards `account` can claim from `operator`'s pool.
     function claimableRewards(address operator, address account) external view returns (uint256);
 
-    /// @notice Sum of bonded stake over all pools.
+    /// @notice Sum of bonded stake over all pools (pending slashes count once applied, like the votes).
     function totalBonded() external view returns (uint256);
 
     /// @notice Sum of unbonding stake over all pools.

@@ -60,7 +60,7 @@ def measure(deployer, test_accounts) -> list[GasRow]:
     }
     chain.pending_timestamp = chain.blocks.head.timestamp + 7 * DAY
     chain.mine()
-    gas["withdraw"] = gas_of(lambda: staking.withdraw(0, sender=delegator))
+    gas["withdraw"] = gas_of(lambda: staking.withdraw(1, sender=delegator))
 
     _pool_with_delegators(token, staking, funder, big_operator, _extra_delegators(funder, MANY_DELEGATORS))
     small_pool_operator = test_accounts[5]

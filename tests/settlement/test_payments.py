@@ -32,7 +32,12 @@ def settle_for(settlement, r, evidence, auth, auth_signature, sender):
 
 def assert_nothing_to_zero(settlement):
     assert settlement.proceedsOf(ZERO_ADDRESS) == 0
-    assert settlement.stakerRewardsOwed(ZERO_ADDRESS) == 0
+
+
+def staker_rewards_paid(tx, settlement, staking, operator):
+    """What the settlement paid into `operator`'s staking pool in `tx` (stakers are paid as each price is split)."""
+    return sum(e.amount for e in tx.events.filter(staking.RewardNotified)
+               if e["from"] == settlement.address and e.operator == operator.address)
 
 
 @pytest.fixture
@@ -45,8 +50,8 @@ def priced(open_model, operator, alice, now):
 # ---------------------------------------------------------------- charging and splitting
 
 
-def test_settle__priced_by_payer_from_allowance__charged_and_split(settlement, token, priced, operator, alice, carol,
-                                                                   treasury, sign):
+def test_settle__priced_by_payer_from_allowance__charged_and_split(settlement, staking, token, priced, operator, alice,
+                                                                   carol, treasury, sign):
     r = priced("paid-by-payer")
     before = token.balanceOf(alice)
     tx = settlement.settle(r.as_args(), sign(r, operator), sender=alice)
@@ -55,7 +60,7 @@ def test_settle__priced_by_payer_from_allowance__charged_and_split(settlement, t
     assert settlement.proceedsOf(operator) == split["node"]
     assert settlement.proceedsOf(carol) == split["owner"]
     assert settlement.proceedsOf(treasury) == split["treasury"]
-    assert settlement.stakerRewardsOwed(operator) == split["stakers"]
+    assert staker_rewards_paid(tx, settlement, staking, operator) == split["stakers"]
     charged = tx.events.filter(settlement.PaymentCharged)[0]
     assert (charged.requestId, charged.payer, charged.amount, charged.fromEscrow) == (
         r.requestId, alice.address, PRICE, False)
@@ -89,9 +94,9 @@ def test_settle__priced_by_payer_escrow_short_of_price__drawn_from_allowance(set
     assert not tx.events.filter(settlement.PaymentCharged)[0].fromEscrow
 
 
-def test_settle_with_authorization__from_allowance__price_split_and_credited(settlement, token, priced, operator,
-                                                                            alice, carol, treasury, bob, sign,
-                                                                            sign_auth):
+def test_settle_with_authorization__from_allowance__price_split_and_credited(settlement, staking, token, priced,
+                                                                            operator, alice, carol, treasury, bob,
+                                                                            sign, sign_auth):
     r = priced("paid")
     auth = authorization(r)
     before, bob_before = token.balanceOf(alice), token.balanceOf(bob)
@@ -102,7 +107,7 @@ def test_settle_with_authorization__from_allowance__price_split_and_credited(set
     assert settlement.proceedsOf(operator) == split["node"]
     assert settlement.proceedsOf(carol) == split["owner"]
     assert settlement.proceedsOf(treasury) == split["treasury"]
-    assert settlement.stakerRewardsOwed(operator) == split["stakers"]
+    assert staker_rewards_paid(tx, settlement, staking, operator) == split["stakers"]
     charged = tx.events.filter(settlement.PaymentCharged)[0]
     assert (charged.payer, charged.amount, charged.fromEscrow) == (alice.address, PRICE, False)
 
@@ -127,19 +132,20 @@ def test_settle__fork__royalty_to_parent_owner(settlement, fork_model, operator,
     assert settlement.proceedsOf(carol) == split["royalty"]
 
 
-def test_settle_with_authorization__tee_receipt__node_share_to_tee_payee(settlement, open_model, tee_key, operator,
-                                                                        alice, bob, sign, sign_auth, heartbeat):
+def test_settle_with_authorization__tee_receipt__node_share_to_tee_payee(settlement, staking, open_model, tee_key,
+                                                                        operator, alice, bob, sign, sign_auth,
+                                                                        heartbeat):
     r = receipt("tee-paid", open_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address, price=PRICE)
     auth = authorization(r, node=operator.address)
-    settle_for(settlement, r, sign(r, tee_key), auth, sign_auth(auth, alice), bob)
+    tx = settle_for(settlement, r, sign(r, tee_key), auth, sign_auth(auth, alice), bob)
     assert settlement.proceedsOf(operator) == expected_split(PRICE)["node"]
-    assert settlement.stakerRewardsOwed(operator) == expected_split(PRICE)["stakers"]
+    assert staker_rewards_paid(tx, settlement, staking, operator) == expected_split(PRICE)["stakers"]
     assert settlement.proceedsOf(tee_key.address) == 0
 
 
-def test_settle__tee_payment_address_zero__node_share_to_operator(settlement, tees, open_model, tee_key, operator,
-                                                                  alice, attestor_keys, sign, heartbeat, chain,
-                                                                  project):
+def test_settle__tee_payment_address_zero__node_share_to_operator(settlement, staking, tees, open_model, tee_key,
+                                                                  operator, alice, attestor_keys, sign, heartbeat,
+                                                                  chain, project):
     """A TEE that names no payment address is paid through its operator, never the zero address."""
     verifier = project.AttestorQuorumVerifier.at(tees.verifier())
     endpoint = "https://tee.example:8443"
@@ -157,7 +163,7 @@ def test_settle__tee_payment_address_zero__node_share_to_operator(settlement, te
     tx = settlement.settle(r.as_args(), sign(r, tee_key), sender=alice)
     assert tx.events.filter(settlement.PaymentSplit)[0].nodePayee == operator.address
     assert settlement.proceedsOf(operator) == expected_split(PRICE)["node"]
-    assert settlement.stakerRewardsOwed(operator) == expected_split(PRICE)["stakers"]
+    assert staker_rewards_paid(tx, settlement, staking, operator) == expected_split(PRICE)["stakers"]
     assert_nothing_to_zero(settlement)
 
 
@@ -323,16 +329,16 @@ def test_withdraw_proceeds__after_payment__paid_once(settlement, token, priced, 
         settlement.withdrawProceeds(sender=operator)
 
 
-def test_distribute_staker_rewards__owed__notified_to_staking(settlement, staking, priced, operator, alice, sign):
+def test_settle__priced__stakers_share_paid_into_the_pool_at_once(settlement, staking, priced, operator, alice, sign):
+    """Stakers are paid as the price is split, at the operator's commission of that moment (finding A8)."""
     r = priced("stakers")
-    settlement.settle(r.as_args(), sign(r, operator), sender=alice)
-    owed = settlement.stakerRewardsOwed(operator)
     reserve = staking.rewardReserve()
-    tx = settlement.distributeStakerRewards(operator, sender=alice)
-    assert staking.rewardReserve() == reserve + owed
-    assert tx.events.filter(staking.RewardNotified)[0].amount == owed
-    with reverts_exactly(settlement.InferenceSettlementNothingToWithdraw, account=operator.address):
-        settlement.distributeStakerRewards(operator, sender=alice)
+    commission = staking.pool(operator).commissionBps
+    tx = settlement.settle(r.as_args(), sign(r, operator), sender=alice)
+    to_stakers = expected_split(PRICE)["stakers"]
+    assert staking.rewardReserve() == reserve + to_stakers
+    assert tx.events.filter(staking.RewardNotified) == [
+        staking.RewardNotified(operator, settlement, to_stakers, to_stakers * commission // BPS)]
 
 
 def test_escrow__deposit_and_withdraw__balances_follow(settlement, token, alice):
@@ -357,20 +363,21 @@ def test_set_fee_split__above_half__refused(settlement, gov):
 @settings(max_examples=15, deadline=None)
 @given(price=st.integers(min_value=1, max_value=10**24), protocol=st.integers(0, 2_000), stakers=st.integers(0, 1_500),
        owner=st.integers(0, 1_500))
-def test_split__random_price_and_shares__exact_and_conserved(settlement, token, fork_model, operator, alice, bob, carol,
-                                                             treasury, gov, sign, now, price, protocol, stakers,
-                                                             owner):
+def test_split__random_price_and_shares__exact_and_conserved(settlement, staking, token, fork_model, operator, alice,
+                                                             bob, carol, treasury, gov, sign, now, price, protocol,
+                                                             stakers, owner):
     with isolated_example():
         settlement.setFeeSplit(protocol, stakers, owner, sender=gov)
         r = receipt(f"split {price} {protocol} {stakers} {owner}", fork_model, operator.address, now(),
                     payer=alice.address, price=price)
         held_before = token.balanceOf(settlement)
-        settlement.settle(r.as_args(), sign(r, operator), sender=alice)
+        tx = settlement.settle(r.as_args(), sign(r, operator), sender=alice)
         split = expected_split(price, protocol, stakers, owner, royalty=1_000)
         assert settlement.proceedsOf(operator) == split["node"]
         assert settlement.proceedsOf(bob) == split["owner"]
         assert settlement.proceedsOf(carol) == split["royalty"]
         assert settlement.proceedsOf(treasury) == split["treasury"]
-        assert settlement.stakerRewardsOwed(operator) == split["stakers"]
-        assert sum(split.values()) == price == token.balanceOf(settlement) - held_before
+        assert staker_rewards_paid(tx, settlement, staking, operator) == split["stakers"]
+        assert sum(split.values()) == price
+        assert token.balanceOf(settlement) - held_before == price - split["stakers"], "all but the stakers' share held"
         assert_nothing_to_zero(settlement)

@@ -179,7 +179,7 @@ RECORD_OF = _fn("recordOf(address,bytes32)", "uint8", "uint8", "uint48", "bytes2
 CUSTODY_OF = _fn("custodyOf(address,bytes32)", "address", "uint96")
 ESCROW_OF = _fn("escrowOf(address)", "uint256")
 PROCEEDS_OF = _fn("proceedsOf(address)", "uint256")
-STAKER_REWARDS_OWED = _fn("stakerRewardsOwed(address)", "uint256")
+REWARD_RESERVE = _fn("rewardReserve()", "uint256")
 AUTHORIZATION_NONCE = _fn("authorizationNonce(address)", "uint256")
 BALANCE_OF = _fn("balanceOf(address)", "uint256")
 POOL = _fn("pool(address)", *POOL_TYPES)
@@ -263,17 +263,20 @@ class SettlementMachine(ChainStateMachine):
                            self.reporter, self.gov, ZERO_ADDRESS})
         self.accounts = accounts
         values = self._read([(self.s, ESCROW_OF, a) for a in accounts] + [(self.s, PROCEEDS_OF, a) for a in accounts]
-                            + [(self.s, STAKER_REWARDS_OWED, a) for a in accounts]
+                            + [(self.staking, REWARD_RESERVE)]
                             + [(self.token, BALANCE_OF, a) for a in [*self.payers, self.s.address]]
                             + [(self.s, AUTHORIZATION_NONCE, p) for p in self.payers]
                             + [(self.staking, POOL, self.R)])
         n = len(accounts)
         self.escrow = dict(zip(accounts, values[:n]))
         self.proceeds = dict(zip(accounts, values[n:2 * n]))
-        self.staker_owed = dict(zip(accounts, values[2 * n:3 * n]))
-        self.wallet = dict(zip(self.payers, values[3 * n:3 * n + 2]))
-        self.balance_before = values[3 * n + 2]
-        self.nonce = dict(zip(self.payers, values[3 * n + 3:3 * n + 5]))
+        # Stakers' shares leave the settlement for NodeStaking as each price is split: expected per node (model)
+        # and seen in `RewardNotified` events sent by the settlement.
+        self.staker_owed, self.staker_seen = Counter(), Counter()
+        self.reward_reserve_before = values[2 * n]
+        self.wallet = dict(zip(self.payers, values[2 * n + 1:2 * n + 3]))
+        self.balance_before = values[2 * n + 3]
+        self.nonce = dict(zip(self.payers, values[2 * n + 4:2 * n + 6]))
         self.relayer_stake = values[-1][6]
         self.allowance = {p: MAX_UINT for p in self.payers}
         self.spend_base = {p: self.wallet[p] + self.escrow[p] for p in self.payers}
@@ -535,8 +538,11 @@ class SettlementMachine(ChainStateMachine):
                     assert v["amount"] <= self.auths[key][0].maxAmount, f"{key}: charged above its authorization"
             elif name == "Deposited":
                 self.paid_in += v["amount"]
-            elif name in ("EscrowWithdrawn", "ProceedsWithdrawn", "StakerRewardsDistributed"):
+            elif name in ("EscrowWithdrawn", "ProceedsWithdrawn"):
                 self.paid_out += v["amount"]
+            elif name == "RewardNotified" and v["from"] == self.s.address:
+                self.paid_out += v["amount"]
+                self.staker_seen[v["operator"]] += v["amount"]
             elif name == "Slashed":
                 self.slashes_seen[v["operator"]] += 1
 
@@ -1009,14 +1015,9 @@ class SettlementMachine(ChainStateMachine):
         self._tick()
         self._advance(seconds)
 
-    @rule(who=st.sampled_from(["N", "carol", "treasury", "stakers"]))
+    @rule(who=st.sampled_from(["N", "carol", "treasury"]))
     def payouts(self, who):
         self._tick()
-        if who == "stakers":
-            if self.staker_owed[self.N]:
-                self._send(self.reporter, self.s, "distributeStakerRewards", self.N)
-                self.staker_owed[self.N] = 0
-            return
         account = {"N": self.N, "carol": self.carol, "treasury": self.treasury}[who]
         if self.proceeds[account]:
             self._send(account, self.s, "withdrawProceeds")
@@ -1033,13 +1034,14 @@ class SettlementMachine(ChainStateMachine):
         keys = sorted(self.touched | set(self.recs))
         specs = ([(self.s, RECORD_OF, *k) for k in keys] + [(self.s, CUSTODY_OF, *k) for k in self.recs]
                  + [(self.s, ESCROW_OF, a) for a in self.accounts] + [(self.s, PROCEEDS_OF, a) for a in self.accounts]
-                 + [(self.s, STAKER_REWARDS_OWED, a) for a in self.accounts]
+                 + [(self.staking, REWARD_RESERVE)]
                  + [(self.token, BALANCE_OF, a) for a in [*self.payers, self.s.address]]
                  + [(self.staking, POOL, a) for a in (self.R, self.C, self.N, self.F)])
         values = iter(self._read(specs))
         snap = dict(now=now, records={k: next(values) for k in keys}, custody={k: next(values) for k in self.recs})
-        for name in ("escrow", "proceeds", "staker_owed"):
+        for name in ("escrow", "proceeds"):
             snap[name] = {a: next(values) for a in self.accounts}
+        snap["reward_reserve"] = next(values)
         snap["wallet"] = {p: next(values) for p in self.payers}
         snap["balance"] = next(values)
         snap["pools"] = {a: next(values) for a in (self.R, self.C, self.N, self.F)}
@@ -1098,7 +1100,7 @@ class SettlementMachine(ChainStateMachine):
                 # A final batch leaf whose payment waits for `releaseBatchPayment` (anyone may call it).
                 assert snap["custody"][key][1] == rec.receipt.price, f"{key}: FINAL, priced, neither paid nor held"
         assert snap["proceeds"][self.N] + self.withdrawn[self.N] == earned
-        assert snap["proceeds"][self.F] == 0 and snap["staker_owed"][self.F] == 0, "the front-runner was paid"
+        assert snap["proceeds"][self.F] == 0 and self.staker_seen[self.F] == 0, "the front-runner was paid"
 
     @invariant()
     def a3_payer_pays_at_most_the_signed_price(self):
@@ -1147,14 +1149,17 @@ class SettlementMachine(ChainStateMachine):
 
     @invariant()
     def i4_opg_conserved(self):
-        """I4: everything the settlement holds is owed (escrow, proceeds, stakers' rewards, custody) and came in
-        through a deposit or a wallet charge; every credit is the payment-split model's."""
+        """I4: everything the settlement holds is owed (escrow, proceeds, custody) and came in through a deposit
+        or a wallet charge; every credit is the payment-split model's; the stakers' share of each split reached
+        NodeStaking's reward reserve in the same transaction (nobody claims staking rewards here)."""
         snap = self._view()
         held = sum(custody[1] for custody in snap["custody"].values())
-        owed = sum(snap["escrow"].values()) + sum(snap["proceeds"].values()) + sum(snap["staker_owed"].values())
+        owed = sum(snap["escrow"].values()) + sum(snap["proceeds"].values())
         assert snap["balance"] == owed + held
         assert snap["balance"] == self.balance_before + self.paid_in - self.paid_out
-        assert snap["proceeds"] == self.proceeds and snap["staker_owed"] == self.staker_owed
+        assert snap["proceeds"] == self.proceeds
+        assert +self.staker_seen == +self.staker_owed
+        assert snap["reward_reserve"] - self.reward_reserve_before == sum(self.staker_seen.values())
         assert {a: snap["escrow"][a] for a in self.escrow} == self.escrow
 
 

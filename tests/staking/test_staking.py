@@ -199,14 +199,15 @@ def test_unbond__shares__moves_value_to_unbonding_and_removes_votes(chain, staki
     register(operator)
     staking.stake(operator, 5_000 * OPG, sender=alice)
     tx = staking.unbond(operator, 2_000 * OPG, sender=alice)
-    entry = staking.unbonding(0)
+    assert tx.return_value == 1, "unbonding ids start at 1"
+    entry = staking.unbonding(1)
     assert entry.owner == alice.address and entry.operator == operator.address
     assert entry.maturity == chain.blocks.head.timestamp + UNBONDING_DELAY
-    assert staking.unbondingValue(0) == 2_000 * OPG
+    assert staking.unbondingValue(1) == 2_000 * OPG
     assert staking.sharesOf(operator, alice) == 3_000 * OPG
     assert staking.totalUnbonding() == 2_000 * OPG
     assert staking.getVotes(operator) == MINIMUM_STAKES[INFERENCE] + 3_000 * OPG
-    assert staking.UnbondingStarted(0, operator, alice, 2_000 * OPG, 2_000 * OPG, entry.maturity) in tx.events
+    assert staking.UnbondingStarted(1, operator, alice, 2_000 * OPG, 2_000 * OPG, entry.maturity) in tx.events
 
 
 def test_unbond__more_than_held__reverts(staking, register, operator, alice):
@@ -228,35 +229,35 @@ def test_withdraw__at_maturity__pays_owner(chain, staking, token, register, oper
     staking.unbond(operator, 5_000 * OPG, sender=alice)
     advance(chain, UNBONDING_DELAY)
     before = token.balanceOf(alice)
-    tx = staking.withdraw(0, sender=bob)  # anyone may trigger; the owner is paid
+    tx = staking.withdraw(1, sender=bob)  # anyone may trigger; the owner is paid
     assert token.balanceOf(alice) == before + 5_000 * OPG
     assert staking.totalUnbonding() == 0
-    assert staking.unbonding(0).owner == ZERO_ADDRESS
-    assert tx.events[-1] == staking.Withdrawn(0, alice, 5_000 * OPG)
+    assert staking.unbonding(1).owner == ZERO_ADDRESS
+    assert tx.events[-1] == staking.Withdrawn(1, alice, 5_000 * OPG)
 
 
 def test_withdraw__before_maturity__reverts(chain, staking, register, operator):
     register(operator)
     staking.unbond(operator, OPG, sender=operator)
-    maturity = staking.unbonding(0).maturity
+    maturity = staking.unbonding(1).maturity
     chain.pending_timestamp = maturity - 1
-    with ape.reverts(staking.NodeStakingNotMatured, id=0, maturity=maturity):
-        staking.withdraw(0, sender=operator)
+    with ape.reverts(staking.NodeStakingNotMatured, id=1, maturity=maturity):
+        staking.withdraw(1, sender=operator)
 
 
 def test_withdraw__twice__reverts(chain, staking, register, operator):
     register(operator)
     staking.unbond(operator, OPG, sender=operator)
     advance(chain, UNBONDING_DELAY)
-    staking.withdraw(0, sender=operator)
-    with ape.reverts(staking.NodeStakingUnknownUnbonding, id=0):
-        staking.withdraw(0, sender=operator)
+    staking.withdraw(1, sender=operator)
+    with ape.reverts(staking.NodeStakingUnknownUnbonding, id=1):
+        staking.withdraw(1, sender=operator)
 
 
 # ------------------------------------------------------------------ slashing
 
 
-def test_slash__fraction__cuts_bonded_and_unbonding_pays_reporter_and_treasury(
+def test_slash__fraction__announces_amounts_jails_and_values_drop_at_once(
     staking, token, register, operator, alice, slasher, reporter, treasury
 ):
     register(operator)
@@ -267,23 +268,106 @@ def test_slash__fraction__cuts_bonded_and_unbonding_pays_reporter_and_treasury(
 
     from_bonded, from_unbonding = 16_000 * OPG // 4, 4_000 * OPG // 4
     reward = (from_bonded + from_unbonding) * REPORTER_REWARD_BPS // 10_000
-    assert staking.stakeOf(operator, alice) == 6_000 * OPG * 3 // 4
-    assert staking.selfBond(operator) == 10_000 * OPG * 3 // 4
-    assert staking.unbondingValue(0) == 3_000 * OPG
-    assert staking.getVotes(operator) == 12_000 * OPG
-    assert token.balanceOf(reporter) == reward
-    assert token.balanceOf(treasury) == treasury_before + from_bonded + from_unbonding - reward
     assert staking.Slashed(operator, EVIDENCE, reporter, 2_500, from_bonded, from_unbonding, reward) in tx.events
     until = staking.pool(operator).jailedUntil
     assert staking.Jailed(operator, until) in tx.events
     assert not staking.isActiveOperator(operator, INFERENCE)
+    # What each position is worth drops at once; stake, votes and tokens move when the slash is applied.
+    assert staking.stakeOf(operator, alice) == 6_000 * OPG * 3 // 4
+    assert staking.selfBond(operator) == 10_000 * OPG * 3 // 4
+    assert staking.unbondingValue(1) == 3_000 * OPG
+    pending = staking.pendingSlash(operator)
+    assert (pending.reporter, pending.fractionBps, pending.reporterRewardBps) == (reporter.address, 2_500, REPORTER_REWARD_BPS)
+    assert staking.getVotes(operator) == 16_000 * OPG
+    assert token.balanceOf(treasury) == treasury_before
 
 
-def test_slash__no_reporter__all_to_treasury(staking, token, register, operator, slasher, treasury):
+def test_apply_slash__by_anyone__moves_exactly_the_announced_amounts(
+    staking, token, register, operator, alice, bob, slasher, reporter, treasury
+):
     register(operator)
-    before = token.balanceOf(treasury)
-    staking.slash(operator, 1_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
-    assert token.balanceOf(treasury) == before + MINIMUM_STAKES[INFERENCE] // 10
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    staking.unbond(operator, 4_000 * OPG, sender=alice)
+    announced = staking.slash(operator, 2_500, EVIDENCE, reporter, sender=slasher).events.filter(staking.Slashed)[0]
+    treasury_before, bonded_before = token.balanceOf(treasury), staking.totalBonded()
+
+    tx = staking.applySlash(operator, sender=bob)
+
+    assert tx.events.filter(staking.SlashApplied) == [
+        staking.SlashApplied(operator, announced.fromBonded, announced.fromUnbonding, announced.reporterReward)
+    ]
+    assert staking.getVotes(operator) == 12_000 * OPG == staking.pool(operator).totalStake
+    assert staking.totalBonded() == bonded_before - announced.fromBonded
+    assert staking.totalUnbonding() == 3_000 * OPG
+    assert token.balanceOf(reporter) == announced.reporterReward
+    assert token.balanceOf(treasury) == (
+        treasury_before + announced.fromBonded + announced.fromUnbonding - announced.reporterReward
+    )
+    assert staking.stakeOf(operator, alice) == 6_000 * OPG * 3 // 4, "applying changes no position's value"
+    assert staking.unbondingValue(1) == 3_000 * OPG
+    assert staking.pendingSlash(operator).fractionBps == 0
+
+
+def test_apply_slash__nothing_pending__reverts(staking, register, operator, alice, slasher):
+    register(operator)
+    with ape.reverts(staking.NodeStakingNoPendingSlash, operator=operator.address):
+        staking.applySlash(operator, sender=alice)
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    staking.applySlash(operator, sender=alice)
+    with ape.reverts(staking.NodeStakingNoPendingSlash, operator=operator.address):
+        staking.applySlash(operator, sender=alice)
+
+
+@pytest.mark.parametrize("action", ["unbond", "withdraw", "set_roles", "unjail", "delegate", "refresh", "second_slash"])
+def test_slash__pending__applied_before_any_later_action_on_the_pool(
+    chain, staking, register, operator, alice, bob, slasher, action
+):
+    """Nothing that reads or moves the pool's stake or votes runs on the pre-slash numbers."""
+    register(operator, self_bond=4 * MINIMUM_STAKES[INFERENCE])
+    staking.stake(operator, 10_000 * OPG, sender=alice)
+    staking.unbond(operator, 1_000 * OPG, sender=alice)
+    advance(chain, UNBONDING_DELAY)
+    tx = staking.slash(operator, 1_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    announced = tx.events.filter(staking.Slashed)[0]
+    advance(chain, JAIL_DURATION)
+    run = {
+        "unbond": lambda: staking.unbond(operator, OPG, sender=alice),
+        "withdraw": lambda: staking.withdraw(1, sender=bob),
+        "set_roles": lambda: staking.setRoles(ROLE_BITS[INFERENCE], sender=operator),
+        "unjail": lambda: staking.unjail(sender=operator),
+        # `staking.delegate` is ape's EIP-7702 property of any address, so the method is called by name.
+        "delegate": lambda: staking.invoke_transaction("delegate", bob, sender=operator),
+        "refresh": lambda: staking.refreshActivity(operator, sender=bob),
+        "second_slash": lambda: staking.slash(operator, 100, b"\x02" * 32, ZERO_ADDRESS, sender=slasher),
+    }[action]
+    tx = run()
+    applied = tx.events.filter(staking.SlashApplied)
+    assert applied == [staking.SlashApplied(operator, announced.fromBonded, announced.fromUnbonding, 0)]
+    assert staking.totalBonded() == staking.getVotes(operator) + staking.getVotes(bob) == staking.pool(operator).totalStake
+    if action == "withdraw":
+        assert tx.events.filter(staking.Withdrawn)[0].amount == 900 * OPG
+    if action == "second_slash":
+        assert staking.pendingSlash(operator).fractionBps == 100, "the second slash waits in turn"
+
+
+def test_slash__jail__ends_activity_at_the_slash_in_history_before_and_after_applying(
+    chain, staking, register, operator, slasher
+):
+    register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
+    advance(chain, 10)
+    before = chain.blocks.head.timestamp
+    advance(chain, 10)
+    slashed_at = staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher).timestamp
+    advance(chain, 10)
+    for applied in (False, True):
+        if applied:
+            staking.applySlash(operator, sender=slasher)
+            advance(chain, 10)
+        assert staking.wasActiveOperator(operator, INFERENCE, before)
+        assert not staking.wasActiveOperator(operator, INFERENCE, slashed_at)
+        assert not staking.wasActiveOperator(operator, INFERENCE, slashed_at + 5)
+        assert not staking.wasActiveOperator(operator, INFERENCE, chain.blocks.head.timestamp)
+    assert staking.pendingSlash(operator).slashedAt == slashed_at
 
 
 def test_slash__same_evidence_twice__reverts(staking, register, operator, operator2, slasher):
@@ -320,7 +404,7 @@ def test_slash__unbonding_just_before__does_not_escape_it(chain, staking, token,
     staking.slash(operator, 5_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
     advance(chain, UNBONDING_DELAY)
     before = token.balanceOf(alice)
-    staking.withdraw(0, sender=alice)
+    staking.withdraw(1, sender=alice)
     assert token.balanceOf(alice) - before == 5_000 * OPG
 
 
@@ -330,7 +414,7 @@ def test_unjail__after_term_with_bond__reactivates(chain, staking, register, ope
     advance(chain, JAIL_DURATION)
     tx = staking.unjail(sender=operator)
     assert staking.isActiveOperator(operator, INFERENCE)
-    assert tx.events == [staking.Unjailed(operator)]
+    assert tx.events.filter(staking.Unjailed) == [staking.Unjailed(operator)]
 
 
 def test_unjail__before_term__reverts(staking, register, operator, slasher):

@@ -32,7 +32,7 @@ def named(staking, register, operator, alice, reporter, gov, slasher):
 
 def test_every_mutating_function__is_in_the_matrix_or_open_to_all(staking):
     open_to_all = {
-        "registerOperator", "setRoles", "setCommission", "stake", "unbond", "withdraw", "unjail",
+        "applySlash", "registerOperator", "setRoles", "setCommission", "stake", "unbond", "withdraw", "unjail",
         "notifyReward", "claimRewards", "delegate", "delegateBySig", "renounceRole", "refreshActivity",
     }
     mutating = {abi.name for abi in staking.contract_type.mutable_methods}
