@@ -65,10 +65,11 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
     IERC20 public immutable token;
 
+    // One slot: a slash reads the jail duration and the reporter's share together.
     address public treasury;
-    uint256 public unbondingDelay;
-    uint256 public reporterRewardBps;
-    uint256 public jailDuration;
+    uint32 private _unbondingDelay;
+    uint16 public reporterRewardBps;
+    uint32 public jailDuration;
     mapping(Role role => uint256) public minimumStake;
 
     /// @inheritdoc INodeStaking
@@ -257,7 +258,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         totalUnbonding += amount;
 
         id = nextUnbondingId++;
-        uint48 maturity = SafeCast.toUint48(block.timestamp + unbondingDelay);
+        uint48 maturity = SafeCast.toUint48(block.timestamp + _unbondingDelay);
         _unbondings[id] = Unbonding({owner: msg.sender, maturity: maturity, operator: operator, shares: unbondingShares});
         emit UnbondingStarted(id, operator, msg.sender, amount, unbondingShares, maturity);
         if (msg.sender == operator) _recordActivity(operator);
@@ -369,6 +370,11 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     // ---------------------------------------------------------------- views
+
+    /// @inheritdoc INodeStaking
+    function unbondingDelay() external view returns (uint256) {
+        return _unbondingDelay;
+    }
 
     /// @inheritdoc INodeStaking
     function isActiveOperator(address operator, Role role) external view returns (bool) {
@@ -507,7 +513,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         bool activityDeferred = uint208(latest) != 0;
         if (activityDeferred) _latestActivity[operator] = uint256(now_) << 208;
 
-        uint16 rewardBps = SafeCast.toUint16(reporter == address(0) ? 0 : reporterRewardBps);
+        uint16 rewardBps = reporter == address(0) ? 0 : reporterRewardBps;
         _pendingSlashes[operator] = PendingSlash({
             reporter: reporter,
             fractionBps: SafeCast.toUint16(fractionBps),
@@ -602,8 +608,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
     function _setUnbondingDelay(uint256 delay) private {
         if (delay < MIN_UNBONDING_DELAY || delay > MAX_UNBONDING_DELAY) revert NodeStakingUnbondingDelayOutOfBounds(delay);
-        emit UnbondingDelaySet(unbondingDelay, delay);
-        unbondingDelay = delay;
+        emit UnbondingDelaySet(_unbondingDelay, delay);
+        _unbondingDelay = uint32(delay);
     }
 
     function _setMinimumStake(Role role, uint256 amount) private {
@@ -615,13 +621,13 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     function _setReporterReward(uint256 rewardBps) private {
         if (rewardBps > MAX_REPORTER_REWARD_BPS) revert NodeStakingReporterRewardOutOfBounds(rewardBps);
         emit ReporterRewardSet(reporterRewardBps, rewardBps);
-        reporterRewardBps = rewardBps;
+        reporterRewardBps = uint16(rewardBps);
     }
 
     function _setJailDuration(uint256 duration) private {
         if (duration > MAX_JAIL_DURATION) revert NodeStakingJailDurationOutOfBounds(duration);
         emit JailDurationSet(jailDuration, duration);
-        jailDuration = duration;
+        jailDuration = uint32(duration);
     }
 
     function _setTreasury(address treasury_) private {

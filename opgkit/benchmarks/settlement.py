@@ -44,6 +44,8 @@ SETTLE_ZKML = "settle (ZKML, by its payer, re-execution verifier 3→2)"
 # Paid as the v1 `settleAndPay` row was: a model without a parent (no royalty), so the price is split between
 # the node, its stakers, the model owner and the treasury (the deployer owns the model and is the treasury).
 SETTLE_AND_PAY_TEE = "settleWithAuthorization (TEE, priced, from escrow, split: node, stakers, owner, treasury)"
+# The same payment again: every payee's balance and the pool's reward state already exist (the usual case).
+SETTLE_AND_PAY_TEE_AGAIN = "settleWithAuthorization (TEE, priced, same payees again: no new balances)"
 PER_RECEIPT = "postBatch, per receipt at"
 PER_RECEIPT_1024 = f"{PER_RECEIPT} 1,024"
 CLAIM_FREE = "claimBatchReceipt (free leaf, by its payer, 1,024-leaf tree)"
@@ -184,6 +186,12 @@ def _individual_rows(world) -> list[GasRow]:
     gas = gas_of(lambda: s.settleWithAuthorization(paid.as_args(), world.signed(paid, TEE_KEY.key), auth, auth_sig,
                                                    sender=world.deployer))
     rows.append(world.row("InferenceSettlement", SETTLE_AND_PAY_TEE, gas))
+
+    again = world.tee_receipt(price=PRICE)
+    auth, auth_sig = world.authorization(again)
+    gas = gas_of(lambda: s.settleWithAuthorization(again.as_args(), world.signed(again, TEE_KEY.key), auth, auth_sig,
+                                                   sender=world.deployer))
+    rows.append(world.row("InferenceSettlement", SETTLE_AND_PAY_TEE_AGAIN, gas))
     return rows
 
 

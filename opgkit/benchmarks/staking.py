@@ -1,4 +1,5 @@
-"""NodeStaking gas: register, stake, unbond, withdraw, rewards, and slashing with 1 vs 50 delegators."""
+"""NodeStaking gas: register, stake, unbond, withdraw, rewards, and slashing with 1 vs 50 delegators or unbonding
+entries (a slash is recorded in O(1) writes; `applySlash` measures the part deferred to the pool's next action)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ DAY = 86_400
 MINIMUM_STAKES = [10_000 * OPG, 20_000 * OPG, 50_000 * OPG]
 INFERENCE_ROLE_MASK = 1
 MANY_DELEGATORS = 50
+MANY_UNBONDINGS = 50
 # Share-rate slashing (Cosmos, EigenLayer) costs the same whatever the number of delegators.
 SLASH_RATIO_LIMIT = 1.05
 NO_ANCHOR = "no external anchor; tracked for regressions"
+# Targets the staking issue sets: a slash cheap enough that a challenge fits 150,000, and a cheaper unbond.
+SLASH_TARGET = 80_000
+UNBOND_TARGET = 180_000
+UNBOND_AGAIN = "unbond (pool already unbonding)"
 
 
 def _deploy(deployer, funder):
@@ -56,7 +62,8 @@ def measure(deployer, test_accounts) -> list[GasRow]:
         "stake (delegate, top-up)": gas_of(lambda: staking.stake(operator, 5_000 * OPG, sender=delegator)),
         "notifyReward": gas_of(lambda: staking.notifyReward(operator, 100 * OPG, sender=payer)),
         "claimRewards": gas_of(lambda: staking.claimRewards(operator, sender=delegator)),
-        "unbond": gas_of(lambda: staking.unbond(operator, 1_000 * OPG, sender=delegator)),
+        "unbond (first unbonding of the pool)": gas_of(lambda: staking.unbond(operator, 1_000 * OPG, sender=delegator)),
+        UNBOND_AGAIN: gas_of(lambda: staking.unbond(operator, 1_000 * OPG, sender=delegator)),
     }
     chain.pending_timestamp = chain.blocks.head.timestamp + 7 * DAY
     chain.mine()
@@ -65,18 +72,26 @@ def measure(deployer, test_accounts) -> list[GasRow]:
     _pool_with_delegators(token, staking, funder, big_operator, _extra_delegators(funder, MANY_DELEGATORS))
     small_pool_operator = test_accounts[5]
     _pool_with_delegators(token, staking, funder, small_pool_operator, [test_accounts[6]])
+    unbonding_operator = test_accounts[7]
+    _pool_with_delegators(token, staking, funder, unbonding_operator, [test_accounts[8]])
+    for _ in range(MANY_UNBONDINGS):
+        staking.unbond(unbonding_operator, OPG, sender=test_accounts[8])
     slash_one = gas_of(lambda: staking.slash(small_pool_operator, 1_000, b"\x01" * 32, payer, sender=deployer))
     slash_many = gas_of(lambda: staking.slash(big_operator, 1_000, b"\x02" * 32, payer, sender=deployer))
+    slash_unbonding = gas_of(lambda: staking.slash(unbonding_operator, 1_000, b"\x03" * 32, payer, sender=deployer))
+    apply_one = gas_of(lambda: staking.applySlash(small_pool_operator, sender=payer))
+    apply_many = gas_of(lambda: staking.applySlash(big_operator, sender=payer))
 
-    rows = [GasRow("NodeStaking", op, value, None, NO_ANCHOR) for op, value in gas.items()]
-    rows.append(GasRow("NodeStaking", "slash (1 delegator)", slash_one, None, NO_ANCHOR))
-    rows.append(
-        GasRow(
-            "NodeStaking",
-            f"slash ({MANY_DELEGATORS} delegators)",
-            slash_many,
-            slash_one,
-            f"slash with 1 delegator; share-rate slashing must stay within ×{SLASH_RATIO_LIMIT}",
-        )
-    )
+    rows = [GasRow("NodeStaking", op, value, None, NO_ANCHOR, UNBOND_TARGET if op.startswith("unbond") else None)
+            for op, value in gas.items()]
+    rows.append(GasRow("NodeStaking", "slash (1 delegator)", slash_one, None, NO_ANCHOR, SLASH_TARGET))
+    ratio_anchor = f"slash with 1 delegator; share-rate slashing must stay within ×{SLASH_RATIO_LIMIT}"
+    rows.append(GasRow("NodeStaking", f"slash ({MANY_DELEGATORS} delegators)", slash_many, slash_one, ratio_anchor,
+                       SLASH_TARGET))
+    rows.append(GasRow("NodeStaking", f"slash ({MANY_UNBONDINGS} unbonding entries)", slash_unbonding, slash_one,
+                       ratio_anchor, SLASH_TARGET))
+    rows.append(GasRow("NodeStaking", "applySlash (deferred part: stake, votes, activity, reporter and treasury paid)",
+                       apply_one, None, NO_ANCHOR))
+    rows.append(GasRow("NodeStaking", f"applySlash ({MANY_DELEGATORS} delegators)", apply_many, apply_one,
+                       f"applySlash with 1 delegator; must stay within ×{SLASH_RATIO_LIMIT}"))
     return rows
