@@ -60,7 +60,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     uint8 public constant ALL_ROLES = 7;
 
     /// @dev Rewards per share are kept to 36 decimals, so a pool loses less than 1 wei to rounding however
-    /// many shares it has; each position loses less than 1 wei per update of its shares or rewards.
+    /// many shares it has; each position loses less than 1 wei per change of its shares, and rounding never
+    /// owes a position more than it earned.
     uint256 private constant REWARD_PRECISION = 1e36;
 
     IERC20 public immutable token;
@@ -243,7 +244,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         uint256 amount = Math.mulDiv(shares, p.totalStake, p.totalShares);
         _settleRewards(p, position);
         position.shares -= shares;
-        position.rewardDebt = _accrued(p, position.shares);
+        position.rewardDebt = _debt(p, position.shares);
         p.totalShares -= shares;
         p.totalStake -= amount;
         totalBonded -= amount;
@@ -439,7 +440,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     /// @inheritdoc INodeStaking
     function claimableRewards(address operator, address account) external view returns (uint256) {
         Position storage position = _positions[operator][account];
-        return position.pendingReward + _accrued(_pools[operator], position.shares) - position.rewardDebt;
+        return position.pendingReward + _unsettled(_pools[operator], position);
     }
 
     /// @notice The current timestamp: votes use a timestamp clock (ERC-6372).
@@ -466,7 +467,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         Position storage position = _positions[operator][msg.sender];
         _settleRewards(p, position);
         position.shares += shares;
-        position.rewardDebt = _accrued(p, position.shares);
+        position.rewardDebt = _debt(p, position.shares);
         p.totalShares += shares;
         p.totalStake += amount;
         totalBonded += amount;
@@ -501,7 +502,10 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     /// is applied, see `_recordSlash`).
     function _jail(address operator) private {
         Pool storage p = _pools[operator];
-        uint48 until = SafeCast.toUint48(block.timestamp + jailDuration);
+        // At least one second, so the jail's activity checkpoint cannot be overwritten by an unjail in the same
+        // second; and a later slash never shortens a jail already served (governance may have cut the duration).
+        uint48 until = SafeCast.toUint48(block.timestamp + Math.max(jailDuration, 1));
+        if (p.jailed && p.jailedUntil > until) until = p.jailedUntil;
         p.jailed = true;
         p.jailedUntil = until;
         emit Jailed(operator, until);
@@ -570,13 +574,20 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     function _settleRewards(Pool storage p, Position storage position) private {
-        uint256 accrued = _accrued(p, position.shares);
-        position.pendingReward += accrued - position.rewardDebt;
-        position.rewardDebt = accrued;
+        position.pendingReward += _unsettled(p, position);
+        position.rewardDebt = _debt(p, position.shares);
     }
 
-    function _accrued(Pool storage p, uint256 shares) private view returns (uint256) {
-        return Math.mulDiv(shares, p.rewardPerShare, REWARD_PRECISION);
+    /// @dev Rewards accrued since the position's debt was set: rounded down, with the debt rounded up, so that no
+    /// position is ever owed more than the pool received (each reset of the debt costs it less than 1 wei).
+    function _unsettled(Pool storage p, Position storage position) private view returns (uint256) {
+        uint256 accrued = Math.mulDiv(position.shares, p.rewardPerShare, REWARD_PRECISION);
+        uint256 debt = position.rewardDebt;
+        return accrued > debt ? accrued - debt : 0;
+    }
+
+    function _debt(Pool storage p, uint256 shares) private view returns (uint256) {
+        return Math.mulDiv(shares, p.rewardPerShare, REWARD_PRECISION, Math.Rounding.Ceil);
     }
 
     function _requireOperator(address operator) private view {

@@ -23,12 +23,19 @@ def test_render_table__rows_given__one_line_each_with_delta_and_target():
     assert table.startswith("# Title\n\n| contract |")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def anvil_rows(networks, accounts):
-    """Factory: run one benchmark module on anvil and return its rows by operation."""
+    """Factory: run one benchmark module on anvil (once per test module) and return its rows by operation."""
     if networks.provider.name != "foundry":
         pytest.skip("gas figures are taken on anvil")
-    return lambda module: {row.operation: row for row in module.measure(accounts[0], accounts[1:])}
+    measured = {}
+
+    def rows(module):
+        if module not in measured:
+            measured[module] = {row.operation: row for row in module.measure(accounts[0], accounts[1:])}
+        return measured[module]
+
+    return rows
 
 
 def test_token_benchmark__on_anvil__covers_each_operation_above_its_floor(anvil_rows):
@@ -42,11 +49,14 @@ def test_token_benchmark__on_anvil__covers_each_operation_above_its_floor(anvil_
     "module, operation, limit, others",
     [
         (staking, f"slash ({staking.MANY_DELEGATORS} delegators)", staking.SLASH_RATIO_LIMIT,
-         {"stake (delegate, first time)", "unbond", "withdraw", "claimRewards"}),
+         {"stake (delegate, first time)", staking.UNBOND_AGAIN, "withdraw", "claimRewards"}),
+        (staking, f"slash ({staking.MANY_UNBONDINGS} unbonding entries)", staking.SLASH_RATIO_LIMIT, set()),
+        (staking, f"applySlash ({staking.MANY_DELEGATORS} delegators)", staking.SLASH_RATIO_LIMIT, set()),
         (registry, f"revokeMeasurement ({registry.MANY_TEES} TEEs on it)", registry.REVOKE_RATIO_LIMIT,
          {"register (root model)", "registerTee (2-of-3 attestors)", "heartbeat (relayed)"}),
     ],
-    ids=["slash 1 vs 50 delegators", "revoke 1 vs 100 TEEs"],
+    ids=["slash 1 vs 50 delegators", "slash 1 vs 50 unbonding entries", "applySlash 1 vs 50 delegators",
+         "revoke 1 vs 100 TEEs"],
 )
 def test_o1_operation__crowded_vs_single__within_ratio_limit(anvil_rows, module, operation, limit, others):
     rows = anvil_rows(module)
@@ -61,15 +71,25 @@ def test_twin_benchmark__trades__cost_no_more_than_friend_tech(anvil_rows):
         assert rows[operation].gas <= rows[operation].anchor, operation
 
 
+def test_staking_benchmark__slash__meets_its_target_with_crowded_pools(anvil_rows):
+    rows = anvil_rows(staking)
+    for operation in ("slash (1 delegator)", f"slash ({staking.MANY_DELEGATORS} delegators)",
+                      f"slash ({staking.MANY_UNBONDINGS} unbonding entries)"):
+        assert rows[operation].target == staking.SLASH_TARGET and rows[operation].target_met, operation
+    # Not met yet (the table says so): bounded at the figure measured when this was written plus about 2%.
+    assert rows[staking.UNBOND_AGAIN].target == staking.UNBOND_TARGET and rows[staking.UNBOND_AGAIN].gas <= 223_000
+
+
 # The settlement issue's targets met today: asserted as set.
-SETTLEMENT_TARGETS_MET = {settlement.PER_RECEIPT_1024}
+SETTLEMENT_TARGETS_MET = {settlement.PER_RECEIPT_1024, settlement.CHALLENGE}
 # Targets not met yet (the table says so): the figure measured when this was written plus about 2%, so a
 # regression cannot pass unnoticed. Lower a bound when a change cuts the gas; move a row up once its target is met.
 SETTLEMENT_REGRESSION_BOUNDS = {
     settlement.SETTLE_TEE: 102_500,  # 100,362 measured; target 80,000
     settlement.SETTLE_VANILLA: 77_500,  # 75,733 measured; target 70,000
-    settlement.SETTLE_AND_PAY_TEE: 209_000,  # 204,704 measured; target 150,000
-    settlement.CHALLENGE: 264_500,  # 259,266 measured (NodeStaking.slash: 216,098 as a transaction); target 150,000
+    # 262,276 measured: the stakers' share now goes into the pool as the price is split (finding A8), and this is
+    # the pool's first reward; the same payment again costs 193,912 (row below it in the table). Target 150,000.
+    settlement.SETTLE_AND_PAY_TEE: 267_500,
 }
 # Every operation that writes a new record pays at least what the floor pays.
 SETTLEMENT_RECORDING = (

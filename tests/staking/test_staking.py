@@ -533,3 +533,23 @@ def test_set_treasury__zero__reverts(staking, gov):
 def test_set_unbonding_delay__out_of_bounds__reverts(staking, gov):
     with ape.reverts(staking.NodeStakingUnbondingDelayOutOfBounds, delay=29 * DAY):
         staking.setUnbondingDelay(29 * DAY, sender=gov)
+
+
+def test_slash__later_one_with_shorter_jail__does_not_shorten_the_jail(staking, register, operator, slasher, gov):
+    register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    until = staking.pool(operator).jailedUntil
+    staking.setJailDuration(0, sender=gov)
+    staking.slash(operator, 100, b"\x02" * 32, ZERO_ADDRESS, sender=slasher)
+    assert staking.pool(operator).jailedUntil == until
+
+
+def test_slash__zero_jail_duration__jail_still_outlasts_its_second(chain, staking, register, operator, slasher, gov):
+    """An unjail in the slash's own second would overwrite the jail's activity checkpoint."""
+    register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
+    staking.setJailDuration(0, sender=gov)
+    slashed_at = staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher).timestamp
+    assert staking.pool(operator).jailedUntil == slashed_at + 1
+    advance(chain, 1)
+    staking.unjail(sender=operator)
+    assert not staking.wasActiveOperator(operator, INFERENCE, slashed_at)
