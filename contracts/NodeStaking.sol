@@ -74,24 +74,29 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     mapping(Role role => uint256) public minimumStake;
 
     /// @inheritdoc INodeStaking
-    uint256 public totalBonded;
-    /// @inheritdoc INodeStaking
     uint256 public totalUnbonding;
     /// @inheritdoc INodeStaking
     uint256 public rewardReserve;
-    /// @notice The id the next unbonding entry gets; ids start at 1.
-    uint256 public nextUnbondingId = 1;
     mapping(bytes32 evidenceId => bool) public evidenceUsed;
 
     struct Position {
-        uint256 shares;
-        uint256 rewardDebt;
-        uint256 pendingReward;
+        uint128 shares;
+        uint64 unbondings;
+        uint128 rewardDebt;
+        uint128 pendingReward;
+    }
+
+    /// @dev An unbonding entry in one slot: its owner, operator and number are in its id (see `_unbondingId`).
+    struct UnbondingEntry {
+        uint48 maturity;
+        uint208 shares;
     }
 
     mapping(address operator => Pool) private _pools;
     mapping(address operator => mapping(address account => Position)) private _positions;
-    mapping(uint256 id => Unbonding) private _unbondings;
+    mapping(uint256 id => UnbondingEntry) private _unbondings;
+    /// @dev Operators in registration order; an unbonding id names its operator by its place here.
+    address[] private _operators;
     /// @dev Per operator, the mask of roles it was active in from each timestamp on (see `wasActiveOperator`).
     mapping(address operator => Checkpoints.Trace208) private _activity;
     /// @dev The latest checkpoint of `_activity`, packed as `since << 208 | mask`, so the usual question (about a
@@ -163,6 +168,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         if (commissionBps > MAX_COMMISSION_BPS) revert NodeStakingCommissionTooHigh(commissionBps, MAX_COMMISSION_BPS);
 
         p.registered = true;
+        p.index = SafeCast.toUint32(_operators.length);
+        _operators.push(msg.sender);
         p.roles = roles;
         p.commissionBps = commissionBps;
         p.lastCommissionChange = Time.timestamp();
@@ -239,43 +246,41 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         Pool storage p = _pools[operator];
         Position storage position = _positions[operator][msg.sender];
         if (position.shares < shares) revert NodeStakingInsufficientShares(position.shares, shares);
-        _applySlash(operator);
+        if (p.jailed) _applySlash(operator); // only a jailed pool can have a pending slash
 
         uint256 amount = Math.mulDiv(shares, p.totalStake, p.totalShares);
         _settleRewards(p, position);
-        position.shares -= shares;
+        position.shares -= uint128(shares);
         position.rewardDebt = _debt(p, position.shares);
-        p.totalShares -= shares;
-        p.totalStake -= amount;
-        totalBonded -= amount;
+        (p.totalShares, p.totalStake) = (p.totalShares - uint128(shares), p.totalStake - uint128(amount));
         _transferVotingUnits(operator, address(0), amount);
 
         uint256 unbondingShares = p.unbondingShares == 0
             ? amount
             : Math.mulDiv(amount, p.unbondingShares, p.unbondingStake);
         if (unbondingShares == 0) revert NodeStakingZeroShares();
-        p.unbondingShares += unbondingShares;
-        p.unbondingStake += amount;
+        (p.unbondingShares, p.unbondingStake) = (
+            SafeCast.toUint128(p.unbondingShares + unbondingShares), SafeCast.toUint128(p.unbondingStake + amount)
+        );
         totalUnbonding += amount;
 
-        id = nextUnbondingId++;
+        id = _unbondingId(msg.sender, p.index, ++position.unbondings);
         uint48 maturity = SafeCast.toUint48(block.timestamp + _unbondingDelay);
-        _unbondings[id] = Unbonding({owner: msg.sender, maturity: maturity, operator: operator, shares: unbondingShares});
+        _unbondings[id] = UnbondingEntry({maturity: maturity, shares: uint208(unbondingShares)});
         emit UnbondingStarted(id, operator, msg.sender, amount, unbondingShares, maturity);
         if (msg.sender == operator) _recordActivity(operator);
     }
 
     /// @inheritdoc INodeStaking
     function withdraw(uint256 id) external nonReentrant returns (uint256 amount) {
-        Unbonding memory entry = _unbondings[id];
+        Unbonding memory entry = unbonding(id);
         if (entry.owner == address(0)) revert NodeStakingUnknownUnbonding(id);
         if (block.timestamp < entry.maturity) revert NodeStakingNotMatured(id, entry.maturity);
 
         _applySlash(entry.operator);
         Pool storage p = _pools[entry.operator];
         amount = Math.mulDiv(entry.shares, p.unbondingStake, p.unbondingShares);
-        p.unbondingShares -= entry.shares;
-        p.unbondingStake -= amount;
+        (p.unbondingShares, p.unbondingStake) = (p.unbondingShares - uint128(entry.shares), p.unbondingStake - uint128(amount));
         totalUnbonding -= amount;
         delete _unbondings[id];
 
@@ -324,7 +329,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
             return;
         }
         uint256 commission = amount * p.commissionBps / BPS;
-        _positions[operator][operator].pendingReward += commission;
+        _positions[operator][operator].pendingReward += SafeCast.toUint128(commission);
         p.rewardPerShare += Math.mulDiv(amount - commission, REWARD_PRECISION, p.totalShares);
         rewardReserve += amount;
         emit RewardNotified(operator, msg.sender, amount, commission);
@@ -373,6 +378,11 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     // ---------------------------------------------------------------- views
 
     /// @inheritdoc INodeStaking
+    function totalBonded() external view returns (uint256) {
+        return _getTotalSupply();
+    }
+
+    /// @inheritdoc INodeStaking
     function unbondingDelay() external view returns (uint256) {
         return _unbondingDelay;
     }
@@ -400,8 +410,15 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     /// @inheritdoc INodeStaking
-    function unbonding(uint256 id) external view returns (Unbonding memory) {
-        return _unbondings[id];
+    function unbonding(uint256 id) public view returns (Unbonding memory entry) {
+        UnbondingEntry memory stored = _unbondings[id];
+        if (stored.shares == 0) return entry;
+        entry = Unbonding({
+            owner: address(uint160(id >> 96)),
+            maturity: stored.maturity,
+            operator: _operators[uint32(id >> 64)],
+            shares: stored.shares
+        });
     }
 
     /// @inheritdoc INodeStaking
@@ -425,7 +442,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
     /// @inheritdoc INodeStaking
     function unbondingValue(uint256 id) external view returns (uint256) {
-        Unbonding storage entry = _unbondings[id];
+        Unbonding memory entry = unbonding(id);
         if (entry.owner == address(0)) return 0;
         Pool storage p = _pools[entry.operator];
         uint256 fractionBps = _pendingSlashes[entry.operator].fractionBps;
@@ -466,11 +483,10 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         if (shares == 0) revert NodeStakingZeroShares();
         Position storage position = _positions[operator][msg.sender];
         _settleRewards(p, position);
-        position.shares += shares;
+        position.shares += uint128(shares);
         position.rewardDebt = _debt(p, position.shares);
-        p.totalShares += shares;
-        p.totalStake += amount;
-        totalBonded += amount;
+        (p.totalShares, p.totalStake) =
+            (SafeCast.toUint128(p.totalShares + shares), SafeCast.toUint128(p.totalStake + amount));
         _transferVotingUnits(address(0), operator, amount);
 
         token.safeTransferFrom(msg.sender, address(this), amount);
@@ -496,6 +512,12 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         uint48 since = Time.timestamp();
         _activity[operator].push(since, uint208(mask));
         _latestActivity[operator] = uint256(since) << 208 | mask;
+    }
+
+    /// @dev The id of `owner`'s `number`-th unbonding from the pool at `operatorIndex`: owner, operator and number
+    /// packed, so the entry itself is one slot.
+    function _unbondingId(address owner, uint32 operatorIndex, uint64 number) private pure returns (uint256) {
+        return uint256(uint160(owner)) << 96 | uint256(operatorIndex) << 64 | number;
     }
 
     /// @dev Jail `operator` from now; its activity ends now (the history's checkpoint is pushed when the slash
@@ -544,9 +566,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
         Pool storage p = _pools[operator];
         (uint256 fromBonded, uint256 fromUnbonding, uint256 reporterReward) = _slashAmounts(p, fractionBps, rewardBps);
-        p.totalStake -= fromBonded;
-        p.unbondingStake -= fromUnbonding;
-        totalBonded -= fromBonded;
+        (p.totalStake, p.unbondingStake) = (p.totalStake - uint128(fromBonded), p.unbondingStake - uint128(fromUnbonding));
         totalUnbonding -= fromUnbonding;
         _transferVotingUnits(operator, address(0), fromBonded);
         if (activityDeferred) _activity[operator].push(slashedAt, 0);
@@ -574,7 +594,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     function _settleRewards(Pool storage p, Position storage position) private {
-        position.pendingReward += _unsettled(p, position);
+        position.pendingReward += SafeCast.toUint128(_unsettled(p, position));
         position.rewardDebt = _debt(p, position.shares);
     }
 
@@ -586,8 +606,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         return accrued > debt ? accrued - debt : 0;
     }
 
-    function _debt(Pool storage p, uint256 shares) private view returns (uint256) {
-        return Math.mulDiv(shares, p.rewardPerShare, REWARD_PRECISION, Math.Rounding.Ceil);
+    function _debt(Pool storage p, uint256 shares) private view returns (uint128) {
+        return SafeCast.toUint128(Math.mulDiv(shares, p.rewardPerShare, REWARD_PRECISION, Math.Rounding.Ceil));
     }
 
     function _requireOperator(address operator) private view {

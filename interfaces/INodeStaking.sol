@@ -15,7 +15,9 @@ interface INodeStaking is IERC5805 {
         SettlementRelayer
     }
 
-    /// @notice An operator's pool: bonded and unbonding stake, their shares, and rewards per share.
+    /// @notice An operator's pool: bonded and unbonding stake, their shares, and rewards per share. Stake and
+    /// shares are paired in 128-bit slots (read and written together); a pool whose share price fell more than
+    /// 2^38-fold through slashing refuses new stake with `SafeCastOverflowedUintDowncast` rather than wrap.
     struct Pool {
         bool registered;
         bool jailed;
@@ -23,14 +25,17 @@ interface INodeStaking is IERC5805 {
         uint16 commissionBps;
         uint48 lastCommissionChange;
         uint48 jailedUntil;
-        uint256 totalStake;
-        uint256 totalShares;
-        uint256 unbondingStake;
-        uint256 unbondingShares;
+        uint32 index;
+        uint128 totalStake;
+        uint128 totalShares;
+        uint128 unbondingStake;
+        uint128 unbondingShares;
         uint256 rewardPerShare;
     }
 
-    /// @notice An unbonding claim: shares of its operator's unbonding pool, withdrawable from `maturity`.
+    /// @notice An unbonding claim: shares of its operator's unbonding pool, withdrawable from `maturity`. Its id
+    /// packs its owner (top 160 bits), its operator's registration index (`Pool.index`, 32 bits) and the
+    /// owner's count of unbondings from that pool (64 bits).
     struct Unbonding {
         address owner;
         uint48 maturity;
@@ -155,7 +160,7 @@ interface INodeStaking is IERC5805 {
     /// @notice Rewards `account` can claim from `operator`'s pool.
     function claimableRewards(address operator, address account) external view returns (uint256);
 
-    /// @notice Sum of bonded stake over all pools (pending slashes count once applied, like the votes).
+    /// @notice Sum of bonded stake over all pools: the total voting power (pending slashes count once applied).
     function totalBonded() external view returns (uint256);
 
     /// @notice Sum of unbonding stake over all pools.

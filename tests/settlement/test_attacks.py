@@ -496,7 +496,8 @@ def test_f7_node_posts_pending_and_unbonds_in_same_block__still_slashed(settleme
     assert receipts[0]["blockNumber"] == receipts[1]["blockNumber"]
     posted_at = chain.blocks[receipts[0]["blockNumber"]].timestamp
 
-    unbonding_id = staking.nextUnbondingId() - 1
+    unbond_receipt = chain.get_receipt(receipts[1]["transactionHash"].hex())
+    unbonding_id = unbond_receipt.events.filter(staking.UnbondingStarted)[0].id
     maturity = staking.unbonding(unbonding_id).maturity
     deadline = posted_at + window
     assert maturity == posted_at + delay and maturity - deadline == settlement.PROOF_REPORT_MARGIN()

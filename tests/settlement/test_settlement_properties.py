@@ -53,7 +53,7 @@ PAYMENT_TYPEHASH = keccak(
     "uint8 mode,uint256 maxAmount,uint64 deadline,uint256 nonce)")
 RECEIPT_TYPES = ["bytes32", "bytes32", "bytes32", "bytes32", "uint8", "address", "uint64", "address", "uint256"]
 PAYMENT_TYPES = ["address", "bytes32", "address", "bytes32", "bytes32", "uint8", "uint256", "uint64", "uint256"]
-POOL_TYPES = ["bool", "bool", "uint8", "uint16", "uint48", "uint48", "uint256", "uint256", "uint256", "uint256",
+POOL_TYPES = ["bool", "bool", "uint8", "uint16", "uint48", "uint48", "uint32", "uint128", "uint128", "uint128", "uint128",
               "uint256"]
 # Forged leaves the copycat can put in a batch, each with the fault a challenge proves (F signs the model faults:
 # SignerInactive comes first while F is jailed).
@@ -277,7 +277,7 @@ class SettlementMachine(ChainStateMachine):
         self.wallet = dict(zip(self.payers, values[2 * n + 1:2 * n + 3]))
         self.balance_before = values[2 * n + 3]
         self.nonce = dict(zip(self.payers, values[2 * n + 4:2 * n + 6]))
-        self.relayer_stake = values[-1][6]
+        self.relayer_stake = values[-1][7]
         self.allowance = {p: MAX_UINT for p in self.payers}
         self.spend_base = {p: self.wallet[p] + self.escrow[p] for p in self.payers}
 
@@ -1079,7 +1079,7 @@ class SettlementMachine(ChainStateMachine):
         every challenge of its leaves reverted `BatchSettlementNoFault` (`challenge` rule)."""
         snap = self._view()
         pool = snap["pools"][self.R]
-        assert not pool[1] and pool[6] == self.relayer_stake, "the honest relayer was slashed or jailed"
+        assert not pool[1] and pool[7] == self.relayer_stake, "the honest relayer was slashed or jailed"
         assert self.slashes_seen[self.R] == 0 and self.faults[self.R] == 0
         assert not any(p.rejected for p in self.posted.values() if p.relayer == self.R)
 

@@ -9,6 +9,10 @@ from staking_constants import (
     DAY, INFERENCE, JAIL_DURATION, MINIMUM_STAKES, OPG, RELAYER, REPORTER_REWARD_BPS, ROLE_BITS, TEE, UNBONDING_DELAY,
 )
 
+def unbonding_id(staking, tx):
+    return tx.events.filter(staking.UnbondingStarted)[0].id
+
+
 EVIDENCE = b"\x01" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -199,15 +203,17 @@ def test_unbond__shares__moves_value_to_unbonding_and_removes_votes(chain, staki
     register(operator)
     staking.stake(operator, 5_000 * OPG, sender=alice)
     tx = staking.unbond(operator, 2_000 * OPG, sender=alice)
-    assert tx.return_value == 1, "unbonding ids start at 1"
-    entry = staking.unbonding(1)
+    entry_id = unbonding_id(staking, tx)
+    assert entry_id == int(alice.address, 16) << 96 | staking.pool(operator).index << 64 | 1, "owner, pool, number"
+    entry = staking.unbonding(entry_id)
     assert entry.owner == alice.address and entry.operator == operator.address
     assert entry.maturity == chain.blocks.head.timestamp + UNBONDING_DELAY
-    assert staking.unbondingValue(1) == 2_000 * OPG
+    assert staking.unbondingValue(entry_id) == 2_000 * OPG
     assert staking.sharesOf(operator, alice) == 3_000 * OPG
     assert staking.totalUnbonding() == 2_000 * OPG
     assert staking.getVotes(operator) == MINIMUM_STAKES[INFERENCE] + 3_000 * OPG
-    assert staking.UnbondingStarted(1, operator, alice, 2_000 * OPG, 2_000 * OPG, entry.maturity) in tx.events
+    assert staking.UnbondingStarted(entry_id, operator, alice, 2_000 * OPG, 2_000 * OPG, entry.maturity) in tx.events
+    assert unbonding_id(staking, staking.unbond(operator, OPG, sender=alice)) == entry_id + 1
 
 
 def test_unbond__more_than_held__reverts(staking, register, operator, alice):
@@ -226,32 +232,32 @@ def test_unbond__zero__reverts(staking, register, operator):
 def test_withdraw__at_maturity__pays_owner(chain, staking, token, register, operator, alice, bob):
     register(operator)
     staking.stake(operator, 5_000 * OPG, sender=alice)
-    staking.unbond(operator, 5_000 * OPG, sender=alice)
+    entry_id = unbonding_id(staking, staking.unbond(operator, 5_000 * OPG, sender=alice))
     advance(chain, UNBONDING_DELAY)
     before = token.balanceOf(alice)
-    tx = staking.withdraw(1, sender=bob)  # anyone may trigger; the owner is paid
+    tx = staking.withdraw(entry_id, sender=bob)  # anyone may trigger; the owner is paid
     assert token.balanceOf(alice) == before + 5_000 * OPG
     assert staking.totalUnbonding() == 0
-    assert staking.unbonding(1).owner == ZERO_ADDRESS
-    assert tx.events[-1] == staking.Withdrawn(1, alice, 5_000 * OPG)
+    assert staking.unbonding(entry_id).owner == ZERO_ADDRESS
+    assert tx.events[-1] == staking.Withdrawn(entry_id, alice, 5_000 * OPG)
 
 
 def test_withdraw__before_maturity__reverts(chain, staking, register, operator):
     register(operator)
-    staking.unbond(operator, OPG, sender=operator)
-    maturity = staking.unbonding(1).maturity
+    entry_id = unbonding_id(staking, staking.unbond(operator, OPG, sender=operator))
+    maturity = staking.unbonding(entry_id).maturity
     chain.pending_timestamp = maturity - 1
-    with ape.reverts(staking.NodeStakingNotMatured, id=1, maturity=maturity):
-        staking.withdraw(1, sender=operator)
+    with ape.reverts(staking.NodeStakingNotMatured, id=entry_id, maturity=maturity):
+        staking.withdraw(entry_id, sender=operator)
 
 
 def test_withdraw__twice__reverts(chain, staking, register, operator):
     register(operator)
-    staking.unbond(operator, OPG, sender=operator)
+    entry_id = unbonding_id(staking, staking.unbond(operator, OPG, sender=operator))
     advance(chain, UNBONDING_DELAY)
-    staking.withdraw(1, sender=operator)
-    with ape.reverts(staking.NodeStakingUnknownUnbonding, id=1):
-        staking.withdraw(1, sender=operator)
+    staking.withdraw(entry_id, sender=operator)
+    with ape.reverts(staking.NodeStakingUnknownUnbonding, id=entry_id):
+        staking.withdraw(entry_id, sender=operator)
 
 
 # ------------------------------------------------------------------ slashing
@@ -262,7 +268,7 @@ def test_slash__fraction__announces_amounts_jails_and_values_drop_at_once(
 ):
     register(operator)
     staking.stake(operator, 10_000 * OPG, sender=alice)
-    staking.unbond(operator, 4_000 * OPG, sender=alice)
+    entry_id = unbonding_id(staking, staking.unbond(operator, 4_000 * OPG, sender=alice))
     treasury_before = token.balanceOf(treasury)
     tx = staking.slash(operator, 2_500, EVIDENCE, reporter, sender=slasher)
 
@@ -275,7 +281,7 @@ def test_slash__fraction__announces_amounts_jails_and_values_drop_at_once(
     # What each position is worth drops at once; stake, votes and tokens move when the slash is applied.
     assert staking.stakeOf(operator, alice) == 6_000 * OPG * 3 // 4
     assert staking.selfBond(operator) == 10_000 * OPG * 3 // 4
-    assert staking.unbondingValue(1) == 3_000 * OPG
+    assert staking.unbondingValue(entry_id) == 3_000 * OPG
     pending = staking.pendingSlash(operator)
     assert (pending.reporter, pending.fractionBps, pending.reporterRewardBps) == (reporter.address, 2_500, REPORTER_REWARD_BPS)
     assert staking.getVotes(operator) == 16_000 * OPG
@@ -287,7 +293,7 @@ def test_apply_slash__by_anyone__moves_exactly_the_announced_amounts(
 ):
     register(operator)
     staking.stake(operator, 10_000 * OPG, sender=alice)
-    staking.unbond(operator, 4_000 * OPG, sender=alice)
+    entry_id = unbonding_id(staking, staking.unbond(operator, 4_000 * OPG, sender=alice))
     announced = staking.slash(operator, 2_500, EVIDENCE, reporter, sender=slasher).events.filter(staking.Slashed)[0]
     treasury_before, bonded_before = token.balanceOf(treasury), staking.totalBonded()
 
@@ -304,7 +310,7 @@ def test_apply_slash__by_anyone__moves_exactly_the_announced_amounts(
         treasury_before + announced.fromBonded + announced.fromUnbonding - announced.reporterReward
     )
     assert staking.stakeOf(operator, alice) == 6_000 * OPG * 3 // 4, "applying changes no position's value"
-    assert staking.unbondingValue(1) == 3_000 * OPG
+    assert staking.unbondingValue(entry_id) == 3_000 * OPG
     assert staking.pendingSlash(operator).fractionBps == 0
 
 
@@ -325,14 +331,14 @@ def test_slash__pending__applied_before_any_later_action_on_the_pool(
     """Nothing that reads or moves the pool's stake or votes runs on the pre-slash numbers."""
     register(operator, self_bond=4 * MINIMUM_STAKES[INFERENCE])
     staking.stake(operator, 10_000 * OPG, sender=alice)
-    staking.unbond(operator, 1_000 * OPG, sender=alice)
+    entry_id = unbonding_id(staking, staking.unbond(operator, 1_000 * OPG, sender=alice))
     advance(chain, UNBONDING_DELAY)
     tx = staking.slash(operator, 1_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
     announced = tx.events.filter(staking.Slashed)[0]
     advance(chain, JAIL_DURATION)
     run = {
         "unbond": lambda: staking.unbond(operator, OPG, sender=alice),
-        "withdraw": lambda: staking.withdraw(1, sender=bob),
+        "withdraw": lambda: staking.withdraw(entry_id, sender=bob),
         "set_roles": lambda: staking.setRoles(ROLE_BITS[INFERENCE], sender=operator),
         "unjail": lambda: staking.unjail(sender=operator),
         # `staking.delegate` is ape's EIP-7702 property of any address, so the method is called by name.
@@ -400,11 +406,11 @@ def test_slash__unbonding_just_before__does_not_escape_it(chain, staking, token,
     """Regression: a delegator who sees a slash coming and unbonds first still loses the same fraction."""
     register(operator)
     staking.stake(operator, 10_000 * OPG, sender=alice)
-    staking.unbond(operator, staking.sharesOf(operator, alice), sender=alice)
+    entry_id = unbonding_id(staking, staking.unbond(operator, staking.sharesOf(operator, alice), sender=alice))
     staking.slash(operator, 5_000, EVIDENCE, ZERO_ADDRESS, sender=slasher)
     advance(chain, UNBONDING_DELAY)
     before = token.balanceOf(alice)
-    staking.withdraw(1, sender=alice)
+    staking.withdraw(entry_id, sender=alice)
     assert token.balanceOf(alice) - before == 5_000 * OPG
 
 
@@ -491,7 +497,7 @@ def test_claim__after_unbonding__keeps_rewards_earned_before(staking, register, 
     register(operator, commission_bps=0)
     staking.stake(operator, 10_000 * OPG, sender=alice)
     staking.notifyReward(operator, 100 * OPG, sender=bob)
-    staking.unbond(operator, staking.sharesOf(operator, alice), sender=alice)
+    entry_id = unbonding_id(staking, staking.unbond(operator, staking.sharesOf(operator, alice), sender=alice))
     staking.notifyReward(operator, 100 * OPG, sender=bob)
     assert staking.claimableRewards(operator, alice) == 50 * OPG
 
