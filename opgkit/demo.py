@@ -209,11 +209,13 @@ class Story:
         before = self.suite["OPGToken"].balanceOf(self.cast.challenger)
         tx = batches.challenge(batch_id, batch.leaf(2), sender=self.cast.challenger)
         fault = tx.events.filter(batches.BatchChallenged)[0].fault
-        reward = self.suite["OPGToken"].balanceOf(self.cast.challenger) - before
-        self.say(f"   challenge proved {Fault(fault).name} on receipt 3: batch {batch_id} is "
+        self.say(f"   challenge proved {Fault(fault).name} on receipt 3 ({tx.gas_used:,} gas): batch {batch_id} is "
                  f"{Status(batches.batchStatus(batch_id)).name}")
-        self.say(f"   relayer slashed {opg(bond - staking.selfBond(self.cast.relayer))} and jailed; "
-                 f"challenger rewarded {opg(reward)}")
+        self.say(f"   relayer slashed {opg(bond - staking.selfBond(self.cast.relayer))} and jailed")
+        # The slash was recorded; anyone applies it (a keeper would, on the `Slashed` event): stake, votes, payouts.
+        applied = staking.applySlash(self.cast.relayer, sender=self.cast.challenger)
+        reward = self.suite["OPGToken"].balanceOf(self.cast.challenger) - before
+        self.say(f"   slash applied ({applied.gas_used:,} gas): challenger rewarded {opg(reward)}")
         refusal = self._refusal(batches, "claimBatchReceipt", batch_id, batch.leaf(0), NO_AUTHORIZATION, b"",
                                 sender=self.cast.payer)
         self.say(f"   the payer's claim of an honest receipt in it is refused: {refusal}; that request is "

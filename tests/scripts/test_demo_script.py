@@ -23,6 +23,7 @@ def test_demo__local_chain__runs_every_chapter_and_reports():
         "challenge proved BAD_SIGNATURE on receipt 3",
         "is REJECTED",
         "relayer slashed 10,000 OPG and jailed",
+        "challenger rewarded 1,000 OPG",
         "is refused: BatchSettlementBatchRejected",
         "release refused: InferenceSettlementNotVerified",
         "released 500 OPG",
