@@ -369,6 +369,9 @@ def assert_rejected(batches, staking, token, batch_id, tx, fault, relayer, chall
     assert slashed.operator == relayer.address and slashed.reporter == challenger.address
     assert slashed.fractionBps == batches.relayerSlashBps()
     assert slashed.reporterReward > 0
+    # The slash is recorded by the challenge and paid out when applied (by anyone; here a bystander).
+    assert token.balanceOf(challenger) == challenger_before
+    staking.applySlash(relayer, sender=relayer)
     assert token.balanceOf(challenger) == challenger_before + slashed.reporterReward
 
 

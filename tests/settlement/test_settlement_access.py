@@ -28,7 +28,7 @@ SETTLEMENT_PRIVILEGED = [
 ]
 SETTLEMENT_OPEN = {
     "settle", "settleWithAuthorization", "postPending", "deliverProof", "reportMissedProof", "releaseBatchPayment",
-    "deposit", "withdrawEscrow", "withdrawProceeds", "distributeStakerRewards", "revokeAuthorizations",
+    "deposit", "withdrawEscrow", "withdrawProceeds", "revokeAuthorizations",
     "renounceRole",
 }
 SETTLEMENT_BATCH_ONLY = {"recordBatchReceipt"}
