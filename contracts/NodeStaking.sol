@@ -60,8 +60,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     uint8 public constant ALL_ROLES = 7;
 
     /// @dev Rewards per share are kept to 36 decimals, so a pool loses less than 1 wei to rounding however
-    /// many shares it has; each position loses less than 1 wei per change of its shares, and rounding never
-    /// owes a position more than it earned.
+    /// many shares it has; each position loses less than 1 wei per reward it shares in or change of its shares,
+    /// and rounding never owes a position more than it earned.
     uint256 private constant REWARD_PRECISION = 1e36;
 
     IERC20 public immutable token;
@@ -82,8 +82,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     struct Position {
         uint128 shares;
         uint64 unbondings;
-        uint128 rewardDebt;
-        uint128 pendingReward;
+        uint256 rewardDebt;
+        uint256 pendingReward;
     }
 
     /// @dev An unbonding entry in one slot: its owner, operator and number are in its id (see `_unbondingId`).
@@ -250,18 +250,18 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
         uint256 amount = Math.mulDiv(shares, p.totalStake, p.totalShares);
         _settleRewards(p, position);
-        position.shares -= uint128(shares);
+        position.shares -= uint128(shares); // at most the position's shares, checked above
         position.rewardDebt = _debt(p, position.shares);
-        (p.totalShares, p.totalStake) = (p.totalShares - uint128(shares), p.totalStake - uint128(amount));
+        p.totalShares -= shares;
+        p.totalStake -= amount;
         _transferVotingUnits(operator, address(0), amount);
 
         uint256 unbondingShares = p.unbondingShares == 0
             ? amount
             : Math.mulDiv(amount, p.unbondingShares, p.unbondingStake);
         if (unbondingShares == 0) revert NodeStakingZeroShares();
-        (p.unbondingShares, p.unbondingStake) = (
-            SafeCast.toUint128(p.unbondingShares + unbondingShares), SafeCast.toUint128(p.unbondingStake + amount)
-        );
+        p.unbondingShares += unbondingShares;
+        p.unbondingStake += amount;
         totalUnbonding += amount;
 
         id = _unbondingId(msg.sender, p.index, ++position.unbondings);
@@ -280,7 +280,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         _applySlash(entry.operator);
         Pool storage p = _pools[entry.operator];
         amount = Math.mulDiv(entry.shares, p.unbondingStake, p.unbondingShares);
-        (p.unbondingShares, p.unbondingStake) = (p.unbondingShares - uint128(entry.shares), p.unbondingStake - uint128(amount));
+        p.unbondingShares -= entry.shares;
+        p.unbondingStake -= amount;
         totalUnbonding -= amount;
         delete _unbondings[id];
 
@@ -329,7 +330,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
             return;
         }
         uint256 commission = amount * p.commissionBps / BPS;
-        _positions[operator][operator].pendingReward += SafeCast.toUint128(commission);
+        _positions[operator][operator].pendingReward += commission;
         p.rewardPerShare += Math.mulDiv(amount - commission, REWARD_PRECISION, p.totalShares);
         rewardReserve += amount;
         emit RewardNotified(operator, msg.sender, amount, commission);
@@ -477,16 +478,21 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     function _stake(address operator, uint256 amount) private returns (uint256 shares) {
         if (amount == 0) revert NodeStakingZeroAmount();
         Pool storage p = _pools[operator];
-        if (p.jailed) revert NodeStakingOperatorJailed(operator);
+        if (p.jailed) {
+            // Only the operator itself, to cover its roles' minimums again before `unjail`; its pending slash
+            // is taken first, so the new stake is not slashed for what happened before it.
+            if (msg.sender != operator) revert NodeStakingOperatorJailed(operator);
+            _applySlash(operator);
+        }
 
         shares = p.totalShares == 0 ? amount : Math.mulDiv(amount, p.totalShares, p.totalStake);
         if (shares == 0) revert NodeStakingZeroShares();
         Position storage position = _positions[operator][msg.sender];
         _settleRewards(p, position);
-        position.shares += uint128(shares);
+        position.shares += SafeCast.toUint128(shares);
         position.rewardDebt = _debt(p, position.shares);
-        (p.totalShares, p.totalStake) =
-            (SafeCast.toUint128(p.totalShares + shares), SafeCast.toUint128(p.totalStake + amount));
+        p.totalShares += shares;
+        p.totalStake += amount;
         _transferVotingUnits(address(0), operator, amount);
 
         token.safeTransferFrom(msg.sender, address(this), amount);
@@ -566,7 +572,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
 
         Pool storage p = _pools[operator];
         (uint256 fromBonded, uint256 fromUnbonding, uint256 reporterReward) = _slashAmounts(p, fractionBps, rewardBps);
-        (p.totalStake, p.unbondingStake) = (p.totalStake - uint128(fromBonded), p.unbondingStake - uint128(fromUnbonding));
+        p.totalStake -= fromBonded;
+        p.unbondingStake -= fromUnbonding;
         totalUnbonding -= fromUnbonding;
         _transferVotingUnits(operator, address(0), fromBonded);
         if (activityDeferred) _activity[operator].push(slashedAt, 0);
@@ -594,7 +601,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
     }
 
     function _settleRewards(Pool storage p, Position storage position) private {
-        position.pendingReward += SafeCast.toUint128(_unsettled(p, position));
+        position.pendingReward += _unsettled(p, position);
         position.rewardDebt = _debt(p, position.shares);
     }
 
@@ -606,8 +613,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         return accrued > debt ? accrued - debt : 0;
     }
 
-    function _debt(Pool storage p, uint256 shares) private view returns (uint128) {
-        return SafeCast.toUint128(Math.mulDiv(shares, p.rewardPerShare, REWARD_PRECISION, Math.Rounding.Ceil));
+    function _debt(Pool storage p, uint256 shares) private view returns (uint256) {
+        return Math.mulDiv(shares, p.rewardPerShare, REWARD_PRECISION, Math.Rounding.Ceil);
     }
 
     function _requireOperator(address operator) private view {

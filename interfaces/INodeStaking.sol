@@ -15,9 +15,8 @@ interface INodeStaking is IERC5805 {
         SettlementRelayer
     }
 
-    /// @notice An operator's pool: bonded and unbonding stake, their shares, and rewards per share. Stake and
-    /// shares are paired in 128-bit slots (read and written together); a pool whose share price fell more than
-    /// 2^38-fold through slashing refuses new stake with `SafeCastOverflowedUintDowncast` rather than wrap.
+    /// @notice An operator's pool: bonded and unbonding stake, their shares, and rewards per share; `index` is its
+    /// place in registration order (meaningful only when `registered`), used in unbonding ids.
     struct Pool {
         bool registered;
         bool jailed;
@@ -26,10 +25,10 @@ interface INodeStaking is IERC5805 {
         uint48 lastCommissionChange;
         uint48 jailedUntil;
         uint32 index;
-        uint128 totalStake;
-        uint128 totalShares;
-        uint128 unbondingStake;
-        uint128 unbondingShares;
+        uint256 totalStake;
+        uint256 totalShares;
+        uint256 unbondingStake;
+        uint256 unbondingShares;
         uint256 rewardPerShare;
     }
 
@@ -93,7 +92,8 @@ interface INodeStaking is IERC5805 {
     /// @notice Change the caller's commission. Decreases apply at once; increases are rate-limited.
     function setCommission(uint16 commissionBps) external;
 
-    /// @notice Bond `amount` OPG (pulled from the caller) into `operator`'s pool.
+    /// @notice Bond `amount` OPG (pulled from the caller) into `operator`'s pool. A jailed pool takes stake only
+    /// from its operator (to cover its roles' minimums before `unjail`).
     function stake(address operator, uint256 amount) external returns (uint256 shares);
 
     /// @notice Start unbonding `shares` of the caller's position in `operator`'s pool.

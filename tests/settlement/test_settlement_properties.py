@@ -53,7 +53,7 @@ PAYMENT_TYPEHASH = keccak(
     "uint8 mode,uint256 maxAmount,uint64 deadline,uint256 nonce)")
 RECEIPT_TYPES = ["bytes32", "bytes32", "bytes32", "bytes32", "uint8", "address", "uint64", "address", "uint256"]
 PAYMENT_TYPES = ["address", "bytes32", "address", "bytes32", "bytes32", "uint8", "uint256", "uint64", "uint256"]
-POOL_TYPES = ["bool", "bool", "uint8", "uint16", "uint48", "uint48", "uint32", "uint128", "uint128", "uint128", "uint128",
+POOL_TYPES = ["bool", "bool", "uint8", "uint16", "uint48", "uint48", "uint32", "uint256", "uint256", "uint256", "uint256",
               "uint256"]
 # Forged leaves the copycat can put in a batch, each with the fault a challenge proves (F signs the model faults:
 # SignerInactive comes first while F is jailed).

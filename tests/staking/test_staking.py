@@ -438,6 +438,21 @@ def test_unjail__self_bond_below_minimum__reverts(chain, staking, register, oper
         staking.unjail(sender=operator)
 
 
+def test_stake__jailed_operator_tops_up_its_own_bond__pending_slash_first_then_unjail(
+    chain, staking, register, operator, slasher
+):
+    """A slash that leaves the self-bond below the minimum is not a life sentence: the operator (only it) may top
+    up while jailed; its pending slash is applied first, so the new stake is not cut by it."""
+    register(operator)
+    announced = staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher).events.filter(staking.Slashed)[0]
+    tx = staking.stake(operator, MINIMUM_STAKES[INFERENCE] // 100, sender=operator)
+    assert tx.events.filter(staking.SlashApplied)[0].fromBonded == announced.fromBonded
+    assert staking.selfBond(operator) == MINIMUM_STAKES[INFERENCE] - announced.fromBonded + MINIMUM_STAKES[INFERENCE] // 100
+    advance(chain, JAIL_DURATION)
+    staking.unjail(sender=operator)
+    assert staking.isActiveOperator(operator, INFERENCE)
+
+
 def test_unjail__not_jailed__reverts(staking, register, operator):
     register(operator)
     with ape.reverts(staking.NodeStakingNotJailed, operator=operator.address):
@@ -559,3 +574,20 @@ def test_slash__zero_jail_duration__jail_still_outlasts_its_second(chain, stakin
     advance(chain, 1)
     staking.unjail(sender=operator)
     assert not staking.wasActiveOperator(operator, INFERENCE, slashed_at)
+
+
+def test_reward_per_share_poisoning__reward_into_a_one_wei_pool_cannot_block_later_stakes(
+    staking, register, operator, alice, bob
+):
+    """An emptied pool, 1 wei staked, then a reward: rewards per share become huge; every later position's
+    reward debt must still be representable, so the operator can bond again and delegators can join."""
+    register(operator)
+    staking.unbond(operator, staking.sharesOf(operator, operator), sender=operator)
+    staking.stake(operator, 1, sender=alice)
+    staking.notifyReward(operator, OPG, sender=alice)
+    staking.claimRewards(operator, sender=alice)
+    staking.stake(operator, MINIMUM_STAKES[INFERENCE], sender=operator)
+    staking.stake(operator, 1_000 * OPG, sender=bob)
+    assert staking.isActiveOperator(operator, INFERENCE)
+    staking.notifyReward(operator, OPG, sender=alice)
+    assert staking.claimableRewards(operator, bob) > 0

@@ -90,11 +90,12 @@ class StakingMachine(ChainStateMachine):
         amount = self.token.balanceOf(account) * fraction // 1000
         if amount == 0:
             return
-        if self.staking.pool(op).jailed:
+        if self.staking.pool(op).jailed and account != op:
             with ape.reverts(self.staking.NodeStakingOperatorJailed):
                 self.staking.stake(op, amount, sender=account)
             return
-        self.staking.stake(op, amount, sender=account)
+        # A jailed operator may top up its own bond; its pending slash is applied first.
+        self._track(self.staking.stake(op, amount, sender=account))
         self.expected_balance += amount
         self._touched(op, account)
 
