@@ -46,9 +46,16 @@ def advance(chain, seconds: int) -> None:
 
 @contextmanager
 def isolated_example():
-    """Run one Hypothesis example against a chain snapshot that is restored afterwards."""
-    with chain.isolate():
+    """Run one Hypothesis example against a chain snapshot that is restored afterwards. An exception raised by
+    the example (a failed assertion included) propagates: ape's ``chain.isolate()`` is not used because it
+    swallows every exception raised inside it, which would make each example pass whatever it asserts."""
+    snapshot = chain.snapshot()
+    pending = chain.pending_timestamp
+    try:
         yield
+    finally:
+        chain.restore(snapshot)
+        chain.pending_timestamp = pending
 
 
 class ChainStateMachine(RuleBasedStateMachine):

@@ -5,7 +5,7 @@ from hypothesis import settings
 from hypothesis.stateful import initialize, rule, run_state_machine_as_test
 
 from opgkit import testing
-from opgkit.testing import ChainStateMachine
+from opgkit.testing import ChainStateMachine, isolated_example
 
 
 def test_load_hypothesis_profile__audit__has_at_least_20x_ci(monkeypatch):
@@ -48,3 +48,15 @@ def test_chain_state_machine__runs__each_start_from_the_same_chain_state(token, 
     TransfersOutAndChecksCleanStart.receiver = alice
     run_state_machine_as_test(TransfersOutAndChecksCleanStart, settings=settings(max_examples=5, stateful_step_count=3))
     assert token.balanceOf(alice) == 0
+
+
+def test_isolated_example__failing_example__raises_and_rolls_back(token, treasury, alice):
+    """A failed assertion inside an isolated example must fail the test (ape's `chain.isolate()` swallows it),
+    and the example's transactions are rolled back either way."""
+    before = token.balanceOf(alice)
+    with pytest.raises(AssertionError, match="the example failed"):
+        with isolated_example():
+            token.transfer(alice, 1, sender=treasury)
+            assert token.balanceOf(alice) == before + 1
+            raise AssertionError("the example failed")
+    assert token.balanceOf(alice) == before
