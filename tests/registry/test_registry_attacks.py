@@ -10,14 +10,25 @@ the registrant (`modelIdOf(registrant, contentHash, zkVerifier, verifyingKeyDige
 copier's own id, which no one else uses, and the honest registration still lands under the id its registrant
 computed beforehand. Only an id's owner can deprecate it, and deprecating one id leaves every other
 registration of the same content usable.
+
+Heartbeat backdating. `TEERegistry.heartbeat(teeKey, timestamp, signature)` used to checkpoint the heartbeat
+at its signed `timestamp`, which may lie up to the age limit in the past. Relaying a heartbeat late then
+rewrote history: `isActive(key, t)` turned from false to true for a `t` that had already passed, so a receipt
+dated at a time the TEE was dead (refused then) became settleable afterwards. A heartbeat is now
+checkpointed at the block time that records it, with its signed time as the value: it never changes
+`isActive` for a time before its block, and the age limit still runs from when the enclave signed it.
 """
 
 import ape
+import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from registry_helpers import BIT, OPG, TEE, VANILLA, spec
+from opgkit.attestation import sign_heartbeat
+from opgkit.receipts import Mode, Receipt, Status, sign_receipt
+from registry_helpers import BIT, HOUR, MAX_HEARTBEAT_AGE, OPG, TEE, VANILLA, spec
 
+DAY = 24 * HOUR
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
@@ -73,3 +84,54 @@ def test_a9_model_front_run__copier_cannot_make_hash_unusable(models, alice, bob
     assert models.refusalOf(honest_id, TEE) == 0  # Refusal.None
     assert models.deprecatedAt(honest_id) == 0 and not models.model(honest_id).deprecated
     assert models.model(honest_id).contentHash == models.model(copy_id).contentHash == honest["contentHash"]
+
+
+# ---------------------------------------------------------------- heartbeat backdating
+
+
+@pytest.fixture(scope="module")
+def settlement(project, deployer, token, tee_staking, models, tees, treasury, gov):
+    """InferenceSettlement over the registries of this module (individual settlement needs no batch contract)."""
+    return deployer.deploy(project.InferenceSettlement, token, tee_staking, models, tees, treasury, gov, HOUR, DAY)
+
+
+def tee_receipt(label, model_id, tee_key, timestamp, payer) -> Receipt:
+    return Receipt(requestId=keccak(text=f"request {label}"), modelId=model_id, inputHash=keccak(text=f"input {label}"),
+                   outputHash=keccak(text=f"output {label}"), mode=Mode.TEE, signer=tee_key.address,
+                   timestamp=timestamp, payer=payer.address)
+
+
+def test_heartbeat_backdating__late_relay_cannot_revive_past(chain, tees, settlement, register_tee, register_model,
+                                                             operator, alice, bob, carol):
+    """The TEE's heartbeat lapses, so it is dead at `t`, and a receipt it signed dated `t` is refused. The enclave
+    had signed a heartbeat shortly before `t`; relaying it now (still within the age window) must revive the TEE
+    from now on only: it stays dead at `t` and the receipt dated `t` is still refused."""
+    key = register_tee(operator, "backdating")
+    model_id = register_model(carol, "backdating model")
+    registered = chain.blocks.head.timestamp
+    t = registered + MAX_HEARTBEAT_AGE + 100  # the registration's heartbeat lapsed 100 seconds before
+    signed = t - 10  # a heartbeat signed then, withheld
+    chain.pending_timestamp = t + 60
+    chain.mine()
+    assert not tees.isActive(key.address, t)
+    dead = tee_receipt("dated t", model_id, key, t, alice)
+    with ape.reverts(settlement.InferenceSettlementSignerInactive, signer=key.address, timestamp=t) as refused:
+        settlement.settle(dead.as_args(), sign_receipt(settlement, dead, key.key), sender=alice)
+    assert isinstance(refused.value, settlement.InferenceSettlementSignerInactive)
+
+    recorded = tees.heartbeat(key.address, signed, sign_heartbeat(tees, key, signed), sender=bob).timestamp
+    assert recorded - signed <= MAX_HEARTBEAT_AGE  # within the window: the relay itself is valid
+    assert tees.lastHeartbeat(key.address) == signed
+
+    assert not tees.isActive(key.address, t)  # still dead at `t` ...
+    assert tees.isActive(key.address, recorded)  # ... alive from the block that recorded the heartbeat ...
+    for past in (signed, recorded - 1):  # ... and at no earlier time
+        assert not tees.isActive(key.address, past)
+    with ape.reverts(settlement.InferenceSettlementSignerInactive, signer=key.address, timestamp=t) as refused:
+        settlement.settle(dead.as_args(), sign_receipt(settlement, dead, key.key), sender=alice)
+    assert isinstance(refused.value, settlement.InferenceSettlementSignerInactive)
+    assert settlement.recordOf(alice, dead.requestId).status == Status.NONE
+
+    alive = tee_receipt("dated at the relay", model_id, key, recorded, alice)
+    settlement.settle(alive.as_args(), sign_receipt(settlement, alive, key.key), sender=alice)
+    assert settlement.recordOf(alice, alive.requestId).status == Status.FINAL
