@@ -10,8 +10,11 @@ import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
 /// @notice On-chain provenance for models: who owns which weights, where they are stored, what an inference
 /// costs, which verification modes its receipts may use, and where it comes from.
 ///
-/// A model's id is its content hash bound to its ZKML verifier and verifying-key digest, so changing the
-/// ZKML binding yields a new id: a new version, never an in-place edit. Registration is permissionless.
+/// A model's id is its registrant's address, its content hash, its ZKML verifier and its verifying-key
+/// digest, hashed together: changing the ZKML binding yields a new id (a new version, never an in-place
+/// edit), and nobody can register, and so own, deprecate or reprice, the id another account computed for
+/// itself. Copying a pending registration from the mempool only registers the copier's own id, under which
+/// nobody else settles. Registration is permissionless.
 /// A child names an existing parent: a *version* (parent's owner only) joins the parent's family, a
 /// *fork* (anyone) starts a family of its own. Parents are immutable and must exist first, so the lineage
 /// is a forest and can never contain a cycle.
@@ -52,7 +55,7 @@ contract ModelRegistry is IModelRegistry {
     function register(ModelSpec calldata spec) external returns (bytes32 modelId) {
         if (spec.contentHash == bytes32(0)) revert ModelRegistryEmptyContentHash();
         _checkPolicy(spec);
-        modelId = modelIdOf(spec.contentHash, spec.zkVerifier, spec.verifyingKeyDigest);
+        modelId = modelIdOf(msg.sender, spec.contentHash, spec.zkVerifier, spec.verifyingKeyDigest);
         if (_models[modelId].owner != address(0)) revert ModelRegistryAlreadyRegistered(modelId);
 
         bytes32 family = modelId;
@@ -101,7 +104,8 @@ contract ModelRegistry is IModelRegistry {
         _models[modelId].price = price;
     }
 
-    /// @notice Deprecate a model for good: it accepts no new receipts; its record stays readable.
+    /// @notice Deprecate a model for good: it accepts no new receipts; its record stays readable. Only this id
+    /// is affected: the same content registered by anyone else is another id.
     function deprecate(bytes32 modelId) external onlyModelOwner(modelId) {
         if (_models[modelId].deprecated) revert ModelRegistryDeprecated(modelId);
         _models[modelId].deprecated = true;
@@ -130,8 +134,12 @@ contract ModelRegistry is IModelRegistry {
     // ---------------------------------------------------------------- views
 
     /// @inheritdoc IModelRegistry
-    function modelIdOf(bytes32 contentHash, address zkVerifier, bytes32 verifyingKeyDigest) public pure returns (bytes32) {
-        return keccak256(abi.encode(contentHash, zkVerifier, verifyingKeyDigest));
+    function modelIdOf(address registrant, bytes32 contentHash, address zkVerifier, bytes32 verifyingKeyDigest)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(registrant, contentHash, zkVerifier, verifyingKeyDigest));
     }
 
     /// @inheritdoc IModelRegistry

@@ -21,9 +21,11 @@ import {ITEERegistry} from "../interfaces/ITEERegistry.sol";
 /// an expiry; an `IAttestationVerifier` judges the evidence for it.
 ///
 /// History is kept in checkpoints so `isActive(teeKey, t)` answers for any past `t`: enabled status and
-/// heartbeats per TEE, the heartbeat age limit globally. Revoking a measurement stores one timestamp, so
-/// it is O(1) and deactivates every TEE on it from that moment. A new measurement needs a new key
-/// (`reattest` with another key rotates it); the same key can only refresh endpoint, TLS hash and payee.
+/// heartbeats per TEE, the heartbeat age limit globally. Every checkpoint is keyed by the block time it was
+/// written at, so nothing recorded later (a heartbeat relayed late included) changes an answer for an
+/// earlier time. Revoking a measurement stores one timestamp, so it is O(1) and deactivates every TEE on it
+/// from that moment. A new measurement needs a new key (`reattest` with another key rotates it); the same
+/// key can only refresh endpoint, TLS hash and payee.
 contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
     using Checkpoints for Checkpoints.Trace208;
     using EnumerableSet for EnumerableSet.AddressSet;
@@ -178,7 +180,10 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
     }
 
     /// @notice Record a heartbeat the TEE key signed (EIP-712 `Heartbeat(teeKey, timestamp)`). Anyone may
-    /// relay it; it must be newer than the last one and no older than the heartbeat age limit.
+    /// relay it; its signed `timestamp` must be newer than the last one and no older than the heartbeat age
+    /// limit. It counts from the block that records it, never before: it is checkpointed at `block.timestamp`
+    /// with `timestamp` as its value, so a heartbeat relayed late cannot make the TEE active at a time that
+    /// has already passed, and the age limit still runs from `timestamp` (when the enclave was seen alive).
     function heartbeat(address teeKey, uint64 timestamp, bytes calldata signature) external {
         _liveTee(teeKey);
         if (timestamp > block.timestamp || block.timestamp - timestamp > _maxHeartbeatAge.latest()) {
@@ -190,7 +195,7 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
         if (!SignatureChecker.isValidSignatureNow(teeKey, digest, signature)) {
             revert TEERegistryInvalidHeartbeatSignature(teeKey);
         }
-        _heartbeats[teeKey].push(SafeCast.toUint48(timestamp), timestamp);
+        _heartbeats[teeKey].push(_now(), timestamp);
         emit Heartbeat(teeKey, timestamp);
     }
 
@@ -219,6 +224,7 @@ contract TEERegistry is ITEERegistry, AccessControl, EIP712, Nonces {
         if (_valueAt(_enabledHistory[teeKey], at) == 0) return false;
         uint48 revokedAt = _measurements[t.measurement].revokedAt;
         if (revokedAt != 0 && at >= revokedAt) return false;
+        // The signed time of the last heartbeat recorded at or before `at` (never later than `at`).
         uint256 beat = _valueAt(_heartbeats[teeKey], at);
         if (beat == 0 || timestamp - beat > _valueAt(_maxHeartbeatAge, at)) return false;
         return staking.wasActiveOperator(t.operator, INodeStaking.Role.TeeNode, timestamp);

@@ -70,6 +70,9 @@ interface IModelRegistry {
     event ModelOwnershipTransferStarted(bytes32 indexed modelId, address indexed owner, address indexed pendingOwner);
     event ModelOwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
 
+    /// @notice Register a model owned by the caller, under `modelIdOf(msg.sender, spec.contentHash,
+    /// spec.zkVerifier, spec.verifyingKeyDigest)`; reverts `ModelRegistryAlreadyRegistered` if the caller
+    /// registered that id before.
     function register(ModelSpec calldata spec) external returns (bytes32 modelId);
     function setUri(bytes32 modelId, string calldata uri) external;
     function setPrice(bytes32 modelId, uint256 price) external;
@@ -77,8 +80,14 @@ interface IModelRegistry {
     function transferOwnership(bytes32 modelId, address newOwner) external;
     function acceptOwnership(bytes32 modelId) external;
 
-    /// @notice The id a spec registers under: its content hash bound to its ZKML verifier and key digest.
-    function modelIdOf(bytes32 contentHash, address zkVerifier, bytes32 verifyingKeyDigest) external pure returns (bytes32);
+    /// @notice The id `registrant` registers a spec under: `keccak256(abi.encode(registrant, contentHash,
+    /// zkVerifier, verifyingKeyDigest))`. The registrant is the account that calls `register` (the model's
+    /// first owner; the id stays when ownership moves), so an id can be computed before registering, and no
+    /// one else can take it: another account registering the same spec gets an id of its own.
+    function modelIdOf(address registrant, bytes32 contentHash, address zkVerifier, bytes32 verifyingKeyDigest)
+        external
+        pure
+        returns (bytes32);
     function model(bytes32 modelId) external view returns (Model memory);
     function exists(bytes32 modelId) external view returns (bool);
     /// @notice True when the model exists, is not deprecated, allows `mode` and `mode` meets its minimum.

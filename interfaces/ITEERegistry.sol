@@ -56,18 +56,24 @@ interface ITEERegistry {
         bytes calldata evidence
     ) external;
 
+    /// @notice Record a heartbeat signed by `teeKey` at `timestamp` (relayed by anyone); it counts from the
+    /// block that records it, not from `timestamp`.
     function heartbeat(address teeKey, uint64 timestamp, bytes calldata signature) external;
     function setEnabled(address teeKey, bool enabled) external;
 
     /// @notice Whether `teeKey` was registered, enabled, on an approved and unrevoked measurement, and had a
     /// heartbeat within the maximum age, at `timestamp`, and its operator was an active staked TEE node then
-    /// (`NodeStaking.wasActiveOperator`), so jailing the operator later does not change it. Future timestamps
-    /// are never active.
+    /// (`NodeStaking.wasActiveOperator`), so jailing the operator later does not change it. The heartbeat is
+    /// the last one recorded on chain at or before `timestamp`, and its signed time must be within the age
+    /// limit in force at `timestamp`: a heartbeat relayed later, whatever time it was signed at, never changes
+    /// the answer for a time before the block that recorded it. Future timestamps are never active.
     function isActive(address teeKey, uint256 timestamp) external view returns (bool);
     function tee(address teeKey) external view returns (Tee memory);
     /// @notice The operator of `teeKey` and the address its fees are paid to (both zero for an unknown key).
     function payeeOf(address teeKey) external view returns (address operator, address paymentAddress);
     function measurement(bytes32 measurementHash) external view returns (Measurement memory);
+    /// @notice The signed time of the latest heartbeat recorded for `teeKey` (registration and re-attestation
+    /// count as heartbeats at their block's time).
     function lastHeartbeat(address teeKey) external view returns (uint256);
     function teeCountOfOperator(address operator) external view returns (uint256);
     function teesOfOperator(address operator, uint256 offset, uint256 limit) external view returns (address[] memory);

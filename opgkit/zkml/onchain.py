@@ -95,7 +95,8 @@ def deploy_model(
         f"{name}.EzklVerifierAdapter", deployer, project.EzklVerifierAdapter,
         halo2.address, len(artifacts.model.features), len(artifacts.model.outputs), artifacts.vk_digest,
     )
-    model_id = registry.modelIdOf(artifacts.content_hash, adapter.address, artifacts.vk_digest)
+    # The id is bound to the registering account: the model is (or will be) registered by `deployer`.
+    model_id = registry.modelIdOf(deployer.address, artifacts.content_hash, adapter.address, artifacts.vk_digest)
     newly_registered = not registry.exists(model_id)
     if newly_registered:
         registry.register(model_spec(artifacts, adapter.address, price, uri), sender=deployer)

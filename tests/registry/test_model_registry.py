@@ -19,13 +19,31 @@ def zkml(label="zk", **overrides):
 
 def test_register__root_model__stores_record_and_emits(models, alice):
     tx = models.register(spec("base"), sender=alice)
-    model_id = keccak(encode(["bytes32", "address", "bytes32"], [content_hash("base"), ZERO_ADDRESS, ZERO32]))
+    model_id = keccak(encode(["address", "bytes32", "address", "bytes32"],
+                             [alice.address, content_hash("base"), ZERO_ADDRESS, ZERO32]))
     record = models.model(model_id)
     assert (record.owner, record.uri, record.price) == (alice.address, "ipfs://base", 2 * OPG)
     assert record.family == model_id and record.parent == ZERO32
     assert record.contentHash == content_hash("base")
     assert tx.events == [models.ModelRegistered(model_id, alice, ZERO32, model_id, content_hash("base"))]
-    assert models.modelIdOf(content_hash("base"), ZERO_ADDRESS, ZERO32) == model_id
+    assert models.modelIdOf(alice, content_hash("base"), ZERO_ADDRESS, ZERO32) == model_id
+
+
+def test_register__same_spec_by_another_account__its_own_id(models, register_model, alice, bob):
+    mine, theirs = register_model(alice), register_model(bob)
+    assert mine != theirs
+    assert theirs == models.modelIdOf(bob, content_hash("base"), ZERO_ADDRESS, ZERO32)
+    assert (models.model(mine).owner, models.model(theirs).owner) == (alice.address, bob.address)
+
+
+def test_register__id_stays_with_the_model_when_ownership_moves(models, register_model, alice, bob):
+    model_id = register_model(alice)
+    models.transferOwnership(model_id, bob, sender=alice)
+    models.acceptOwnership(model_id, sender=bob)
+    assert models.modelIdOf(alice, content_hash("base"), ZERO_ADDRESS, ZERO32) == model_id
+    assert models.model(model_id).owner == bob.address
+    # The new owner registering the same spec gets an id of its own; the moved one is unaffected.
+    assert register_model(bob) == models.modelIdOf(bob, content_hash("base"), ZERO_ADDRESS, ZERO32) != model_id
 
 
 def test_register__zkml_binding__id_depends_on_verifier_and_key(models, register_model, alice):
@@ -44,10 +62,10 @@ def test_register__empty_hash__reverts(models, alice):
         models.register(spec(contentHash=ZERO32), sender=alice)
 
 
-def test_register__duplicate__reverts(models, register_model, alice, bob):
+def test_register__duplicate_by_its_registrant__reverts(models, register_model, alice):
     model_id = register_model(alice)
     with ape.reverts(models.ModelRegistryAlreadyRegistered, modelId=model_id):
-        models.register(spec(), sender=bob)
+        models.register(spec(uri="ipfs://again", price=1), sender=alice)
 
 
 def test_register__unknown_parent__reverts(models, alice):
@@ -57,7 +75,7 @@ def test_register__unknown_parent__reverts(models, alice):
 
 
 def test_register__own_id_as_parent__reverts_as_cycle(models, alice):
-    own_id = models.modelIdOf(content_hash("loop"), ZERO_ADDRESS, ZERO32)
+    own_id = models.modelIdOf(alice, content_hash("loop"), ZERO_ADDRESS, ZERO32)
     with ape.reverts(models.ModelRegistryCycle, modelId=own_id):
         models.register(spec("loop", parent=own_id), sender=alice)
 

@@ -163,16 +163,47 @@ def test_is_active__past_timestamps__answer_as_of_then(chain, tees, register_tee
     key = register_tee(operator)
     registered = now(chain)
     advance(chain, MAX_HEARTBEAT_AGE + 100)
-    stale = now(chain)
-    stamp = now(chain)
-    tees.heartbeat(key.address, stamp, sign_heartbeat(tees, key, stamp), sender=operator)
+    stamp = now(chain)  # signed at the latest block's time ...
+    chain.pending_timestamp = stamp + 5  # ... and recorded five seconds later
+    recorded = tees.heartbeat(key.address, stamp, sign_heartbeat(tees, key, stamp), sender=operator).timestamp
+    assert recorded == stamp + 5 and tees.lastHeartbeat(key.address) == stamp
     assert tees.isActive(key.address, registered)
     assert tees.isActive(key.address, registered + MAX_HEARTBEAT_AGE)
     assert not tees.isActive(key.address, registered + MAX_HEARTBEAT_AGE + 1)
-    assert tees.isActive(key.address, stale) is True  # the heartbeat signed at `stale` covers it
-    assert not tees.isActive(key.address, stale - 1)
+    assert tees.isActive(key.address, recorded) is True  # the heartbeat counts from the block that recorded it
+    assert not tees.isActive(key.address, recorded - 1)
+    assert not tees.isActive(key.address, stamp)  # not from when it was signed
     assert not tees.isActive(key.address, registered - 1)
     assert not tees.isActive(key.address, now(chain) + 1)
+    chain.pending_timestamp = stamp + MAX_HEARTBEAT_AGE + 10
+    chain.mine()
+    assert tees.isActive(key.address, stamp + MAX_HEARTBEAT_AGE)  # its age runs from when it was signed
+    assert not tees.isActive(key.address, stamp + MAX_HEARTBEAT_AGE + 1)
+
+
+def test_heartbeat__two_in_one_block__the_newer_one_counts(chain, tees, register_tee, operator, bob):
+    key = register_tee(operator)
+    advance(chain, MAX_HEARTBEAT_AGE // 2)
+    at = chain.pending_timestamp
+    first, second = at - 20, at - 10
+    web3 = chain.provider.web3
+    chain.provider.make_request("evm_setAutomine", [False])
+    try:
+        hashes = [web3.eth.send_transaction({
+            "from": sender.address, "to": tees.address, "gas": 200_000,
+            "data": tees.heartbeat.encode_input(key.address, stamp, sign_heartbeat(tees, key, stamp))})
+            for stamp, sender in ((first, operator), (second, bob))]
+        chain.provider.make_request("evm_mine", [at])
+    finally:
+        chain.provider.make_request("evm_setAutomine", [True])
+    mined = [web3.eth.get_transaction_receipt(h) for h in hashes]
+    assert [m.status for m in mined] == [1, 1] and mined[0].blockNumber == mined[1].blockNumber
+    assert now(chain) == at and tees.lastHeartbeat(key.address) == second
+    assert tees.isActive(key.address, at)
+    chain.pending_timestamp = second + MAX_HEARTBEAT_AGE + 1
+    chain.mine()
+    assert tees.isActive(key.address, second + MAX_HEARTBEAT_AGE)
+    assert not tees.isActive(key.address, second + MAX_HEARTBEAT_AGE + 1)
 
 
 def test_is_active__unknown_key__false(chain, tees):

@@ -1,4 +1,5 @@
-"""Property tests of TEERegistry: bound registrations cannot be replayed; revoked measurements stay dead."""
+"""Property tests of TEERegistry: bound registrations cannot be replayed; revoked measurements stay dead; a
+heartbeat, however late it is relayed, never changes the past."""
 
 import dataclasses
 
@@ -7,8 +8,9 @@ from eth_account import Account
 from eth_utils import keccak
 from hypothesis import given, strategies as st
 
+from opgkit.attestation import sign_heartbeat
 from opgkit.testing import isolated_example
-from registry_helpers import HOUR, PCR_V1
+from registry_helpers import HOUR, MAX_HEARTBEAT_AGE, PCR_V1
 
 EXPECTED_ERROR = {
     "other operator": "TEERegistryNotStatementOperator",
@@ -59,3 +61,31 @@ def test_revoked_measurement__never_reports_active_afterwards(chain, tees, regis
             for key in keys:
                 assert not tees.isActive(key.address, chain.blocks.head.timestamp)
                 assert not tees.isActive(key.address, revoked_at)
+
+
+@given(
+    gap=st.one_of(st.integers(2, MAX_HEARTBEAT_AGE), st.integers(MAX_HEARTBEAT_AGE + 1, 3 * HOUR)),
+    lateness=st.integers(1, MAX_HEARTBEAT_AGE),
+    probes=st.lists(st.integers(0, 10**9), max_size=5),
+)
+def test_heartbeat__relayed_late__never_changes_the_past(chain, tees, register_tee, operator, bob, gap, lateness,
+                                                         probes):
+    """A heartbeat recorded `gap` seconds after registration, signed `lateness` seconds before that (within the
+    window, after the registration), leaves `isActive` unchanged at every earlier time (whether the TEE had gone
+    quiet by then or not), and makes the TEE active from the block that records it."""
+    with isolated_example():
+        key = register_tee(operator, "late relay")
+        registered = chain.blocks.head.timestamp
+        recorded = registered + gap
+        signed = recorded - min(lateness, gap - 1)
+        chain.pending_timestamp = recorded - 1
+        chain.mine()
+        edges = {registered, registered + MAX_HEARTBEAT_AGE, registered + MAX_HEARTBEAT_AGE + 1, signed, recorded - 1}
+        times = sorted({t for t in edges if t < recorded} | {registered + p % gap for p in probes})
+        before = [tees.isActive(key.address, t) for t in times]
+        assert before == [t - registered <= MAX_HEARTBEAT_AGE for t in times]  # the registration's heartbeat only
+
+        chain.pending_timestamp = recorded
+        tees.heartbeat(key.address, signed, sign_heartbeat(tees, key, signed), sender=bob)
+        assert [tees.isActive(key.address, t) for t in times] == before
+        assert tees.isActive(key.address, recorded)

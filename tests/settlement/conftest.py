@@ -154,13 +154,15 @@ def now(chain):
 
 @pytest.fixture
 def heartbeat(tees, tee_key, chain, deployer):
-    """Relay a heartbeat of `tee_key` at the latest block's time, so the TEE is active from then on; returns that
-    time, and the next transaction lands in a later second (a pending result needs a receipt from an earlier one)."""
+    """Relay a heartbeat of `tee_key` signed at the time of the block that records it (a heartbeat counts from the
+    block that records it), so the TEE is active from then on; returns that time, and the next transaction lands
+    in a later second (a pending result needs a receipt from an earlier one)."""
 
     def beat():
-        advance(chain, 1)  # a heartbeat must be newer than the last one
-        timestamp = chain.blocks.head.timestamp
+        timestamp = chain.blocks.head.timestamp + 1  # a heartbeat must be newer than the last one
+        chain.pending_timestamp = timestamp
         tees.heartbeat(tee_key.address, timestamp, sign_heartbeat(tees, tee_key, timestamp), sender=deployer)
+        assert chain.blocks.head.timestamp == timestamp
         advance(chain, 1)
         return timestamp
 

@@ -176,7 +176,7 @@ def test_l3_unknown_model_fault__not_cleared_by_registering_it_later(batches, mo
                                                                       now, chain):
     """A relayer that committed a leaf for an unregistered model cannot register it when challenged."""
     spec = model_spec("ghost", [Mode.VANILLA])
-    ghost = models.modelIdOf(spec["contentHash"], spec["zkVerifier"], spec["verifyingKeyDigest"])
+    ghost = models.modelIdOf(operator2, spec["contentHash"], spec["zkVerifier"], spec["verifyingKeyDigest"])
     r = receipt("ghost", ghost, operator.address, now(), payer=operator.address)
     batch = batch_of((r, sign(r, operator)))
     advance(chain, 1)
