@@ -303,6 +303,7 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         if (evidenceUsed[evidenceId]) revert NodeStakingEvidenceAlreadyUsed(evidenceId);
         evidenceUsed[evidenceId] = true;
 
+        // A slash still pending is taken first, at its own amounts (checked here: the common case costs no call).
         if (_pendingSlashes[operator].fractionBps != 0) _applySlash(operator);
         _jail(operator);
         _recordSlash(operator, fractionBps, evidenceId, reporter);
@@ -432,8 +433,8 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         Pool storage p = _pools[operator];
         uint256 shares = _positions[operator][account].shares;
         if (shares == 0) return 0;
-        uint256 fractionBps = _pendingSlashes[operator].fractionBps;
-        return Math.mulDiv(shares, p.totalStake - p.totalStake * fractionBps / BPS, p.totalShares);
+        uint256 bonded = p.totalStake;
+        return Math.mulDiv(shares, bonded - _cut(bonded, _pendingSlashes[operator].fractionBps), p.totalShares);
     }
 
     /// @inheritdoc INodeStaking
@@ -446,8 +447,9 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         Unbonding memory entry = unbonding(id);
         if (entry.owner == address(0)) return 0;
         Pool storage p = _pools[entry.operator];
-        uint256 fractionBps = _pendingSlashes[entry.operator].fractionBps;
-        return Math.mulDiv(entry.shares, p.unbondingStake - p.unbondingStake * fractionBps / BPS, p.unbondingShares);
+        uint256 unbondingStake = p.unbondingStake;
+        uint256 afterSlash = unbondingStake - _cut(unbondingStake, _pendingSlashes[entry.operator].fractionBps);
+        return Math.mulDiv(entry.shares, afterSlash, p.unbondingShares);
     }
 
     /// @inheritdoc INodeStaking
@@ -589,9 +591,15 @@ contract NodeStaking is INodeStaking, AccessControl, Votes, ReentrancyGuardTrans
         view
         returns (uint256 fromBonded, uint256 fromUnbonding, uint256 reporterReward)
     {
-        fromBonded = p.totalStake * fractionBps / BPS;
-        fromUnbonding = p.unbondingStake * fractionBps / BPS;
-        reporterReward = (fromBonded + fromUnbonding) * rewardBps / BPS;
+        fromBonded = _cut(p.totalStake, fractionBps);
+        fromUnbonding = _cut(p.unbondingStake, fractionBps);
+        reporterReward = _cut(fromBonded + fromUnbonding, rewardBps);
+    }
+
+    /// @dev `fractionBps` of `amount`, rounded down: what a slash takes, so the views (`stakeOf`,
+    /// `unbondingValue`) show exactly what applying a pending slash will leave.
+    function _cut(uint256 amount, uint256 fractionBps) private pure returns (uint256) {
+        return amount * fractionBps / BPS;
     }
 
     /// @dev Moving an operator's votes moves its pool's bonded stake, so a pending slash is applied first.

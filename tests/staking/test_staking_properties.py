@@ -38,7 +38,7 @@ class StakingMachine(ChainStateMachine):
         self.next_evidence = 1
         self.earned = Counter()  # (operator, account) -> exact rewards earned and not yet claimed (Fraction)
         self.rounding_events = Counter()  # (operator, account) -> updates that may each round down by < 1 wei
-        self.jit_position = None
+        self._claimables_at, self._claimables_cache = None, {}
 
     @initialize()
     def register_operators(self):
@@ -54,7 +54,7 @@ class StakingMachine(ChainStateMachine):
     def _claimables(self):
         """Every position's claimable rewards, read once per block (several invariants look at them)."""
         head = self.chain.blocks.head.number
-        if getattr(self, "_claimables_at", None) != head:
+        if self._claimables_at != head:
             accounts = self.stakers + ([self.jit] if self.jit else [])
             self._claimables_cache = {(op.address, a.address): self.staking.claimableRewards(op, a)
                                       for op in self.operators for a in accounts}
