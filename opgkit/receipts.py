@@ -11,7 +11,7 @@ instances instead of a request body and an output manifest (see ``IZkmlVerifier`
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from enum import IntEnum
 
 from ape.utils import ZERO_ADDRESS
@@ -58,6 +58,11 @@ class Fault(IntEnum):
     TIMESTAMP_OUT_OF_BOUNDS = 7
 
 
+def _flat_values(record) -> tuple:
+    """A flat dataclass's field values in order (``astuple`` would deep-copy each of them)."""
+    return tuple(getattr(record, field.name) for field in fields(record))
+
+
 @dataclass(frozen=True)
 class Receipt:
     """A receipt's fields in contract order; ``as_args`` is the tuple contracts take."""
@@ -82,7 +87,8 @@ class Receipt:
         object.__setattr__(self, "payer", to_checksum_address(self.payer))
 
     def as_args(self) -> tuple:
-        return (*astuple(self)[:4], int(self.mode), *astuple(self)[5:])
+        values = _flat_values(self)
+        return (*values[:4], int(self.mode), *values[5:])
 
     def with_changes(self, **changes) -> "Receipt":
         return replace(self, **changes)
@@ -120,7 +126,7 @@ class PaymentAuthorization:
                    receipt.mode, receipt.price if max_amount is None else max_amount, deadline, nonce)
 
     def as_args(self) -> tuple:
-        values = astuple(self)
+        values = _flat_values(self)
         return (*values[:5], int(self.mode), *values[6:])
 
     def message(self, settlement) -> typed.PaymentAuthorization:

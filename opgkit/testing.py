@@ -1,8 +1,12 @@
-"""Test infrastructure shared by every contract's tests: Hypothesis profiles and per-example isolation.
+"""Test infrastructure shared by every contract's tests: Hypothesis profiles, per-example isolation, and the
+chain the property tests run on.
 
 Ape isolates chain state per pytest *test*, not per Hypothesis *example*. Property tests wrap each example
 in :func:`isolated_example`; stateful machines subclass :class:`ChainStateMachine`, which snapshots the chain
-when a run starts and restores it when the run ends.
+when a run starts and restores it when the run ends, and counts the steps it takes.
+
+The chain is ape's (anvil, through ape) unless the in-process plugin (:mod:`opgkit.inprocess.plugin`) installed
+its own with :func:`use_chain`; :func:`reverts` and :func:`json_rpc` work with either.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from ape import chain
+import ape
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine
 
 PROFILE_ENV = "OPG_HYPOTHESIS_PROFILE"
 """Environment variable that selects the Hypothesis profile: ``ci`` (default) or ``audit``."""
+EXAMPLES_ENV = "OPG_HYPOTHESIS_EXAMPLES"
+"""Optional: how many examples each property test runs, overriding the profile's number (a campaign's length)."""
 
 AUDIT_MULTIPLIER = 25
 
@@ -34,8 +40,38 @@ def load_hypothesis_profile() -> str:
     name = os.environ.get(PROFILE_ENV, "ci")
     if name not in PROFILES:
         raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
+    examples = os.environ.get(EXAMPLES_ENV)
+    if examples is not None:
+        if not examples.isdigit() or int(examples) < 1:
+            raise ValueError(f"{EXAMPLES_ENV}={examples!r} is not a positive whole number of examples")
+        settings.register_profile(f"{name}-{examples}", settings(PROFILES[name], max_examples=int(examples)))
+        name = f"{name}-{examples}"
     settings.load_profile(name)
     return name
+
+
+_chain = None
+steps_taken = 0
+"""State-machine steps run in this process (both chains count; ``make audit`` reports steps per second)."""
+
+
+def use_chain(chain) -> None:
+    """Make ``chain`` the one property tests isolate their examples on (``None``: ape's)."""
+    global _chain
+    _chain = chain
+
+
+def active_chain():
+    return _chain if _chain is not None else ape.chain
+
+
+def reverts(expected, **fields):
+    """``ape.reverts`` for ape's contracts; the in-process equivalent for in-process ones."""
+    from opgkit.inprocess.contracts import ErrorType, reverts as inprocess_reverts
+
+    if isinstance(expected, ErrorType):
+        return inprocess_reverts(expected, **fields)
+    return ape.reverts(expected, **fields)
 
 
 def advance(chain, seconds: int) -> None:
@@ -49,6 +85,7 @@ def isolated_example():
     """Run one Hypothesis example against a chain snapshot that is restored afterwards. An exception raised by
     the example (a failed assertion included) propagates: ape's ``chain.isolate()`` is not used because it
     swallows every exception raised inside it, which would make each example pass whatever it asserts."""
+    chain = active_chain()
     snapshot = chain.snapshot()
     pending = chain.pending_timestamp
     try:
@@ -67,7 +104,15 @@ class ChainStateMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._snapshot = chain.snapshot()
+        self._snapshot = active_chain().snapshot()
+        self._started = False
+
+    def check_invariants(self, settings, output, runtimes) -> None:
+        global steps_taken
+        if self._started:  # the first check runs before any step
+            steps_taken += 1
+        self._started = True
+        super().check_invariants(settings, output, runtimes)
 
     def teardown(self) -> None:
-        chain.restore(self._snapshot)
+        active_chain().restore(self._snapshot)

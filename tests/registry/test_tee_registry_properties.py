@@ -3,13 +3,12 @@ heartbeat, however late it is relayed, never changes the past."""
 
 import dataclasses
 
-import ape
 from eth_account import Account
 from eth_utils import keccak
 from hypothesis import given, strategies as st
 
 from opgkit.attestation import sign_heartbeat
-from opgkit.testing import isolated_example
+from opgkit.testing import isolated_example, reverts
 from registry_helpers import HOUR, MAX_HEARTBEAT_AGE, PCR_V1
 
 EXPECTED_ERROR = {
@@ -41,7 +40,7 @@ def test_registration__replayed_or_altered__always_fails(chain, tees, attest, op
             statement = dataclasses.replace(statement, teeKey=Account.from_key(keccak(text=f"second {seed}")).address)
         else:  # the attested statement, with one field changed after the attestors signed
             statement = dataclasses.replace(statement, tlsCertHash=keccak(text=f"other cert {seed}"))
-        with ape.reverts(getattr(tees, EXPECTED_ERROR[replay])):
+        with reverts(getattr(tees, EXPECTED_ERROR[replay])):
             tees.registerTee(statement.as_args(), endpoint, evidence, sender=sender)
 
 

@@ -8,19 +8,20 @@ Adversaries: a copycat relayer C (re-posts honest roots, posts forged and mixed 
 front-running node F (replays honest authorizations with its own receipts, posts ZKML results it cannot prove) and
 a squatter S (tries to occupy requests in other payers' namespaces).
 
-Every rule computes the outcome it expects. Transactions go to the chain as plain JSON-RPC, and expected reverts
+Every rule computes the outcome it expects. Transactions go to the chain as plain JSON-RPC (or straight to the
+in-process chain, through the same small interface: `opgkit.inprocess.rpc`), and expected reverts
 are checked with `eth_call` and decoded against the contracts' custom errors: the same calls for a fraction of the
 client overhead, which keeps the ci profile within its time budget.
 """
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
 from ape.utils import ZERO_ADDRESS
-from eth_abi import decode, encode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from faster_eth_abi import decode, encode
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
@@ -30,6 +31,8 @@ from opgkit.receipts import (
     NO_AUTHORIZATION, Fault, Mode, PaymentAuthorization, ReceiptBatch, SignedReceipt, Status, zkml_evidence,
     zkml_proof_evidence,
 )
+from opgkit.inprocess.evm import Reverted
+from opgkit.inprocess.rpc import json_rpc
 from opgkit.testing import ChainStateMachine, advance
 from opgkit.typed_data import domain_of
 from settlement_helpers import (
@@ -37,7 +40,6 @@ from settlement_helpers import (
 )
 
 INFERENCE, TEE_NODE, RELAYER = 0, 1, 2  # NodeStaking.Role
-GAS = 6_000_000
 MAX_UINT = 2**256 - 1
 NEVER = 2**63  # an authorization deadline that never passes
 MARGIN = 10  # no deadline may fall this close after "now": a transaction's exact block time then decides nothing
@@ -70,63 +72,6 @@ MODEL_FAULTS = {Fault.MODE_NOT_ACCEPTED, Fault.UNKNOWN_MODEL}
 
 
 # ---------------------------------------------------------------- chain access
-
-
-class Reverted(Exception):
-    def __init__(self, data: bytes):
-        super().__init__("0x" + data.hex())
-        self.data = data
-
-
-class Rpc:
-    """Plain JSON-RPC to the test chain's node (no client-side processing): transactions from unlocked or
-    impersonated accounts, and batched calls."""
-
-    def __init__(self, provider):
-        self.provider = provider  # web3's HTTP provider of the chain
-
-    def request(self, method, *params):
-        reply = self.provider.make_request(method, list(params))
-        if "error" in reply:
-            raise RuntimeError(f"{method}: {reply['error']}")
-        return reply["result"]
-
-    def calls(self, items, sender=None):
-        """`eth_call` each (address, calldata) on the latest block; a revert comes back as `Reverted`."""
-        if not items:
-            return []
-        replies = self.provider.make_batch_request(
-            [("eth_call", [_tx(to, data, sender), "latest"]) for to, data in items])
-        assert isinstance(replies, list), f"batched calls failed: {replies}"
-        return [_result(reply) for reply in replies]
-
-    def send(self, sender, to, data):
-        txhash = self.request("eth_sendTransaction", _tx(to, data, sender) | {"gas": hex(GAS)})
-        for attempt in range(200):  # mined at once, though its receipt may show up a moment later
-            mined = self.request("eth_getTransactionReceipt", txhash)
-            if mined is not None:
-                return mined
-            time.sleep(0.002 * attempt)
-        raise AssertionError(f"transaction {txhash} was not mined")
-
-    def timestamp(self):
-        return int(self.request("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
-
-
-def _tx(to, data, sender):
-    tx = {"to": to, "data": "0x" + bytes(data).hex()}
-    if sender:
-        tx["from"] = sender
-    return tx
-
-
-def _result(reply):
-    if "error" in reply:
-        data = reply["error"].get("data")
-        if isinstance(data, dict):
-            data = data.get("data")
-        return Reverted(bytes.fromhex((data or "0x")[2:]))
-    return bytes.fromhex(reply["result"][2:])
 
 
 def _normalize(abi_type, value):
@@ -172,7 +117,7 @@ class Abi:
 def _fn(signature, *outputs):
     """A view called by raw selector: (selector, input types, output types)."""
     inputs = signature[signature.index("(") + 1:-1]
-    return keccak(text=signature)[:4], inputs.split(",") if inputs else [], list(outputs)
+    return keccak(text=signature)[:4], tuple(inputs.split(",")) if inputs else (), tuple(outputs)
 
 
 RECORD_OF = _fn("recordOf(address,bytes32)", "uint8", "uint8", "uint48", "bytes24")
@@ -285,7 +230,7 @@ class SettlementMachine(ChainStateMachine):
 
     def _read(self, specs, sender=None):
         """Batched views: each spec is (contract, `_fn(...)`, *args)."""
-        items = [(c.address, fn[0] + encode(fn[1], list(args))) for c, fn, *args in specs]
+        items = [(c.address, fn[0] + encode(fn[1], args)) for c, fn, *args in specs]
         values = []
         for (_, fn, *_), result in zip(specs, self.rpc.calls(items, sender)):
             if isinstance(result, Reverted):
@@ -357,7 +302,7 @@ class SettlementMachine(ChainStateMachine):
 
     @staticmethod
     def _receipt_hash(r):
-        return keccak(RECEIPT_TYPEHASH + encode(RECEIPT_TYPES, list(r.as_args())))
+        return keccak(RECEIPT_TYPEHASH + encode(tuple(RECEIPT_TYPES), r.as_args()))
 
     def _sign(self, struct_hash, account):
         signed = Account.unsafe_sign_hash(self._digest(struct_hash), self.keys[account])
@@ -379,7 +324,7 @@ class SettlementMachine(ChainStateMachine):
         return auth, signature
 
     def _sign_auth(self, auth, signer):
-        return self._sign(keccak(PAYMENT_TYPEHASH + encode(PAYMENT_TYPES, list(auth.as_args()))), signer)
+        return self._sign(keccak(PAYMENT_TYPEHASH + encode(tuple(PAYMENT_TYPES), auth.as_args())), signer)
 
     # ------------------------------------------------------------ model helpers
 
@@ -1163,10 +1108,11 @@ class SettlementMachine(ChainStateMachine):
         assert {a: snap["escrow"][a] for a in self.escrow} == self.escrow
 
 
+@pytest.mark.machine
 def test_settlement_state_machine(chain, settlement, batches, token, staking, models, tees, tee_key, open_model,
                                   zk_model, register_model, operator, operator2, alice, bob, carol, treasury, reporter,
                                   gov):
-    rpc = Rpc(chain.provider.web3.provider)
+    rpc = json_rpc(chain)
     lane_model = register_model("machine lane", [Mode.VANILLA, Mode.TEE])
     copycat, front_runner, squatter = (Account.from_key(keccak(text=f"settlement machine {name}"))
                                        for name in ("copycat", "front-runner", "squatter"))

@@ -3,12 +3,12 @@
 from collections import Counter
 from fractions import Fraction
 
-import ape
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from staking_constants import DAY, MINIMUM_STAKES, OPG
-from opgkit.testing import ChainStateMachine
+from opgkit.testing import ChainStateMachine, reverts
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 fractions = st.integers(min_value=1, max_value=100)
@@ -91,7 +91,7 @@ class StakingMachine(ChainStateMachine):
         if amount == 0:
             return
         if self.staking.pool(op).jailed and account != op:
-            with ape.reverts(self.staking.NodeStakingOperatorJailed):
+            with reverts(self.staking.NodeStakingOperatorJailed):
                 self.staking.stake(op, amount, sender=account)
             return
         # A jailed operator may top up its own bond; its pending slash is applied first.
@@ -116,7 +116,7 @@ class StakingMachine(ChainStateMachine):
         entry_id = sorted(self.entries)[pick % len(self.entries)]
         owner, maturity = self.entries[entry_id]
         if self._pin_next_timestamp() < maturity:
-            with ape.reverts(self.staking.NodeStakingNotMatured):
+            with reverts(self.staking.NodeStakingNotMatured):
                 self.staking.withdraw(entry_id, sender=owner)
             return
         value = self.staking.unbondingValue(entry_id)
@@ -149,7 +149,7 @@ class StakingMachine(ChainStateMachine):
         op = self.operators[operator]
         pending = self.staking.pendingSlash(op)
         if pending.fractionBps == 0:
-            with ape.reverts(self.staking.NodeStakingNoPendingSlash):
+            with reverts(self.staking.NodeStakingNoPendingSlash):
                 self.staking.applySlash(op, sender=self.payer)
             return
         values = self._stakes(), self._unbonding_values()
@@ -202,7 +202,7 @@ class StakingMachine(ChainStateMachine):
         pool = self.staking.pool(op)
         new = max(0, min(5_000, pool.commissionBps + change))
         if new > pool.commissionBps and self._pin_next_timestamp() < pool.lastCommissionChange + DAY:
-            with ape.reverts(self.staking.NodeStakingCommissionChangeTooSoon):
+            with reverts(self.staking.NodeStakingCommissionChangeTooSoon):
                 self.staking.setCommission(new, sender=op)
             return
         self.staking.setCommission(new, sender=op)
@@ -212,7 +212,7 @@ class StakingMachine(ChainStateMachine):
         account, op = self.stakers[staker], self.operators[operator]
         claimable = self.staking.claimableRewards(op, account)
         if claimable == 0:
-            with ape.reverts(self.staking.NodeStakingNothingToClaim):
+            with reverts(self.staking.NodeStakingNothingToClaim):
                 self.staking.claimRewards(op, sender=account)
             return
         before = self.token.balanceOf(account)
@@ -229,11 +229,11 @@ class StakingMachine(ChainStateMachine):
         if not pool.jailed:
             return
         if self._pin_next_timestamp() < pool.jailedUntil:
-            with ape.reverts(self.staking.NodeStakingJailNotOver):
+            with reverts(self.staking.NodeStakingJailNotOver):
                 self.staking.unjail(sender=op)
             return
         if self.staking.selfBond(op) < MINIMUM_STAKES[0]:
-            with ape.reverts(self.staking.NodeStakingSelfBondBelowMinimum):
+            with reverts(self.staking.NodeStakingSelfBondBelowMinimum):
                 self.staking.unjail(sender=op)
             return
         self._track(self.staking.unjail(sender=op))
@@ -296,6 +296,7 @@ class StakingMachine(ChainStateMachine):
                 assert self.staking.pool(op).jailed
 
 
+@pytest.mark.machine
 def test_staking_state_machine(chain, accounts, staking, token, stakers, operator, operator2, gov, slasher, reporter,
                                treasury):
     token.transfer(gov, 10_000_000 * 10**18, sender=treasury)

@@ -1,5 +1,6 @@
 """Property tests of OPGToken. Invariants are listed in tests/INVARIANTS.md."""
 
+import pytest
 from hypothesis import given, strategies as st
 from hypothesis.stateful import initialize, invariant, rule, run_state_machine_as_test
 
@@ -102,6 +103,7 @@ class TokenMachine(ChainStateMachine):
         assert sum(votes.values()) <= self.token.totalSupply()
 
 
+@pytest.mark.machine
 def test_token_state_machine(token, treasury, holders, offchain_signer):
     TokenMachine.token = token
     TokenMachine.senders = [treasury, *holders]

@@ -1,5 +1,6 @@
 """Property tests of TwinMarket against the exact reference model. Invariants: tests/INVARIANTS.md (W1–W5)."""
 
+import pytest
 from hypothesis import given, strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
@@ -142,6 +143,7 @@ class MarketMachine(ChainStateMachine):
             assert self._supply(twin) >= 1
 
 
+@pytest.mark.machine
 def test_market_state_machine(chain, market, alice, bob, carol, gov, treasury):
     MarketMachine.market = market
     MarketMachine.chain = chain

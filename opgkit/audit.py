@@ -1,0 +1,254 @@
+"""``make audit``: the stateful property campaign on the in-process EVM across all cores.
+
+1. Runs every test marked ``machine`` with the ``audit`` Hypothesis profile on the in-process chain
+   (pytest-xdist, one worker per core) and records each machine's steps and time.
+2. Runs the same machines briefly on anvil through ape, for the figure to compare with.
+3. Prints steps per second per machine and in total (all steps over the campaign's wall-clock time), and writes
+   the table to ``benchmarks/audit.md``.
+4. Turns each counterexample into a ready-to-run ape test next to the machine it broke
+   (``test_replay_<machine>_<id>.py``: the machine's own test, pinned to the failing example with Hypothesis'
+   ``@reproduce_failure``) and runs it on anvil to show that it fails there too.
+
+Exit status: 0 when every machine held, 1 when a counterexample was found, 2 when the campaign could not run.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORK = "ethereum:local:foundry"
+MARK = "machine"
+ANVIL_EXAMPLES = 2
+
+
+@dataclass
+class Result:
+    test: str
+    outcome: str
+    steps: int
+    seconds: float
+    reproduce_failure: list | None
+    failure: str | None
+
+    @property
+    def machine(self) -> str:
+        return self.test.split("::")[-1]
+
+    @property
+    def rate(self) -> float:
+        return self.steps / self.seconds if self.seconds else 0.0
+
+
+def _results(directory: Path) -> dict[str, Result]:
+    """What each machine that ran did (a machine that skipped itself is left out)."""
+    results = {}
+    for path in sorted(directory.glob("*.json")):
+        record = Result(**json.loads(path.read_text()))
+        if record.outcome != "skipped":
+            results[record.test] = record
+    return results
+
+
+def _pytest_env(stats: Path, profile: str, examples: int | None) -> dict:
+    env = dict(os.environ, OPG_AUDIT_STATS=str(stats), OPG_HYPOTHESIS_PROFILE=profile)
+    if examples is not None:
+        env["OPG_HYPOTHESIS_EXAMPLES"] = str(examples)
+    else:
+        env.pop("OPG_HYPOTHESIS_EXAMPLES", None)
+    return env
+
+
+def run_in_process(paths: list[str], stats: Path, examples: int | None, workers: int) -> tuple[float, int]:
+    command = [sys.executable, "-m", "pytest", *paths, "-m", MARK, "-p", "no:ape_test", "-p", "opgkit.inprocess.plugin",
+               "-p", "opgkit.campaign_stats", "-p", "no:cacheprovider", "-q", "--no-header", "-rN"]
+    if workers > 1:
+        command += ["-n", str(workers), "--dist", "load"]
+    started = time.perf_counter()
+    completed = subprocess.run(command, cwd=ROOT, env=_pytest_env(stats, "audit", examples))
+    return time.perf_counter() - started, completed.returncode
+
+
+def run_on_anvil(paths: list[str], stats: Path, examples: int) -> int:
+    command = ["ape", "test", *paths, "-m", MARK, "--network", NETWORK, "-p", "opgkit.campaign_stats",
+               "-p", "no:cacheprovider", "-q", "--no-header", "-rN"]
+    return subprocess.run(command, cwd=ROOT, env=_pytest_env(stats, "ci", examples)).returncode
+
+
+# ---------------------------------------------------------------------- replays
+
+
+def _test_parameters(module: Path, function: str) -> list[str]:
+    tree = ast.parse(module.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            return [argument.arg for argument in node.args.args]
+    raise LookupError(f"{function} is not defined in {module}")
+
+
+def _machine_class(failure: str) -> str:
+    match = re.search(r"state = (\w+)\(\)", failure)
+    if not match:
+        raise LookupError("the failure does not show which state machine failed")
+    return match.group(1)
+
+
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Revert)\b.*")
+
+
+def _assertion(text: str) -> str:
+    """The exception a failure raised, as pytest shows it (``AssertionError: ...``): what two runs compare."""
+    lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    return next((line for line in lines if _RAISED.match(line)), lines[-1] if lines else "")
+
+
+def write_replay(result: Result) -> Path:
+    """Write the ape test that replays ``result``'s counterexample; returns its path."""
+    file_part, function = result.test.split("::")[0], result.test.split("::")[-1]
+    module = ROOT / file_part
+    machine = _machine_class(result.failure or "")
+    version, blob = result.reproduce_failure
+    parameters = _test_parameters(module, function)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
+    path = module.with_name(f"test_replay_{function.removeprefix('test_')}_{digest}.py")
+    arguments = ", ".join(parameters)
+    path.write_text(f'''"""Replays a counterexample that `make audit` found in-process in {machine} ({function}).
+
+    ape test {path.relative_to(ROOT)} --network {NETWORK}
+
+It runs the machine's own test pinned to the failing example. Once the bug is fixed Hypothesis reports that the
+example no longer fails: turn the steps it printed into a named regression test, then delete this file.
+"""
+
+from hypothesis import reproduce_failure
+
+import {module.stem} as machine_test
+
+
+def test_replay({arguments}):
+    machine = machine_test.{machine}
+    reproduce_failure({version!r}, {blob})(machine)
+    try:
+        machine_test.{function}({arguments})
+    finally:
+        del machine._hypothesis_internal_use_reproduce_failure
+''')
+    return path
+
+
+def replay_on_anvil(path: Path, expected: str) -> tuple[bool, str]:
+    """Run the replay on anvil; it reproduces when it fails with the same assertion."""
+    completed = subprocess.run(["ape", "test", str(path.relative_to(ROOT)), "--network", NETWORK, "-q",
+                                "-p", "no:cacheprovider", "--no-header"],
+                               cwd=ROOT, capture_output=True, text=True)
+    seen = _assertion(completed.stdout)
+    return completed.returncode != 0 and seen == expected, seen
+
+
+# ---------------------------------------------------------------------- report
+
+
+def _table(results: dict[str, Result], anvil: dict[str, Result], wall: float, workers: int) -> list[str]:
+    rows = ["| machine | in-process steps | seconds | steps/s | anvil steps/s | speed-up | outcome |",
+            "|---|---:|---:|---:|---:|---:|---|"]
+    for test, result in sorted(results.items()):
+        on_anvil = anvil.get(test)
+        anvil_rate = f"{on_anvil.rate:,.1f}" if on_anvil and on_anvil.steps else "–"
+        speedup = f"×{result.rate / on_anvil.rate:,.0f}" if on_anvil and on_anvil.rate and result.rate else "–"
+        rows.append(f"| {result.machine} | {result.steps:,} | {result.seconds:,.1f} | {result.rate:,.0f} | "
+                    f"{anvil_rate} | {speedup} | {result.outcome} |")
+    steps = sum(result.steps for result in results.values())
+    anvil_steps = sum(result.steps for result in anvil.values())
+    anvil_seconds = sum(result.seconds for result in anvil.values())
+    anvil_total = f"{anvil_steps / anvil_seconds:,.1f}" if anvil_seconds else "–"
+    rows.append(f"| **total** ({workers} worker{'s' if workers > 1 else ''}, wall clock) | {steps:,} | {wall:,.1f} | "
+                f"{steps / wall if wall else 0:,.0f} | {anvil_total} (one process) | | |")
+    return rows
+
+
+def _write_benchmark(rows: list[str], examples: int | None, workers: int) -> Path:
+    path = ROOT / "benchmarks" / "audit.md"
+    length = f"{examples} examples per machine" if examples else "the audit profile's examples"
+    path.write_text("\n".join([
+        "# Property campaign throughput (`make audit`)",
+        "",
+        f"In-process EVM (revm via pyrevm), Hypothesis `audit` profile ({length}), {workers} worker process"
+        f"{'es' if workers > 1 else ''} on {os.cpu_count()} cores ({platform.machine()}). A step is one rule of a "
+        "state machine followed by all of its invariants. The anvil column is the same machines through ape on "
+        f"anvil ({ANVIL_EXAMPLES} examples each of the `ci` profile, one process). Machine-dependent: not "
+        "diff-checked in CI.",
+        "",
+        *rows,
+        "",
+    ]))
+    return path
+
+
+@click.command()
+@click.option("--examples", type=click.IntRange(min=1), default=None,
+              help="Examples per machine (default: the audit profile's).")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="In-process worker processes.")
+@click.option("--anvil/--no-anvil", default=True, show_default=True,
+              help="Also measure the machines on anvil for comparison.")
+@click.option("--write-benchmark/--no-write-benchmark", default=True, show_default=True,
+              help="Write the table to benchmarks/audit.md.")
+@click.argument("paths", nargs=-1)
+def main(examples, workers, anvil, write_benchmark, paths):
+    """Run the stateful property campaign in-process (PATHS: test files or folders; default tests/)."""
+    paths = list(paths) or ["tests"]
+    for path in paths:
+        if not (ROOT / path).exists():
+            raise click.UsageError(f"{path} does not exist (give test files or folders relative to the project)")
+    with tempfile.TemporaryDirectory(prefix="audit-") as scratch:
+        stats, anvil_stats = Path(scratch) / "in-process", Path(scratch) / "anvil"
+        click.echo(f"In-process campaign: {workers} worker(s), profile 'audit'"
+                   + (f", {examples} examples per machine" if examples else ""))
+        wall, code = run_in_process(paths, stats, examples, workers)
+        results = _results(stats)
+        if code not in (0, 1):
+            click.echo(f"The in-process campaign did not complete (pytest exit {code}); see its output above.", err=True)
+            sys.exit(2)
+        if not results:
+            click.echo(f"No state machine ran (pytest exit {code}): nothing marked '{MARK}' under {' '.join(paths)}.",
+                       err=True)
+            sys.exit(2)
+        anvil_results = {}
+        if anvil:
+            click.echo(f"Anvil comparison: the same machines through ape, {ANVIL_EXAMPLES} examples each")
+            run_on_anvil(paths, anvil_stats, ANVIL_EXAMPLES)
+            anvil_results = _results(anvil_stats)
+    rows = _table(results, anvil_results, wall, workers)
+    click.echo("\n".join(["", *rows, ""]))
+    if write_benchmark:
+        click.echo(f"Written: {_write_benchmark(rows, examples, workers).relative_to(ROOT)}")
+
+    failed = [result for result in results.values() if result.outcome == "failed"]
+    for result in failed:
+        click.echo(f"\nCOUNTEREXAMPLE in {result.test}: {_assertion(result.failure or '')}")
+        if not result.reproduce_failure:
+            click.echo("  (no reproduction blob in the failure; rerun with the audit profile's print_blob)")
+            continue
+        replay = write_replay(result)
+        reproduced, seen = replay_on_anvil(replay, _assertion(result.failure or ""))
+        verdict = "reproduces on anvil" if reproduced else f"did NOT reproduce on anvil (it reported: {seen or 'a pass'})"
+        click.echo(f"  replay: {replay.relative_to(ROOT)} — {verdict}")
+        click.echo(f"  run it: ape test {replay.relative_to(ROOT)} --network {NETWORK}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

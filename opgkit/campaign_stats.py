@@ -1,0 +1,55 @@
+"""pytest plugin: what each test of a property campaign did, for ``make audit``.
+
+Loaded with ``-p opgkit.campaign_stats`` on either chain (``ape test`` on anvil, or pytest with the in-process
+plugin). When ``OPG_AUDIT_STATS`` names a directory, each test's state-machine steps, duration and outcome are
+written there as one JSON file, with Hypothesis' reproduction blob (``@reproduce_failure``) when it failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from opgkit import testing
+
+STATS_ENV = "OPG_AUDIT_STATS"
+_BLOB = re.compile(r"@reproduce_failure\('([^']+)', (b'[^']*'|b\"[^\"]*\")\)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    steps_before, started = testing.steps_taken, time.perf_counter()
+    yield
+    item._campaign = (testing.steps_taken - steps_before, time.perf_counter() - started)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "call":
+        report.campaign_steps, report.campaign_seconds = getattr(item, "_campaign", (0, call.duration))
+
+
+def pytest_runtest_logreport(report):
+    directory = os.environ.get(STATS_ENV)
+    if not directory or report.when != "call" or hasattr(report, "node"):  # xdist: only the worker writes
+        return
+    text = str(report.longrepr) if report.failed else ""
+    blob = _BLOB.search(text)
+    record = {
+        "test": report.nodeid,
+        "outcome": report.outcome,
+        "steps": getattr(report, "campaign_steps", 0),
+        "seconds": getattr(report, "campaign_seconds", report.duration),
+        "reproduce_failure": [blob.group(1), blob.group(2)] if blob else None,
+        "failure": text[-6000:] if report.failed else None,
+    }
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", report.nodeid)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    (Path(directory) / f"{name}.json").write_text(json.dumps(record, indent=1))

@@ -1,0 +1,70 @@
+"""pytest plugin: run the property tests on the in-process chain instead of anvil.
+
+    pytest -p no:ape_test -p opgkit.inprocess.plugin tests -m machine
+
+It replaces ape's ``chain``, ``accounts`` and ``project`` fixtures with in-process ones (the same test accounts
+as ``ape-config.yaml``'s mnemonic, the project's compiled contracts from ``.build``) and isolates each module
+and each test with snapshots, as ape does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opgkit import testing
+from opgkit.inprocess.accounts import DEFAULT_HD_PATH, TestAccounts
+from opgkit.inprocess.contracts import ProjectContracts
+from opgkit.inprocess.evm import InProcessChain
+
+def _test_config(root: Path) -> dict:
+    config = yaml.safe_load((root / "ape-config.yaml").read_text()) or {}
+    return config.get("test", {})
+
+
+_session_chain: InProcessChain | None = None
+
+
+def pytest_configure(config):
+    global _session_chain
+    _session_chain = InProcessChain()
+    testing.use_chain(_session_chain)
+
+
+def pytest_unconfigure(config):
+    testing.use_chain(None)
+
+
+@pytest.fixture(scope="session")
+def chain():
+    return _session_chain
+
+
+@pytest.fixture(scope="session")
+def accounts(chain, pytestconfig):
+    settings = _test_config(Path(pytestconfig.rootpath))
+    return TestAccounts(chain, settings.get("mnemonic", "test test test test test test test test test test test junk"),
+                        settings.get("number_of_accounts", 10), settings.get("hd_path", DEFAULT_HD_PATH))
+
+
+@pytest.fixture(scope="session")
+def project(chain):
+    from ape import project as compiled
+
+    return ProjectContracts(chain, compiled)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _isolate_module(chain):
+    snapshot = chain.snapshot()
+    yield
+    chain.restore(snapshot)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_test(chain):
+    snapshot = chain.snapshot()
+    yield
+    chain.restore(snapshot)
