@@ -65,11 +65,12 @@ def active_chain():
     return _chain if _chain is not None else ape.chain
 
 
-def reverts(expected, **fields):
-    """``ape.reverts`` for ape's contracts; the in-process equivalent for in-process ones."""
+def reverts(expected=None, /, **fields):
+    """``ape.reverts`` for ape's contracts; the in-process equivalent for in-process ones. Without ``expected``,
+    any revert will do (on the chain the tests run on)."""
     from opgkit.inprocess.contracts import ErrorType, reverts as inprocess_reverts
 
-    if isinstance(expected, ErrorType):
+    if isinstance(expected, ErrorType) or (expected is None and _chain is not None):
         return inprocess_reverts(expected, **fields)
     return ape.reverts(expected, **fields)
 

@@ -1,12 +1,12 @@
 """The gas table renderer and the benchmarks `make gas` runs, with the ratio limits the issues set."""
 
-import ape
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
 from opgkit.benchmarks import GasRow, registry, render_table, settlement, staking, token, twin, zkml
 from opgkit.receipts import LEAF_TYPES, Mode, Receipt, sign_receipt
+from opgkit.testing import reverts
 
 RECEIPT_TYPEHASH = keccak(text="Receipt(bytes32 requestId,bytes32 modelId,bytes32 inputHash,bytes32 outputHash,"
                                "uint8 mode,address signer,uint64 timestamp,address payer,uint256 price)")
@@ -147,9 +147,9 @@ def test_benchmark_receipt_floor__records_a_signed_receipt_once_for_its_payer(pr
                 inputHash=keccak(text="floor input"), outputHash=keccak(text="floor output"), mode=Mode.TEE,
                 signer=settlement.TEE_KEY.address, timestamp=1_700_000_000, payer=payer.address)
     signature = sign_receipt(floor, r, settlement.TEE_KEY.key)
-    with ape.reverts(floor.BenchmarkReceiptFloorBadSignature):
+    with reverts(floor.BenchmarkReceiptFloorBadSignature):
         floor.record(r.as_args(), sign_receipt(floor, r.with_changes(price=1), settlement.TEE_KEY.key), sender=payer)
-    with ape.reverts(floor.BenchmarkReceiptFloorNotPayer):
+    with reverts(floor.BenchmarkReceiptFloorNotPayer):
         floor.record(r.as_args(), signature, sender=outsider)
 
     tx = floor.record(r.as_args(), signature, sender=payer)
@@ -157,7 +157,7 @@ def test_benchmark_receipt_floor__records_a_signed_receipt_once_for_its_payer(pr
     assert floor.recordOf(payer, r.requestId) == keccak(encode(["bytes32"] + list(LEAF_TYPES[:-1]),
                                                                [RECEIPT_TYPEHASH, *r.as_args()]))
     assert [e.requestId for e in tx.events.filter(floor.ReceiptRecorded)] == [r.requestId]
-    with ape.reverts(floor.BenchmarkReceiptFloorAlreadyRecorded):
+    with reverts(floor.BenchmarkReceiptFloorAlreadyRecorded):
         floor.record(r.as_args(), signature, sender=payer)
 
 

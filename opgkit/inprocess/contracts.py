@@ -73,10 +73,27 @@ class ContractContainer:
             receipt = self.chain.deploy(_address(sender), initcode, value)
         except Reverted as error:
             raise registry(self.chain).revert(error) from None
-        return ContractInstance(self.chain, receipt.contract_address, self.contract_type)
+        instance = ContractInstance(self.chain, receipt.contract_address, self.contract_type)
+        instance.creation_metadata = CreationMetadata(Receipt(self.chain, receipt))
+        return instance
 
     def at(self, address) -> "ContractInstance":
         return ContractInstance(self.chain, _address(address), self.contract_type)
+
+    def __getattr__(self, name: str) -> "ErrorType":
+        """``project.Name.SomeError``, as ape gives it (what a failed deployment is expected to revert with)."""
+        if not name.startswith("_"):
+            for abi in self.contract_type.errors:
+                if abi.name == name:
+                    return ErrorType(abi)
+        raise AttributeError(f"{self.contract_type.name} has no error named {name!r}")
+
+
+class CreationMetadata:
+    """``contract.creation_metadata.receipt``: the deployment's receipt."""
+
+    def __init__(self, receipt: "Receipt"):
+        self.receipt = receipt
 
 
 def registry(chain: InProcessChain) -> Registry:
@@ -252,6 +269,7 @@ class Receipt:
         self.raw, self.gas_used, self.block_number = raw, raw.gas_used, raw.block.number
         self.timestamp = raw.block.timestamp
         self.failed = False
+        self.total_fees_paid = 0  # in-process transactions pay no gas price (base fee 0)
         self._registry = registry(chain)
         self._events = None
 
@@ -272,22 +290,37 @@ class Receipt:
 
 
 class ErrorType:
-    """``contract.SomeError``: what :func:`reverts` expects."""
+    """``contract.SomeError``: what :func:`reverts` expects; ``isinstance(revert, contract.SomeError)`` holds for
+    a :class:`ContractRevert` with that error, as it does for ape's error classes."""
 
     def __init__(self, abi):
         self.abi, self.name = abi, abi.name
 
+    def __instancecheck__(self, instance) -> bool:
+        return isinstance(instance, ContractRevert) and instance.name == self.name
+
+
+class RevertInfo:
+    """What ``with reverts(...) as info`` gives: ``info.value`` is the revert, once the block has raised it."""
+
+    value: ContractRevert | None = None
+
 
 @contextmanager
-def reverts(expected: ErrorType, **fields):
-    """Expect the block to revert with the custom error ``expected`` and, if given, these argument values."""
+def reverts(expected: ErrorType | None = None, /, **fields):
+    """Expect the block to revert: with the custom error ``expected`` and, if given, these argument values
+    (any revert when ``expected`` is None)."""
+    info = RevertInfo()
     try:
-        yield
+        yield info
     except ContractRevert as revert:
+        info.value = revert
+        if expected is None:
+            return
         if revert.name != expected.name:
             raise AssertionError(f"reverted with {revert}, expected {expected.name}") from None
         for name, value in fields.items():
             if not same_value(value, revert.fields.get(name)):
                 raise AssertionError(f"{expected.name}.{name} was {revert.fields.get(name)!r}, expected {value!r}") from None
         return
-    raise AssertionError(f"did not revert; expected {expected.name}")
+    raise AssertionError(f"did not revert; expected {expected.name if expected else 'a revert'}")

@@ -90,7 +90,10 @@ class InProcessChain:
     def pending_timestamp(self, value: int) -> None:
         self._pending_timestamp = int(value)
 
-    def mine(self, num_blocks: int = 1) -> None:
+    def mine(self, num_blocks: int = 1, timestamp: int | None = None) -> None:
+        """Mine ``num_blocks`` empty blocks; ``timestamp``: the first one's (ape's ``chain.mine`` arguments)."""
+        if timestamp is not None:
+            self.pending_timestamp = timestamp
         for _ in range(num_blocks):
             self._next_block()
 

@@ -33,6 +33,13 @@ def pytest_configure(config):
     testing.use_chain(_session_chain)
 
 
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="anvil_only: needs a real node")
+    for item in items:
+        if item.get_closest_marker("anvil_only"):
+            item.add_marker(skip)
+
+
 def pytest_unconfigure(config):
     testing.use_chain(None)
 
@@ -57,7 +64,16 @@ def project(chain):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _isolate_module(chain):
+def _isolate_module(chain, request):
+    # Session fixtures that any test of this module needs are set up before the module's snapshot: set up
+    # later, by a test in the middle of the module, their deployments would be undone when the module ends
+    # (ape re-bases its snapshots for this; setting them up first is enough here).
+    for item in request.session.items:
+        if item.module is request.module:
+            for name in item.fixturenames:
+                definitions = item._fixtureinfo.name2fixturedefs.get(name)
+                if definitions and definitions[-1].scope == "session":
+                    request.getfixturevalue(name)
     snapshot = chain.snapshot()
     yield
     chain.restore(snapshot)

@@ -2,12 +2,12 @@
 
 import dataclasses
 
-import ape
 from eth_abi import decode, encode
 from eth_account import Account
 from eth_utils import keccak
 
 from opgkit.attestation import quorum_evidence
+from opgkit.testing import reverts
 
 OUTSIDER = Account.from_key(keccak(text="outsider"))
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -20,7 +20,7 @@ def test_deploy__attestors_and_threshold__stored(verifier, attestor_keys):
 
 
 def test_deploy__threshold_above_attestors__reverts(project, deployer, gov, attestor_keys):
-    with ape.reverts(project.AttestorQuorumVerifier.AttestorQuorumInvalidThreshold):
+    with reverts(project.AttestorQuorumVerifier.AttestorQuorumInvalidThreshold):
         deployer.deploy(project.AttestorQuorumVerifier, gov, [attestor_keys[0].address], 2)
 
 
@@ -45,26 +45,26 @@ def test_add_and_remove_attestor__admin__updates_set_and_emits(verifier, gov):
 
 
 def test_add_attestor__duplicate_or_zero__reverts(verifier, gov, attestor_keys):
-    with ape.reverts(verifier.AttestorQuorumAlreadyAttestor, attestor=attestor_keys[0].address):
+    with reverts(verifier.AttestorQuorumAlreadyAttestor, attestor=attestor_keys[0].address):
         verifier.addAttestor(attestor_keys[0].address, sender=gov)
-    with ape.reverts(verifier.AttestorQuorumZeroAddress):
+    with reverts(verifier.AttestorQuorumZeroAddress):
         verifier.addAttestor(ZERO_ADDRESS, sender=gov)
 
 
 def test_remove_attestor__would_break_threshold__reverts(verifier, gov, attestor_keys):
     verifier.removeAttestor(attestor_keys[0].address, sender=gov)
-    with ape.reverts(verifier.AttestorQuorumInvalidThreshold, threshold=2, attestors=1):
+    with reverts(verifier.AttestorQuorumInvalidThreshold, threshold=2, attestors=1):
         verifier.removeAttestor(attestor_keys[1].address, sender=gov)
 
 
 def test_remove_attestor__unknown__reverts(verifier, gov):
-    with ape.reverts(verifier.AttestorQuorumNotAttestor, attestor=OUTSIDER.address):
+    with reverts(verifier.AttestorQuorumNotAttestor, attestor=OUTSIDER.address):
         verifier.removeAttestor(OUTSIDER.address, sender=gov)
 
 
 def test_set_threshold__bounds__enforced_and_emitted(verifier, gov):
     assert verifier.setThreshold(3, sender=gov).events == [verifier.ThresholdSet(2, 3)]
-    with ape.reverts(verifier.AttestorQuorumInvalidThreshold, threshold=0, attestors=3):
+    with reverts(verifier.AttestorQuorumInvalidThreshold, threshold=0, attestors=3):
         verifier.setThreshold(0, sender=gov)
-    with ape.reverts(verifier.AttestorQuorumInvalidThreshold, threshold=4, attestors=3):
+    with reverts(verifier.AttestorQuorumInvalidThreshold, threshold=4, attestors=3):
         verifier.setThreshold(4, sender=gov)

@@ -1,11 +1,11 @@
 """Unit tests of ModelRegistry: registration, policy, lineage, ownership, deprecation."""
 
-import ape
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
 from registry_helpers import BIT, OPG, TEE, VANILLA, ZKML, content_hash, spec
+from opgkit.testing import reverts
 
 ZERO32 = b"\x00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -58,25 +58,25 @@ def test_register__zkml_binding__id_depends_on_verifier_and_key(models, register
 
 
 def test_register__empty_hash__reverts(models, alice):
-    with ape.reverts(models.ModelRegistryEmptyContentHash):
+    with reverts(models.ModelRegistryEmptyContentHash):
         models.register(spec(contentHash=ZERO32), sender=alice)
 
 
 def test_register__duplicate_by_its_registrant__reverts(models, register_model, alice):
     model_id = register_model(alice)
-    with ape.reverts(models.ModelRegistryAlreadyRegistered, modelId=model_id):
+    with reverts(models.ModelRegistryAlreadyRegistered, modelId=model_id):
         models.register(spec(uri="ipfs://again", price=1), sender=alice)
 
 
 def test_register__unknown_parent__reverts(models, alice):
     parent = keccak(text="nobody registered this")
-    with ape.reverts(models.ModelRegistryUnknownParent, parent=parent):
+    with reverts(models.ModelRegistryUnknownParent, parent=parent):
         models.register(spec(parent=parent), sender=alice)
 
 
 def test_register__own_id_as_parent__reverts_as_cycle(models, alice):
     own_id = models.modelIdOf(alice, content_hash("loop"), ZERO_ADDRESS, ZERO32)
-    with ape.reverts(models.ModelRegistryCycle, modelId=own_id):
+    with reverts(models.ModelRegistryCycle, modelId=own_id):
         models.register(spec("loop", parent=own_id), sender=alice)
 
 
@@ -85,30 +85,30 @@ def test_register__own_id_as_parent__reverts_as_cycle(models, alice):
     [(0, VANILLA), (8, VANILLA), (BIT[TEE], VANILLA), (BIT[VANILLA], TEE)],
 )
 def test_register__invalid_policy__reverts(models, alice, allowed, minimum):
-    with ape.reverts(models.ModelRegistryInvalidPolicy, allowedModes=allowed, minimumMode=minimum):
+    with reverts(models.ModelRegistryInvalidPolicy, allowedModes=allowed, minimumMode=minimum):
         models.register(spec(allowedModes=allowed, minimumMode=minimum), sender=alice)
 
 
 def test_register__zkml_without_verifier__reverts(models, alice):
-    with ape.reverts(models.ModelRegistryZeroVerifier):
+    with reverts(models.ModelRegistryZeroVerifier):
         models.register(spec(**zkml(zkVerifier=ZERO_ADDRESS)), sender=alice)
-    with ape.reverts(models.ModelRegistryZeroVerifier):
+    with reverts(models.ModelRegistryZeroVerifier):
         models.register(spec(**zkml(verifyingKeyDigest=ZERO32)), sender=alice)
 
 
 def test_register__verifier_without_zkml__reverts(models, alice):
-    with ape.reverts(models.ModelRegistryVerifierWithoutZkml, zkVerifier=VERIFIER):
+    with reverts(models.ModelRegistryVerifierWithoutZkml, zkVerifier=VERIFIER):
         models.register(spec(zkVerifier=VERIFIER, verifyingKeyDigest=VK_DIGEST), sender=alice)
 
 
 def test_register__royalty_without_parent__reverts(models, alice):
-    with ape.reverts(models.ModelRegistryRoyaltyWithoutParent):
+    with reverts(models.ModelRegistryRoyaltyWithoutParent):
         models.register(spec(royaltyBps=100), sender=alice)
 
 
 def test_register__royalty_above_cap__reverts(models, register_model, alice, bob):
     parent = register_model(alice)
-    with ape.reverts(models.ModelRegistryRoyaltyTooHigh, royaltyBps=2_001, maximum=2_000):
+    with reverts(models.ModelRegistryRoyaltyTooHigh, royaltyBps=2_001, maximum=2_000):
         models.register(spec("fork", parent=parent, royaltyBps=2_001), sender=bob)
 
 
@@ -126,7 +126,7 @@ def test_version__by_parent_owner__joins_family(models, register_model, alice):
 
 def test_version__by_someone_else__reverts(models, register_model, alice, bob):
     v1 = register_model(alice, "v1")
-    with ape.reverts(models.ModelRegistryNotFamilyOwner, parent=v1, account=bob.address):
+    with reverts(models.ModelRegistryNotFamilyOwner, parent=v1, account=bob.address):
         models.register(spec("v2", parent=v1, sameFamily=True), sender=bob)
 
 
@@ -177,7 +177,7 @@ def test_deprecate__owner__refuses_new_receipts_keeps_history(models, register_m
     assert tx.events == [models.ModelDeprecated(model_id)]
     assert not models.acceptsMode(model_id, VANILLA)
     assert models.model(model_id).deprecated and models.model(model_id).owner == alice.address
-    with ape.reverts(models.ModelRegistryDeprecated, modelId=model_id):
+    with reverts(models.ModelRegistryDeprecated, modelId=model_id):
         models.deprecate(model_id, sender=alice)
 
 
@@ -194,17 +194,17 @@ def test_transfer_ownership__two_steps__moves_owner(models, register_model, alic
 def test_accept_ownership__not_pending_owner__reverts(models, register_model, alice, bob, carol):
     model_id = register_model(alice)
     models.transferOwnership(model_id, bob, sender=alice)
-    with ape.reverts(models.ModelRegistryNotPendingOwner, modelId=model_id, account=carol.address):
+    with reverts(models.ModelRegistryNotPendingOwner, modelId=model_id, account=carol.address):
         models.acceptOwnership(model_id, sender=carol)
 
 
 def test_unknown_model__read_or_updated__reverts(models, alice):
     unknown = keccak(text="unknown")
-    with ape.reverts(models.ModelRegistryUnknownModel, modelId=unknown):
+    with reverts(models.ModelRegistryUnknownModel, modelId=unknown):
         models.model(unknown)
-    with ape.reverts(models.ModelRegistryUnknownModel, modelId=unknown):
+    with reverts(models.ModelRegistryUnknownModel, modelId=unknown):
         models.setPrice(unknown, 1, sender=alice)
-    with ape.reverts(models.ModelRegistryUnknownModel, modelId=unknown):
+    with reverts(models.ModelRegistryUnknownModel, modelId=unknown):
         models.lineage(unknown, 3)
 
 
@@ -219,5 +219,5 @@ def test_unknown_model__read_or_updated__reverts(models, alice):
 )
 def test_owner_only__other_caller__reverts(models, register_model, alice, bob, function, args):
     model_id = register_model(alice)
-    with ape.reverts(models.ModelRegistryNotOwner, modelId=model_id, account=bob.address):
+    with reverts(models.ModelRegistryNotOwner, modelId=model_id, account=bob.address):
         getattr(models, function)(model_id, *args, sender=bob)

@@ -1,9 +1,9 @@
 """Access matrices: every privileged TEERegistry and AttestorQuorumVerifier function × callers without the role."""
 
-import ape
 import pytest
 
 from registry_helpers import NITRO, PCR_V2
+from opgkit.testing import reverts
 
 OUTSIDER = "0x00000000000000000000000000000000000000C0"
 
@@ -56,7 +56,7 @@ def test_verifier__every_mutating_function__is_in_the_matrix(verifier):
 def test_tee_registry__caller_without_role__reverts(tees, named, function, build_args, role, caller):
     account, role_id = named[caller], getattr(tees, role)()
     args = build_args(named | {"pcr": bytes.fromhex("11" * 32)})  # access is checked before existence
-    with ape.reverts(tees.AccessControlUnauthorizedAccount, account=account.address, neededRole=role_id):
+    with reverts(tees.AccessControlUnauthorizedAccount, account=account.address, neededRole=role_id):
         getattr(tees, function)(*args, sender=account)
 
 
@@ -64,5 +64,5 @@ def test_tee_registry__caller_without_role__reverts(tees, named, function, build
 @pytest.mark.parametrize("function, build_args, role", VERIFIER_PRIVILEGED, ids=[p[0] for p in VERIFIER_PRIVILEGED])
 def test_verifier__caller_without_role__reverts(verifier, named, function, build_args, role, caller):
     account, role_id = named[caller], getattr(verifier, role)()
-    with ape.reverts(verifier.AccessControlUnauthorizedAccount, account=account.address, neededRole=role_id):
+    with reverts(verifier.AccessControlUnauthorizedAccount, account=account.address, neededRole=role_id):
         getattr(verifier, function)(*build_args(named), sender=account)

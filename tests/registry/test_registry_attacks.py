@@ -19,7 +19,6 @@ checkpointed at the block time that records it, with its signed time as the valu
 `isActive` for a time before its block, and the age limit still runs from when the enclave signed it.
 """
 
-import ape
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
@@ -27,6 +26,7 @@ from eth_utils import keccak
 from opgkit.attestation import sign_heartbeat
 from opgkit.receipts import Mode, Receipt, Status, sign_receipt
 from registry_helpers import BIT, HOUR, MAX_HEARTBEAT_AGE, OPG, TEE, VANILLA, spec
+from opgkit.testing import reverts
 
 DAY = 24 * HOUR
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -63,7 +63,7 @@ def test_a9_model_front_run__copied_registration_gains_nothing(models, alice, bo
     assert models.modelIdOf(alice, honest["contentHash"], honest["zkVerifier"], honest["verifyingKeyDigest"]) == honest_id
     for function, args in (("setPrice", (0,)), ("setUri", ("ipfs://bob",)), ("deprecate", ()),
                            ("transferOwnership", (bob.address,))):
-        with ape.reverts(models.ModelRegistryNotOwner, modelId=honest_id, account=bob.address):
+        with reverts(models.ModelRegistryNotOwner, modelId=honest_id, account=bob.address):
             getattr(models, function)(honest_id, *args, sender=bob)
     record = models.model(honest_id)
     assert (record.price, record.uri, record.deprecated) == (5 * OPG, "ipfs://a9 front-run", False)
@@ -115,7 +115,7 @@ def test_heartbeat_backdating__late_relay_cannot_revive_past(chain, tees, settle
     chain.mine()
     assert not tees.isActive(key.address, t)
     dead = tee_receipt("dated t", model_id, key, t, alice)
-    with ape.reverts(settlement.InferenceSettlementSignerInactive, signer=key.address, timestamp=t) as refused:
+    with reverts(settlement.InferenceSettlementSignerInactive, signer=key.address, timestamp=t) as refused:
         settlement.settle(dead.as_args(), sign_receipt(settlement, dead, key.key), sender=alice)
     assert isinstance(refused.value, settlement.InferenceSettlementSignerInactive)
 
@@ -127,7 +127,7 @@ def test_heartbeat_backdating__late_relay_cannot_revive_past(chain, tees, settle
     assert tees.isActive(key.address, recorded)  # ... alive from the block that recorded the heartbeat ...
     for past in (signed, recorded - 1):  # ... and at no earlier time
         assert not tees.isActive(key.address, past)
-    with ape.reverts(settlement.InferenceSettlementSignerInactive, signer=key.address, timestamp=t) as refused:
+    with reverts(settlement.InferenceSettlementSignerInactive, signer=key.address, timestamp=t) as refused:
         settlement.settle(dead.as_args(), sign_receipt(settlement, dead, key.key), sender=alice)
     assert isinstance(refused.value, settlement.InferenceSettlementSignerInactive)
     assert settlement.recordOf(alice, dead.requestId).status == Status.NONE

@@ -2,13 +2,12 @@
 
 import dataclasses
 
-import ape
 import pytest
 from eth_account import Account
 from eth_utils import keccak
 
 from opgkit.attestation import sign_heartbeat
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 from registry_helpers import MAX_HEARTBEAT_AGE, NITRO, PCR_V1, PCR_V2
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -41,27 +40,27 @@ def test_register__attested_by_quorum__stores_lists_and_activates(chain, tees, a
 
 def test_register__statement_of_another_operator__reverts(tees, attest, operator, operator2):
     statement, endpoint, evidence = attest(operator, new_key("a"))
-    with ape.reverts(tees.TEERegistryNotStatementOperator, caller=operator2.address, operator=operator.address):
+    with reverts(tees.TEERegistryNotStatementOperator, caller=operator2.address, operator=operator.address):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator2)
 
 
 def test_register__other_chain__reverts(chain, tees, attest, operator):
     statement, endpoint, evidence = attest(operator, new_key("a"), chain_id=chain.chain_id + 1)
-    with ape.reverts(tees.TEERegistryWrongChain, chainId=chain.chain_id + 1):
+    with reverts(tees.TEERegistryWrongChain, chainId=chain.chain_id + 1):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
 def test_register__other_registry__reverts(tees, attest, operator):
     statement, endpoint, evidence = attest(operator, new_key("a"))
     elsewhere = dataclasses.replace(statement, registry="0x00000000000000000000000000000000000000E1")
-    with ape.reverts(tees.TEERegistryWrongRegistry):
+    with reverts(tees.TEERegistryWrongRegistry):
         tees.registerTee(elsewhere.as_args(), endpoint, evidence, sender=operator)
 
 
 def test_register__expired__reverts(chain, tees, attest, operator):
     expiry = now(chain) - 1
     statement, endpoint, evidence = attest(operator, new_key("a"), expiry=expiry)
-    with ape.reverts(tees.TEERegistryAttestationExpired, expiry=expiry):
+    with reverts(tees.TEERegistryAttestationExpired, expiry=expiry):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
@@ -69,13 +68,13 @@ def test_register__nonce_reused__reverts(tees, attest, operator):
     first = attest(operator, new_key("a"))
     tees.registerTee(first[0].as_args(), first[1], first[2], sender=operator)
     statement, endpoint, evidence = attest(operator, new_key("b"), nonce=0)
-    with ape.reverts(tees.InvalidAccountNonce, account=operator.address, currentNonce=1):
+    with reverts(tees.InvalidAccountNonce, account=operator.address, currentNonce=1):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
 def test_register__endpoint_differs_from_attested__reverts(tees, attest, operator):
     statement, _, evidence = attest(operator, new_key("a"))
-    with ape.reverts(tees.TEERegistryEndpointMismatch):
+    with reverts(tees.TEERegistryEndpointMismatch):
         tees.registerTee(statement.as_args(), "https://evil.example", evidence, sender=operator)
 
 
@@ -91,33 +90,33 @@ def test_register__evidence_short_of_quorum__reverts(tees, attest, operator, att
         evidence = attest(operator, key, signers=[attestor_keys[0], attestor_keys[0]])[2]
     else:
         evidence = b"\x01\x02"
-    with ape.reverts(tees.TEERegistryAttestationRejected):
+    with reverts(tees.TEERegistryAttestationRejected):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
 def test_register__operator_not_staked_for_tee__reverts(tees, attest, alice):
     statement, endpoint, evidence = attest(alice, new_key("a"))
-    with ape.reverts(tees.TEERegistryOperatorNotStaked, operator=alice.address):
+    with reverts(tees.TEERegistryOperatorNotStaked, operator=alice.address):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=alice)
 
 
 def test_register__unapproved_measurement__reverts(tees, attest, operator):
     statement, endpoint, evidence = attest(operator, new_key("a"), measurement=PCR_V2)
-    with ape.reverts(tees.TEERegistryMeasurementNotApproved, measurementHash=PCR_V2):
+    with reverts(tees.TEERegistryMeasurementNotApproved, measurementHash=PCR_V2):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
 def test_register__measurement_of_other_type__reverts(tees, attest, operator, gov):
     tees.addTeeType(2, "Intel TDX", sender=gov)
     statement, endpoint, evidence = attest(operator, new_key("a"), tee_type=2)
-    with ape.reverts(tees.TEERegistryMeasurementTypeMismatch, measurementHash=PCR_V1, teeType=2):
+    with reverts(tees.TEERegistryMeasurementTypeMismatch, measurementHash=PCR_V1, teeType=2):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
 def test_register__key_already_registered__reverts(tees, attest, register_tee, operator):
     key = register_tee(operator, "a")
     statement, endpoint, evidence = attest(operator, key)
-    with ape.reverts(tees.TEERegistryTeeExists, teeKey=key.address):
+    with reverts(tees.TEERegistryTeeExists, teeKey=key.address):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
@@ -139,14 +138,14 @@ def test_heartbeat__signed_by_another_key__reverts(chain, tees, register_tee, op
     key = register_tee(operator)
     advance(chain, 10)
     stamp = now(chain)
-    with ape.reverts(tees.TEERegistryInvalidHeartbeatSignature, teeKey=key.address):
+    with reverts(tees.TEERegistryInvalidHeartbeatSignature, teeKey=key.address):
         tees.heartbeat(key.address, stamp, sign_heartbeat(tees, new_key("impostor"), stamp), sender=operator)
 
 
 def test_heartbeat__not_newer__reverts(chain, tees, register_tee, operator):
     key = register_tee(operator)
     registered_at = tees.lastHeartbeat(key.address)
-    with ape.reverts(tees.TEERegistryHeartbeatNotNewer):
+    with reverts(tees.TEERegistryHeartbeatNotNewer):
         tees.heartbeat(key.address, registered_at, sign_heartbeat(tees, key, registered_at), sender=operator)
 
 
@@ -155,7 +154,7 @@ def test_heartbeat__outside_window__reverts(chain, tees, register_tee, operator,
     key = register_tee(operator)
     advance(chain, 60)
     stamp = chain.pending_timestamp - offset if offset > 0 else chain.pending_timestamp + 600
-    with ape.reverts(tees.TEERegistryHeartbeatOutOfWindow, timestamp=stamp):
+    with reverts(tees.TEERegistryHeartbeatOutOfWindow, timestamp=stamp):
         tees.heartbeat(key.address, stamp, sign_heartbeat(tees, key, stamp), sender=operator)
 
 
@@ -181,6 +180,7 @@ def test_is_active__past_timestamps__answer_as_of_then(chain, tees, register_tee
     assert not tees.isActive(key.address, stamp + MAX_HEARTBEAT_AGE + 1)
 
 
+@pytest.mark.anvil_only  # builds a block by hand (automine off)
 def test_heartbeat__two_in_one_block__the_newer_one_counts(chain, tees, register_tee, operator, bob):
     key = register_tee(operator)
     advance(chain, MAX_HEARTBEAT_AGE // 2)
@@ -227,19 +227,19 @@ def test_revoke_measurement__deactivates_from_then_keeps_past(chain, tees, regis
 
 def test_revoke_measurement__twice__reverts(tees, gov):
     tees.revokeMeasurement(PCR_V1, sender=gov)
-    with ape.reverts(tees.TEERegistryMeasurementRevoked, measurementHash=PCR_V1):
+    with reverts(tees.TEERegistryMeasurementRevoked, measurementHash=PCR_V1):
         tees.revokeMeasurement(PCR_V1, sender=gov)
 
 
 def test_revoke_measurement__unknown__reverts(tees, gov):
-    with ape.reverts(tees.TEERegistryMeasurementNotApproved, measurementHash=PCR_V2):
+    with reverts(tees.TEERegistryMeasurementNotApproved, measurementHash=PCR_V2):
         tees.revokeMeasurement(PCR_V2, sender=gov)
 
 
 def test_register__revoked_measurement__reverts(tees, attest, operator, gov):
     tees.revokeMeasurement(PCR_V1, sender=gov)
     statement, endpoint, evidence = attest(operator, new_key("a"))
-    with ape.reverts(tees.TEERegistryMeasurementRevoked, measurementHash=PCR_V1):
+    with reverts(tees.TEERegistryMeasurementRevoked, measurementHash=PCR_V1):
         tees.registerTee(statement.as_args(), endpoint, evidence, sender=operator)
 
 
@@ -261,14 +261,14 @@ def test_set_enabled__operator__toggles_with_history(chain, tees, register_tee, 
 
 def test_set_enabled__not_its_operator__reverts(tees, register_tee, operator, operator2):
     key = register_tee(operator)
-    with ape.reverts(tees.TEERegistryNotTeeOperator, teeKey=key.address, account=operator2.address):
+    with reverts(tees.TEERegistryNotTeeOperator, teeKey=key.address, account=operator2.address):
         tees.setEnabled(key.address, False, sender=operator2)
 
 
 def test_admin_disable__operator_cannot_reenable__admin_can(chain, tees, register_tee, operator, gov):
     key = register_tee(operator)
     tees.adminDisable(key.address, sender=gov)
-    with ape.reverts(tees.TEERegistryDisabledByAdmin, teeKey=key.address):
+    with reverts(tees.TEERegistryDisabledByAdmin, teeKey=key.address):
         tees.setEnabled(key.address, True, sender=operator)
     tees.adminEnable(key.address, sender=gov)
     assert tees.isActive(key.address, now(chain))
@@ -289,7 +289,7 @@ def test_reattest__same_key_new_measurement__reverts(tees, attest, register_tee,
     key = register_tee(operator)
     tees.approveMeasurement(PCR_V2, NITRO, 2, sender=gov)
     statement, endpoint, evidence = attest(operator, key, measurement=PCR_V2)
-    with ape.reverts(tees.TEERegistryMeasurementChangeNeedsNewKey, teeKey=key.address):
+    with reverts(tees.TEERegistryMeasurementChangeNeedsNewKey, teeKey=key.address):
         tees.reattest(key.address, statement.as_args(), endpoint, evidence, sender=operator)
 
 
@@ -305,14 +305,14 @@ def test_reattest__new_key__rotates(chain, tees, attest, register_tee, operator,
     assert tees.isActive(new.address, now(chain)) and not tees.isActive(old.address, now(chain))
     assert tees.isActive(old.address, before)
     assert list(tees.teesOfOperator(operator, 0, 10)) == [new.address]
-    with ape.reverts(tees.TEERegistryRetired, teeKey=old.address):
+    with reverts(tees.TEERegistryRetired, teeKey=old.address):
         tees.heartbeat(old.address, now(chain), sign_heartbeat(tees, old, now(chain)), sender=operator)
 
 
 def test_reattest__someone_elses_tee__reverts(tees, attest, register_tee, operator, operator2):
     key = register_tee(operator)
     statement, endpoint, evidence = attest(operator2, key)
-    with ape.reverts(tees.TEERegistryNotTeeOperator, teeKey=key.address, account=operator2.address):
+    with reverts(tees.TEERegistryNotTeeOperator, teeKey=key.address, account=operator2.address):
         tees.reattest(key.address, statement.as_args(), endpoint, evidence, sender=operator2)
 
 
@@ -356,16 +356,16 @@ def test_active_tees_of_type__paginated__filters_inactive(chain, tees, register_
 
 
 def test_add_tee_type__existing__reverts(tees, gov):
-    with ape.reverts(tees.TEERegistryTeeTypeExists, teeType=NITRO):
+    with reverts(tees.TEERegistryTeeTypeExists, teeType=NITRO):
         tees.addTeeType(NITRO, "again", sender=gov)
 
 
 def test_approve_measurement__bad_input__reverts(tees, gov):
-    with ape.reverts(tees.TEERegistryZeroMeasurement):
+    with reverts(tees.TEERegistryZeroMeasurement):
         tees.approveMeasurement(b"\x00" * 32, NITRO, 1, sender=gov)
-    with ape.reverts(tees.TEERegistryUnknownTeeType, teeType=9):
+    with reverts(tees.TEERegistryUnknownTeeType, teeType=9):
         tees.approveMeasurement(PCR_V2, 9, 1, sender=gov)
-    with ape.reverts(tees.TEERegistryMeasurementExists, measurementHash=PCR_V1):
+    with reverts(tees.TEERegistryMeasurementExists, measurementHash=PCR_V1):
         tees.approveMeasurement(PCR_V1, NITRO, 1, sender=gov)
 
 
@@ -376,12 +376,12 @@ def test_set_max_heartbeat_age__bounds_and_history(chain, tees, register_tee, op
     tees.setMaxHeartbeatAge(60, sender=gov)
     assert tees.maxHeartbeatAge() == 60
     assert tees.isActive(key.address, registered + 9)  # judged with the limit of that time (1 hour)
-    with ape.reverts(tees.TEERegistryHeartbeatAgeOutOfBounds, maxAge=59):
+    with reverts(tees.TEERegistryHeartbeatAgeOutOfBounds, maxAge=59):
         tees.setMaxHeartbeatAge(59, sender=gov)
-    with ape.reverts(tees.TEERegistryHeartbeatAgeOutOfBounds, maxAge=86_401):
+    with reverts(tees.TEERegistryHeartbeatAgeOutOfBounds, maxAge=86_401):
         tees.setMaxHeartbeatAge(86_401, sender=gov)
 
 
 def test_set_verifier__zero__reverts(tees, gov):
-    with ape.reverts(tees.TEERegistryZeroAddress):
+    with reverts(tees.TEERegistryZeroAddress):
         tees.setVerifier(ZERO_ADDRESS, sender=gov)

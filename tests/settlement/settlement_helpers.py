@@ -12,6 +12,8 @@ from eth_utils import keccak
 from opgkit.deploy import DAY, OPG
 from opgkit.manifest import OutputManifest
 from opgkit.receipts import Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, instances_hash
+from opgkit.inprocess.contracts import ErrorType
+from opgkit.testing import reverts
 
 HOUR = 3_600
 CHALLENGE_WINDOW = HOUR
@@ -144,8 +146,14 @@ def reverts_exactly(error, **inputs):
     """``ape.reverts(error, **inputs)``, stricter: the revert must be ``error`` with these inputs. ape decodes a
     custom error raised in a nested call only when the reverting contract is the last one the transaction
     touched, and lets a revert it could not decode pass; this decodes such a revert with ``error``'s ABI. Every
-    named input must exist on ``error``."""
-    with ape.reverts(error, **inputs) as info:
+    named input must exist on ``error``. (In-process, every revert is decoded by selector: already exact.)"""
+    if isinstance(error, ErrorType):
+        missing = {name for name in inputs} - {item.name for item in error.abi.inputs}
+        assert not missing, f"{error.name} has no input named {', '.join(sorted(missing))}"
+        with reverts(error, **inputs) as info:
+            yield info
+        return
+    with reverts(error, **inputs) as info:
         yield info
     exception = info.value
     if isinstance(exception, error):

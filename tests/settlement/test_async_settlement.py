@@ -1,12 +1,11 @@
 """Asynchronous settlement: the node posts first with the payer's consent, delivers the evidence by the deadline,
 or the request fails, the node is slashed once and the payer refunded to escrow."""
 
-import ape
 import pytest
 from eth_account import Account
 
 from opgkit.receipts import NO_AUTHORIZATION, Status, zkml_proof_evidence
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 from settlement_helpers import (
     DAY, HOUR, PRICE, PROOF_WINDOW, ZERO_ADDRESS, Mode, authorization, missed_proof_evidence_id, receipt,
     recorded_hash, reverts_exactly, zk_outputs, zk_receipt,
@@ -130,7 +129,7 @@ def test_post_pending__payer_without_funds__reverts_and_nothing_recorded(settlem
     broke = Account.create()
     r = tee_receipt("async-broke").with_changes(payer=broke.address)
     auth = authorization(r, node=operator.address)
-    with ape.reverts():
+    with reverts():
         settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, broke), sender=operator)
     assert settlement.recordOf(broke.address, r.requestId).status == Status.NONE
 

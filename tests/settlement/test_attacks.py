@@ -471,6 +471,7 @@ def test_f7_proof_window_at_least_unbonding_delay__refused(settlement, staking, 
         settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
 
 
+@pytest.mark.anvil_only  # builds a block by hand (automine off)
 def test_f7_node_posts_pending_and_unbonds_in_same_block__still_slashed(settlement, staking, tee_receipt,
                                                                        operator, alice, gov, reporter, sign_auth,
                                                                        chain):

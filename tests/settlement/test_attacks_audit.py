@@ -2,14 +2,13 @@
 attack and asserts the guarantee; each failed on the code the review was run against (see the commit that adds
 this file) and passes since the fix."""
 
-import ape
 import pytest
 from eth_account import Account
 from eth_utils import keccak
 
 from opgkit.manifest import OutputManifest
 from opgkit.receipts import NO_AUTHORIZATION, Fault, ReceiptBatch, SignedReceipt, Status
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 from settlement_helpers import (
     CHALLENGE_WINDOW, HOUR, OPG, PCR, PRICE, RELAYER_BIT, Mode, authorization, model_spec, receipt,
 )
@@ -59,13 +58,13 @@ def test_h1_withheld_fabricated_leaf__cannot_be_claimed_with_the_payers_authoriz
                      output_hash=OutputManifest(text="90", usage=USAGE).output_hash()).with_changes(**bind)
     auth = authorization(honest, node=operator.address)
     auth_sig = sign_auth(auth, gov)
-    with ape.reverts(batches.BatchSettlementBadSignature, signer=tee_key.address):
+    with reverts(batches.BatchSettlementBadSignature, signer=tee_key.address):
         batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), auth_sig, sender=bob)
     assert settlement.recordOf(gov, fake.requestId).status == Status.NONE
     advance(chain, 1)
     settlement.postPending(honest.as_args(), auth.as_args(), auth_sig, sender=operator)
     settlement.deliverProof(honest.as_args(), sign(honest, tee_key), sender=bob)
-    with ape.reverts(settlement.InferenceSettlementReceiptMismatch):
+    with reverts(settlement.InferenceSettlementReceiptMismatch):
         vault.release(app, fake.as_args(), 0, USAGE_JSON, sender=bob)
 
 
@@ -82,7 +81,7 @@ def test_m2_erc1271_wallet__owners_authorization_for_another_payer_cannot_charge
     settlement.settleWithAuthorization(r.as_args(), sign(r, operator), auth.as_args(), auth_sig, sender=operator)
 
     replay = r.with_changes(payer=wallet.address)
-    with ape.reverts(settlement.InferenceSettlementAuthorizationMismatch, requestId=r.requestId):
+    with reverts(settlement.InferenceSettlementAuthorizationMismatch, requestId=r.requestId):
         settlement.settleWithAuthorization(replay.as_args(), sign(replay, operator), auth.as_args(), auth_sig,
                                            sender=operator)
     assert token.balanceOf(wallet) == 100 * OPG
@@ -99,7 +98,7 @@ def test_m2_authorization_names_the_mode__weaker_answer_cannot_burn_the_request(
     tee = receipt("mode", open_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address)
     auth = authorization(tee, node=operator.address)
     vanilla = tee.with_changes(mode=Mode.VANILLA, signer=operator.address)
-    with ape.reverts(settlement.InferenceSettlementAuthorizationMismatch, requestId=tee.requestId):
+    with reverts(settlement.InferenceSettlementAuthorizationMismatch, requestId=tee.requestId):
         settlement.settleWithAuthorization(vanilla.as_args(), sign(vanilla, operator), auth.as_args(),
                                            sign_auth(auth, alice), sender=bob)
 
@@ -119,7 +118,7 @@ def test_m3_model_deprecated_before_posting__receipt_signed_while_live__relayer_
     batch_id = post(batches, batch, operator2)
     stake_before = staking.selfBond(operator2)
     assert batches.faultOf(batch_id, batch.leaf(0)) == Fault.NONE
-    with ape.reverts(batches.BatchSettlementNoFault):
+    with reverts(batches.BatchSettlementNoFault):
         batches.challenge(batch_id, batch.leaf(0), sender=bob)
     assert staking.selfBond(operator2) == stake_before
 
@@ -136,6 +135,7 @@ def test_m3_model_deprecated_before_signing__still_a_fault(batches, models, oper
     assert batches.faultOf(post(batches, batch, operator2), batch.leaf(0)) == Fault.MODEL_DEPRECATED
 
 
+@pytest.mark.anvil_only  # builds a block by hand (automine off)
 def test_l1_receipt_age_change_later_in_the_posting_block__does_not_judge_the_batch(
         batches, open_model, operator, operator2, gov, sign, now, chain):
     """A setMaxReceiptAge mined after a postBatch in the same block (timelock operations are executable by anyone,
@@ -168,7 +168,7 @@ def test_l2_raised_minimum_stake__reaches_history_through_refresh(staking, opera
     staking.refreshActivity(operator, sender=bob)
     assert not staking.wasActiveOperator(operator, 0, now())
     assert staking.wasActiveOperator(operator, 0, before)
-    with ape.reverts(staking.NodeStakingNotOperator, account=bob.address):
+    with reverts(staking.NodeStakingNotOperator, account=bob.address):
         staking.refreshActivity(bob, sender=bob)
 
 
@@ -196,13 +196,13 @@ def test_l4_unregistered_signer__never_owed_a_staker_share(settlement, batches, 
     batch = batch_of((r, sign(r, ghost)))
     batch_id = post(batches, batch, operator2)
     advance(chain, CHALLENGE_WINDOW + 1)
-    with ape.reverts(batches.BatchSettlementFaultyLeaf, batchId=batch_id, requestId=r.requestId,
+    with reverts(batches.BatchSettlementFaultyLeaf, batchId=batch_id, requestId=r.requestId,
                      fault=Fault.SIGNER_INACTIVE):
         batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=alice)
 
 
 def test_l5_vault_application_for_zero_recipient__refused(vault, gov):
-    with ape.reverts(vault.RiskGatedVaultZeroRecipient):
+    with reverts(vault.RiskGatedVaultZeroRecipient):
         vault.open("0x0000000000000000000000000000000000000000", PAYOUT, sender=gov)
 
 
@@ -214,7 +214,7 @@ def test_same_second_slash__pending_tee_receipt_must_predate_its_post(settlement
     chain.pending_timestamp = t
     r = receipt("same second", tee_model, tee_key.address, t, mode=Mode.TEE, payer=alice.address)
     auth = authorization(r, node=operator.address)
-    with ape.reverts(settlement.InferenceSettlementReceiptFromFuture, timestamp=t):
+    with reverts(settlement.InferenceSettlementReceiptFromFuture, timestamp=t):
         settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
 
 
@@ -239,11 +239,11 @@ def test_review2_m1_withheld_leaf_by_revoked_tee_key__never_recorded(vault, sett
     assert batches.faultOf(batch_id, batch.leaf(0)) == Fault.SIGNER_INACTIVE
     advance(chain, CHALLENGE_WINDOW + 1)
     auth = authorization(fake, node=operator.address)
-    with ape.reverts(batches.BatchSettlementFaultyLeaf, batchId=batch_id, requestId=fake.requestId,
+    with reverts(batches.BatchSettlementFaultyLeaf, batchId=batch_id, requestId=fake.requestId,
                      fault=Fault.SIGNER_INACTIVE):
         batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), sign_auth(auth, gov), sender=bob)
     assert settlement.recordOf(gov, fake.requestId).status == Status.NONE
-    with ape.reverts(settlement.InferenceSettlementNotVerified):
+    with reverts(settlement.InferenceSettlementNotVerified):
         vault.release(app, fake.as_args(), 0, USAGE_JSON, sender=bob)
 
 
@@ -258,7 +258,7 @@ def test_review2_l1_history_behind_live_activity__pending_refused_not_slashed_la
     assert staking.isActiveOperator(operator, TEE_ROLE)
     r = receipt("lowered", tee_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address)
     auth = authorization(r, node=operator.address)
-    with ape.reverts(settlement.InferenceSettlementSignerInactive, signer=tee_key.address, timestamp=r.timestamp):
+    with reverts(settlement.InferenceSettlementSignerInactive, signer=tee_key.address, timestamp=r.timestamp):
         settlement.postPending(r.as_args(), auth.as_args(), sign_auth(auth, alice), sender=operator)
     staking.refreshActivity(operator, sender=bob)  # anyone brings the history up to date; then it is accepted
     r = receipt("lowered again", tee_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address)

@@ -2,14 +2,13 @@
 the vault owner's namespace. The vault's owner (`gov`) opens applications, so it is the payer of their
 assessments and the only one who can consent to their records."""
 
-import ape
 import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
 from opgkit.manifest import OutputManifest
 from opgkit.receipts import Status
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 from settlement_helpers import OPG, PROOF_WINDOW, Mode, authorization, receipt
 
 MAX_RISK = 40
@@ -67,7 +66,7 @@ def test_release__final_tee_low_score__paid(vault, settlement, token, applicatio
     before = token.balanceOf(bob)
     vault.release(application, r.as_args(), 12, USAGE_JSON, sender=bob)
     assert token.balanceOf(bob) == before + PAYOUT
-    with ape.reverts(vault.RiskGatedVaultClosed, applicationId=application):
+    with reverts(vault.RiskGatedVaultClosed, applicationId=application):
         vault.release(application, r.as_args(), 12, USAGE_JSON, sender=bob)
 
 
@@ -75,7 +74,7 @@ def test_release__score_above_limit__refused(vault, settlement, application, tee
                                              gov):
     r = assessment(vault, application, tee_model, tee_key.address, heartbeat(), 41)
     settlement.settle(r.as_args(), sign(r, tee_key), sender=gov)
-    with ape.reverts(vault.RiskGatedVaultRiskTooHigh, riskScore=41, maximum=MAX_RISK):
+    with reverts(vault.RiskGatedVaultRiskTooHigh, riskScore=41, maximum=MAX_RISK):
         vault.release(application, r.as_args(), 41, USAGE_JSON, sender=bob)
 
 
@@ -83,7 +82,7 @@ def test_release__claiming_lower_score_than_settled__wrong_output(vault, settlem
                                                                   bob, sign, heartbeat, gov):
     r = assessment(vault, application, tee_model, tee_key.address, heartbeat(), 90)
     settlement.settle(r.as_args(), sign(r, tee_key), sender=gov)
-    with ape.reverts(vault.RiskGatedVaultWrongOutput, outputHash=r.outputHash):
+    with reverts(vault.RiskGatedVaultWrongOutput, outputHash=r.outputHash):
         vault.release(application, r.as_args(), 9, USAGE_JSON, sender=bob)
 
 
@@ -92,9 +91,9 @@ def test_release__vanilla_answer__mode_too_weak(vault, settlement, application, 
     """A VANILLA answer fails a TEE-or-better requirement; the vault also pins its model, so it never gets that far."""
     r = assessment(vault, application, open_model, operator.address, now(), 3, mode=Mode.VANILLA)
     settlement.settle(r.as_args(), sign(r, operator), sender=gov)
-    with ape.reverts(settlement.InferenceSettlementModeTooWeak, requestId=r.requestId, mode=Mode.VANILLA, minMode=Mode.TEE):
+    with reverts(settlement.InferenceSettlementModeTooWeak, requestId=r.requestId, mode=Mode.VANILLA, minMode=Mode.TEE):
         settlement.requireVerifiedReceipt(r.as_args(), Mode.TEE, True)
-    with ape.reverts(vault.RiskGatedVaultWrongModel, modelId=open_model, expected=vault.modelId()):
+    with reverts(vault.RiskGatedVaultWrongModel, modelId=open_model, expected=vault.modelId()):
         vault.release(application, r.as_args(), 3, USAGE_JSON, sender=bob)
 
 
@@ -102,7 +101,7 @@ def test_release__answer_still_pending__not_verified(vault, settlement, applicat
                                                      gov, heartbeat, auth_for):
     r = assessment(vault, application, tee_model, tee_key.address, heartbeat(), 5)
     settlement.postPending(r.as_args(), *auth_for(r, operator, gov), sender=operator)
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
         vault.release(application, r.as_args(), 5, USAGE_JSON, sender=bob)
 
 
@@ -112,7 +111,7 @@ def test_release__proof_missed__not_verified(vault, settlement, application, tee
     settlement.postPending(r.as_args(), *auth_for(r, operator, gov), sender=operator)
     advance(chain, PROOF_WINDOW + 1)
     settlement.reportMissedProof(gov, r.requestId, sender=bob)
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.FAILED):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.FAILED):
         vault.release(application, r.as_args(), 5, USAGE_JSON, sender=bob)
 
 
@@ -120,7 +119,7 @@ def test_release__answer_about_other_input__wrong_input(vault, settlement, appli
                                                         heartbeat, gov):
     r = assessment(vault, application, tee_model, tee_key.address, heartbeat(), 5).with_changes(inputHash=b"\x09" * 32)
     settlement.settle(r.as_args(), sign(r, tee_key), sender=gov)
-    with ape.reverts(vault.RiskGatedVaultWrongInput, inputHash=r.inputHash, expected=vault.inputHashOf(application)):
+    with reverts(vault.RiskGatedVaultWrongInput, inputHash=r.inputHash, expected=vault.inputHashOf(application)):
         vault.release(application, r.as_args(), 5, USAGE_JSON, sender=bob)
 
 
@@ -128,7 +127,7 @@ def test_release__receipt_for_other_request__wrong_request(vault, settlement, ap
                                                            sign, heartbeat, gov):
     r = assessment(vault, application, tee_model, tee_key.address, heartbeat(), 5).with_changes(requestId=b"\x08" * 32)
     settlement.settle(r.as_args(), sign(r, tee_key), sender=gov)
-    with ape.reverts(vault.RiskGatedVaultWrongRequest, requestId=r.requestId, expected=vault.requestIdOf(application)):
+    with reverts(vault.RiskGatedVaultWrongRequest, requestId=r.requestId, expected=vault.requestIdOf(application)):
         vault.release(application, r.as_args(), 5, USAGE_JSON, sender=bob)
 
 
@@ -138,19 +137,19 @@ def test_release__receipt_differs_from_settled__receipt_mismatch(vault, settleme
     r = assessment(vault, application, tee_model, tee_key.address, heartbeat(), 5)
     settlement.settle(r.as_args(), sign(r, tee_key), sender=gov)
     altered = r.with_changes(timestamp=r.timestamp - 1)
-    with ape.reverts(settlement.InferenceSettlementReceiptMismatch, requestId=r.requestId):
+    with reverts(settlement.InferenceSettlementReceiptMismatch, requestId=r.requestId):
         vault.release(application, altered.as_args(), 5, USAGE_JSON, sender=bob)
 
 
 def test_release__unknown_application__named_error(vault, settlement, tee_model, tee_key, bob, heartbeat):
     r = assessment(vault, 77, tee_model, tee_key.address, heartbeat(), 5)
-    with ape.reverts(vault.RiskGatedVaultUnknownApplication, applicationId=77):
+    with reverts(vault.RiskGatedVaultUnknownApplication, applicationId=77):
         vault.release(77, r.as_args(), 5, USAGE_JSON, sender=bob)
 
 
 def test_require_verified__never_settled__status_none(settlement, open_model, operator, alice, now):
     r = receipt("never", open_model, operator.address, now(), payer=alice.address)
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
         settlement.requireVerifiedReceipt(r.as_args(), Mode.VANILLA, False)
     record = settlement.recordOf(alice, r.requestId)
     assert (record.status, record.settledAt, record.receiptHash) == (Status.NONE, 0, b"\x00" * 24)
@@ -161,7 +160,7 @@ def test_release__receipt_in_another_namespace__wrong_requester(vault, settlemen
     """A receipt for the vault's request id recorded in someone else's namespace (here bob's) is refused."""
     r = assessment(vault, application, tee_model, tee_key.address, heartbeat(), 5, payer=bob.address)
     settlement.settle(r.as_args(), sign(r, tee_key), sender=bob)
-    with ape.reverts(vault.RiskGatedVaultWrongRequester, payer=bob.address, expected=vault.owner()):
+    with reverts(vault.RiskGatedVaultWrongRequester, payer=bob.address, expected=vault.owner()):
         vault.release(application, r.as_args(), 5, USAGE_JSON, sender=bob)
 
 
@@ -186,20 +185,20 @@ def test_cancel__proof_missed__owner_frees_the_amount(vault, settlement, token, 
     tx = vault.cancel(application, sender=gov)
     assert tx.events == [vault.Cancelled(application)]
     assert vault.committed() == committed - PAYOUT
-    with ape.reverts(vault.RiskGatedVaultClosed, applicationId=application):
+    with reverts(vault.RiskGatedVaultClosed, applicationId=application):
         vault.release(application, r.as_args(), 5, USAGE_JSON, sender=bob)
-    with ape.reverts(vault.RiskGatedVaultClosed, applicationId=application):
+    with reverts(vault.RiskGatedVaultClosed, applicationId=application):
         vault.cancel(application, sender=gov)
 
 
 def test_cancel__not_owner__reverts(vault, application, bob):
-    with ape.reverts(vault.OwnableUnauthorizedAccount, account=bob.address):
+    with reverts(vault.OwnableUnauthorizedAccount, account=bob.address):
         vault.cancel(application, sender=bob)
 
 
 def test_withdraw__uncommitted_only(vault, token, application, gov, treasury):
     available = token.balanceOf(vault) - vault.committed()
-    with ape.reverts(vault.RiskGatedVaultUncommittedBalanceTooLow, available=available, requested=available + 1):
+    with reverts(vault.RiskGatedVaultUncommittedBalanceTooLow, available=available, requested=available + 1):
         vault.withdraw(treasury, available + 1, sender=gov)
     before = token.balanceOf(treasury)
     tx = vault.withdraw(treasury, available, sender=gov)
@@ -208,5 +207,5 @@ def test_withdraw__uncommitted_only(vault, token, application, gov, treasury):
 
 
 def test_withdraw__not_owner__reverts(vault, bob):
-    with ape.reverts(vault.OwnableUnauthorizedAccount, account=bob.address):
+    with reverts(vault.OwnableUnauthorizedAccount, account=bob.address):
         vault.withdraw(bob, 1, sender=bob)

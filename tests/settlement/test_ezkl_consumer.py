@@ -5,7 +5,7 @@ import pytest
 from ape.utils import ZERO_ADDRESS
 
 from opgkit.receipts import Status, zkml_evidence, zkml_proof_evidence
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 from opgkit.zkml.models import RISKY_POSITION, SAFE_POSITION
 from settlement_helpers import OPG, PROOF_WINDOW, authorization, zk_receipt
 
@@ -82,7 +82,7 @@ def test_liquidate__final_zkml_risk_above_threshold__collateral_to_liquidator(gu
     assert (event.positionId, event.liquidator, event.collateral) == (position, bob.address, COLLATERAL)
     assert event.riskScore == risky_proof.outputs[RISK_OUTPUT] >= guard.liquidationThreshold()
     assert token.balanceOf(bob) == before + COLLATERAL
-    with ape.reverts(guard.LiquidationGuardAlreadyLiquidated, positionId=position):
+    with reverts(guard.LiquidationGuardAlreadyLiquidated, positionId=position):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
@@ -90,7 +90,7 @@ def test_liquidate__proven_safe__risk_below_threshold(guard, open_position, sett
     position = open_position(SAFE_POSITION)
     r = settled("guard-safe", safe_proof)
     score = safe_proof.outputs[RISK_OUTPUT]
-    with ape.reverts(guard.LiquidationGuardRiskBelowThreshold, riskScore=score,
+    with reverts(guard.LiquidationGuardRiskBelowThreshold, riskScore=score,
                      threshold=guard.liquidationThreshold()):
         guard.liquidate(position, r.as_args(), safe_proof.outputs, sender=bob)
 
@@ -98,7 +98,7 @@ def test_liquidate__proven_safe__risk_below_threshold(guard, open_position, sett
 def test_liquidate__proof_about_other_features__wrong_input(guard, open_position, settled, risky_proof, bob):
     position = open_position(SAFE_POSITION)
     r = settled("guard-other-position", risky_proof)
-    with ape.reverts(guard.LiquidationGuardWrongInput, inputHash=r.inputHash):
+    with reverts(guard.LiquidationGuardWrongInput, inputHash=r.inputHash):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
@@ -107,14 +107,14 @@ def test_liquidate__features_updated_after_the_proof__wrong_input(guard, open_po
     position = open_position(RISKY_POSITION)
     r = settled("guard-stale", risky_proof)
     guard.updateFeatures(position, liquidation_artifacts.quantize(SAFE_POSITION), sender=gov)
-    with ape.reverts(guard.LiquidationGuardWrongInput, inputHash=r.inputHash):
+    with reverts(guard.LiquidationGuardWrongInput, inputHash=r.inputHash):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
 def test_liquidate__pending_zkml_result__not_verified(guard, settlement, open_position, posted, risky_proof, bob):
     position = open_position(RISKY_POSITION)
     r = posted("guard-pending", risky_proof)
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
@@ -133,7 +133,7 @@ def test_liquidate__proof_overdue__failed_before_anyone_reports_it(guard, settle
     position = open_position(RISKY_POSITION)
     r = posted("guard-overdue", risky_proof)
     advance(chain, PROOF_WINDOW + 1)
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.FAILED):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.FAILED):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
@@ -141,7 +141,7 @@ def test_liquidate__scores_not_the_proven_ones__wrong_output(guard, open_positio
     position = open_position(RISKY_POSITION)
     r = settled("guard-forged-scores", risky_proof)
     forged = [risky_proof.outputs[0] * 2, risky_proof.outputs[1]]
-    with ape.reverts(guard.LiquidationGuardWrongOutput, outputHash=r.outputHash):
+    with reverts(guard.LiquidationGuardWrongOutput, outputHash=r.outputHash):
         guard.liquidate(position, r.as_args(), forged, sender=bob)
 
 
@@ -149,14 +149,14 @@ def test_liquidate__receipt_of_another_model__wrong_model(guard, open_position, 
                                                           bob):
     position = open_position(RISKY_POSITION)
     r = proven("guard-credit", risky_proof, model=credit_model)
-    with ape.reverts(guard.LiquidationGuardWrongModel, modelId=credit_model.model_id):
+    with reverts(guard.LiquidationGuardWrongModel, modelId=credit_model.model_id):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
 def test_liquidate__unsettled_receipt__not_verified(guard, settlement, open_position, proven, risky_proof, bob):
     position = open_position(RISKY_POSITION)
     r = proven("guard-unsettled", risky_proof)
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
         guard.liquidate(position, r.as_args(), risky_proof.outputs, sender=bob)
 
 
@@ -165,7 +165,7 @@ def test_liquidate__receipt_altered_after_settlement__receipt_mismatch(guard, se
     position = open_position(RISKY_POSITION)
     r = settled("guard-altered", risky_proof)
     altered = r.with_changes(price=1)
-    with ape.reverts(settlement.InferenceSettlementReceiptMismatch, requestId=r.requestId):
+    with reverts(settlement.InferenceSettlementReceiptMismatch, requestId=r.requestId):
         guard.liquidate(position, altered.as_args(), risky_proof.outputs, sender=bob)
 
 
@@ -175,17 +175,17 @@ def test_liquidate__same_request_in_another_payers_namespace__not_verified(guard
     position = open_position(RISKY_POSITION)
     r = settled("guard-namespace", risky_proof)
     elsewhere = r.with_changes(payer=alice.address)
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.NONE):
         guard.liquidate(position, elsewhere.as_args(), risky_proof.outputs, sender=bob)
 
 
 def test_positions__bad_calls__named_errors(guard, gov, alice, bob, liquidation_artifacts):
     features = liquidation_artifacts.quantize(RISKY_POSITION)
-    with ape.reverts(guard.LiquidationGuardZeroBorrower):
+    with reverts(guard.LiquidationGuardZeroBorrower):
         guard.openPosition(ZERO_ADDRESS, COLLATERAL, features, sender=gov)
-    with ape.reverts(guard.OwnableUnauthorizedAccount, account=bob.address):
+    with reverts(guard.OwnableUnauthorizedAccount, account=bob.address):
         guard.openPosition(alice, COLLATERAL, features, sender=bob)
-    with ape.reverts(guard.LiquidationGuardUnknownPosition, positionId=999):
+    with reverts(guard.LiquidationGuardUnknownPosition, positionId=999):
         guard.updateFeatures(999, features, sender=gov)
-    with ape.reverts(guard.OwnableUnauthorizedAccount, account=bob.address):
+    with reverts(guard.OwnableUnauthorizedAccount, account=bob.address):
         guard.updateFeatures(1, features, sender=bob)

@@ -1,6 +1,5 @@
 """ZKML settlement with real EZKL proofs of the shipped ONNX models, checked by their generated verifiers."""
 
-import ape
 from ape import chain
 import pytest
 
@@ -8,7 +7,7 @@ from opgkit.receipt_verifier import recorded_hash
 from opgkit.receipts import (
     NO_AUTHORIZATION, ReceiptBatch, SignedReceipt, Status, zkml_evidence, zkml_proof_evidence,
 )
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 from opgkit.zkml.onchain import check_registration, deploy_model, model_spec
 from opgkit.zkml.pipeline import SNARK_SCALAR_FIELD, ZkmlError
 from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, zk_receipt
@@ -67,7 +66,7 @@ def test_settle__real_ezkl_proof_by_its_payer__final_zkml_record(settlement, liq
 
 def test_settle__not_the_payer__not_payer(settlement, liquidation_model, risky_proof, operator, bob, sign, now):
     r = proven_receipt("ezkl-not-payer", liquidation_model, operator.address, now(), risky_proof, bob)
-    with ape.reverts(settlement.InferenceSettlementNotPayer, caller=operator.address, payer=bob.address):
+    with reverts(settlement.InferenceSettlementNotPayer, caller=operator.address, payer=bob.address):
         settle_proven(settlement, r, sign(r, operator), risky_proof, sender=operator)
 
 
@@ -87,14 +86,14 @@ def test_settle_with_authorization__priced_zkml_receipt__final_and_charged(settl
 def test_settle__tampered_proof__proof_rejected(settlement, liquidation_model, risky_proof, operator, bob, sign, now):
     r = proven_receipt("ezkl-tampered", liquidation_model, operator.address, now(), risky_proof, bob)
     evidence = zkml_evidence(sign(r, operator), tampered(risky_proof.proof), risky_proof.inputs, risky_proof.outputs)
-    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+    with reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
         settlement.settle(r.as_args(), evidence, sender=bob)
 
 
 def test_settle__proof_of_a_different_input__input_not_bound(settlement, liquidation_model, risky_proof, safe_proof,
                                                              operator, bob, sign, now):
     r = proven_receipt("ezkl-other-input", liquidation_model, operator.address, now(), risky_proof, bob)
-    with ape.reverts(settlement.InferenceSettlementInputNotBound, inputHash=r.inputHash):
+    with reverts(settlement.InferenceSettlementInputNotBound, inputHash=r.inputHash):
         settle_proven(settlement, r, sign(r, operator), safe_proof, sender=bob)
 
 
@@ -103,14 +102,14 @@ def test_settle__other_inputs_claimed_for_a_proof__proof_rejected(settlement, li
     """The receipt and instances agree, but the proof was made for other inputs."""
     r = proven_receipt("ezkl-relabelled", liquidation_model, operator.address, now(), risky_proof, bob)
     evidence = zkml_evidence(sign(r, operator), safe_proof.proof, risky_proof.inputs, risky_proof.outputs)
-    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+    with reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
         settlement.settle(r.as_args(), evidence, sender=bob)
 
 
 def test_settle__proof_against_another_models_verifier__proof_rejected(settlement, credit_model, risky_proof,
                                                                        operator, bob, sign, now):
     r = proven_receipt("ezkl-other-model", credit_model, operator.address, now(), risky_proof, bob)
-    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=credit_model.adapter.address):
+    with reverts(settlement.InferenceSettlementProofRejected, verifier=credit_model.adapter.address):
         settle_proven(settlement, r, sign(r, operator), risky_proof, sender=bob)
 
 
@@ -127,7 +126,7 @@ def test_claim_batch_receipt__zkml_leaf__never_batchable(settlement, batches, li
     advance(chain, 1)
     batch = ReceiptBatch([SignedReceipt(r, sign(r, operator))])
     batch_id = batches.postBatch(batch.root, 1, "", sender=operator2).events[0].batchId
-    with ape.reverts(settlement.InferenceSettlementModeNotBatchable, mode=Mode.ZKML):
+    with reverts(settlement.InferenceSettlementModeNotBatchable, mode=Mode.ZKML):
         batches.claimBatchReceipt(batch_id, batch.leaf(0), NO_AUTHORIZATION, b"", sender=bob)
 
 
@@ -155,11 +154,11 @@ def test_adapter_constructor__bad_arguments__named_errors(project, liquidation_m
     deployer = accounts.generate_test_account()  # never used: ape decodes the revert by the would-be address
     gov.transfer(deployer, 10**18)
     halo2 = liquidation_model.halo2_verifier
-    with ape.reverts(project.EzklVerifierAdapter.EzklVerifierAdapterNotAContract, verifier=deployer.address):
+    with reverts(project.EzklVerifierAdapter.EzklVerifierAdapterNotAContract, verifier=deployer.address):
         deployer.deploy(project.EzklVerifierAdapter, deployer.address, 4, 2, b"\x01" * 32)
-    with ape.reverts(project.EzklVerifierAdapter.EzklVerifierAdapterEmptyLayout, inputCount=0, outputCount=2):
+    with reverts(project.EzklVerifierAdapter.EzklVerifierAdapterEmptyLayout, inputCount=0, outputCount=2):
         deployer.deploy(project.EzklVerifierAdapter, halo2, 0, 2, b"\x01" * 32)
-    with ape.reverts(project.EzklVerifierAdapter.EzklVerifierAdapterZeroKeyDigest):
+    with reverts(project.EzklVerifierAdapter.EzklVerifierAdapterZeroKeyDigest):
         deployer.deploy(project.EzklVerifierAdapter, halo2, 4, 2, b"\x00" * 32)
 
 
@@ -179,7 +178,7 @@ def test_deliver_proof__real_ezkl_proof__final(settlement, liquidation_model, ri
     r = proven_receipt("ezkl-async", liquidation_model, operator.address, now(), risky_proof, alice)
     post_pending(settlement, r, alice, sign_auth, operator)
     assert status_of(settlement, r) == Status.PENDING
-    with ape.reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
+    with reverts(settlement.InferenceSettlementNotVerified, requestId=r.requestId, status=Status.PENDING):
         settlement.requireVerifiedReceipt(r.as_args(), Mode.ZKML, True)
     evidence = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
     tx = settlement.deliverProof(r.as_args(), evidence, sender=bob)
@@ -191,7 +190,7 @@ def test_deliver_proof__real_ezkl_proof__final(settlement, liquidation_model, ri
 def test_post_pending__by_someone_other_than_the_signer__not_node(settlement, liquidation_model, risky_proof, operator,
                                                                   alice, bob, sign_auth, now):
     r = proven_receipt("ezkl-async-not-node", liquidation_model, operator.address, now(), risky_proof, alice)
-    with ape.reverts(settlement.InferenceSettlementNotNode, account=bob.address, node=operator.address):
+    with reverts(settlement.InferenceSettlementNotNode, account=bob.address, node=operator.address):
         post_pending(settlement, r, alice, sign_auth, bob)
 
 
@@ -200,7 +199,7 @@ def test_deliver_proof__tampered_proof__proof_rejected_still_pending(settlement,
     r = proven_receipt("ezkl-async-tampered", liquidation_model, operator.address, now(), risky_proof, alice)
     post_pending(settlement, r, alice, sign_auth, operator)
     evidence = zkml_proof_evidence(tampered(risky_proof.proof), risky_proof.inputs, risky_proof.outputs)
-    with ape.reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
+    with reverts(settlement.InferenceSettlementProofRejected, verifier=liquidation_model.adapter.address):
         settlement.deliverProof(r.as_args(), evidence, sender=bob)
     assert status_of(settlement, r) == Status.PENDING
 
@@ -216,13 +215,13 @@ def test_report_missed_proof__ezkl_model__failed_slashed_refunded(settlement, st
     advance(chain, PROOF_WINDOW + 1)
     assert status_of(settlement, r) == Status.FAILED  # overdue reads failed before anyone reports it
     late = zkml_proof_evidence(risky_proof.proof, risky_proof.inputs, risky_proof.outputs)
-    with ape.reverts(settlement.InferenceSettlementProofDeadlinePassed, requestId=r.requestId):
+    with reverts(settlement.InferenceSettlementProofDeadlinePassed, requestId=r.requestId):
         settlement.deliverProof(r.as_args(), late, sender=operator)
     settlement.reportMissedProof(alice, r.requestId, sender=reporter)
     assert status_of(settlement, r) == Status.FAILED
     assert settlement.escrowOf(alice) == escrow + PRICE
     assert staking.selfBond(operator) == bond - bond * settlement.nodeSlashBps() // 10_000
-    with ape.reverts(settlement.InferenceSettlementNotPending, payer=alice.address, requestId=r.requestId):
+    with reverts(settlement.InferenceSettlementNotPending, payer=alice.address, requestId=r.requestId):
         settlement.deliverProof(r.as_args(), late, sender=operator)
 
 

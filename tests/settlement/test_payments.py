@@ -3,14 +3,13 @@ withdrawals. Nothing is ever credited to the zero address."""
 
 from dataclasses import replace
 
-import ape
 import pytest
 from eth_account import Account
 from hypothesis import given, settings, strategies as st
 
 from opgkit.attestation import build_statement, quorum_evidence
 from opgkit.receipts import NO_AUTHORIZATION, PaymentAuthorization, Status, payment_digest, sign_payment
-from opgkit.testing import advance, isolated_example
+from opgkit.testing import advance, isolated_example, reverts
 from settlement_helpers import (
     NITRO, OPG, PCR, PRICE, TLS_CERT_HASH, ZERO_ADDRESS, Mode, answer_hash, authorization, receipt, reverts_exactly,
 )
@@ -171,7 +170,7 @@ def test_settle__payer_without_funds__reverts_and_nothing_recorded(settlement, o
     broke = Account.create()
     r = receipt("broke", open_model, operator.address, now(), payer=broke.address, price=PRICE)
     auth = authorization(r)
-    with ape.reverts():
+    with reverts():
         settle_for(settlement, r, sign(r, operator), auth, sign_payment(settlement, auth, broke.key), operator)
     assert settlement.recordOf(broke.address, r.requestId).status == Status.NONE
     assert settlement.proceedsOf(operator) == 0

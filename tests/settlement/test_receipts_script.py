@@ -15,6 +15,9 @@ from opgkit.testing import advance
 from settlement_helpers import reverts_exactly
 from settlement_helpers import CHALLENGE_WINDOW, PROOF_WINDOW, Mode, authorization, receipt
 
+# The receipts script runs against a node over JSON-RPC.
+pytestmark = pytest.mark.anvil_only
+
 PIXELS = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(64))).decode()
 RESPONSE = {"text": "The cat sits on the mat.", "images": [PIXELS], "usage": {"inputTokens": 9, "outputTokens": 7}}
 

@@ -14,7 +14,8 @@ from opgkit.receipts import Status, zkml_evidence
 from opgkit.zkml.models import SAFE_POSITION
 from settlement_helpers import Mode, authorization, zk_receipt
 
-pytestmark = pytest.mark.zkml
+# The zkml script runs against a node over JSON-RPC.
+pytestmark = [pytest.mark.zkml, pytest.mark.anvil_only]
 
 
 def zkml(*args):

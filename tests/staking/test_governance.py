@@ -1,10 +1,9 @@
 """Governance end to end: staked operators vote a parameter change through OPGGovernor and the timelock."""
 
-import ape
 import pytest
 from eth_utils import keccak
 
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 
 from staking_constants import DAY, OPG, UNBONDING_DELAY
 
@@ -70,7 +69,7 @@ def test_proposal__passed_and_executed__changes_unbonding_delay(chain, governanc
     assert governor.state(proposal_id) == STATE["Succeeded"]
 
     governor.queue(targets, values, calldatas, keccak(text=description), sender=alice)
-    with ape.reverts(timelock.TimelockUnexpectedOperationState):
+    with reverts(timelock.TimelockUnexpectedOperationState):
         governor.execute(targets, values, calldatas, keccak(text=description), sender=alice)
     advance(chain, TIMELOCK_DELAY)
     governor.execute(targets, values, calldatas, keccak(text=description), sender=alice)
@@ -82,7 +81,7 @@ def test_proposal__passed_and_executed__changes_unbonding_delay(chain, governanc
 def test_proposal__below_threshold__reverts(governance, alice):
     _, governor, staking = governance
     targets, values, calldatas, description = proposal(staking, 14 * DAY)
-    with ape.reverts(governor.GovernorInsufficientProposerVotes):
+    with reverts(governor.GovernorInsufficientProposerVotes):
         governor.propose(targets, values, calldatas, description, sender=alice)
 
 
@@ -104,5 +103,5 @@ def test_proposal__short_of_quorum__is_defeated(chain, governance, operator, ope
 
 def test_staking_admin__direct_call_from_former_deployer__reverts(governance, deployer):
     _, _, staking = governance
-    with ape.reverts(staking.AccessControlUnauthorizedAccount):
+    with reverts(staking.AccessControlUnauthorizedAccount):
         staking.setUnbondingDelay(14 * DAY, sender=deployer)

@@ -1,9 +1,8 @@
 """Unit tests of NodeStaking: each behaviour and each failure path."""
 
-import ape
 import pytest
 
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 
 from staking_constants import (
     DAY, INFERENCE, JAIL_DURATION, MINIMUM_STAKES, OPG, RELAYER, REPORTER_REWARD_BPS, ROLE_BITS, TEE, UNBONDING_DELAY,
@@ -42,12 +41,12 @@ def test_deploy__parameters_given__are_stored_and_emitted(staking, token, treasu
     ],
 )
 def test_deploy__parameter_out_of_bounds__reverts(project, deploy_staking, token, gov, treasury, override, error):
-    with ape.reverts(getattr(project.NodeStaking, error)):
+    with reverts(getattr(project.NodeStaking, error)):
         deploy_staking(token, gov, treasury, **override)
 
 
 def test_deploy__zero_treasury__reverts(project, deploy_staking, token, gov):
-    with ape.reverts(project.NodeStaking.NodeStakingZeroAddress):
+    with reverts(project.NodeStaking.NodeStakingZeroAddress):
         deploy_staking(token, gov, ZERO_ADDRESS)
 
 
@@ -73,24 +72,24 @@ def test_register__several_roles__each_checked_against_its_minimum(staking, regi
 
 
 def test_register__self_bond_below_a_role_minimum__reverts(staking, register, operator):
-    with ape.reverts(staking.NodeStakingSelfBondBelowMinimum, required=MINIMUM_STAKES[TEE]):
+    with reverts(staking.NodeStakingSelfBondBelowMinimum, required=MINIMUM_STAKES[TEE]):
         register(operator, roles=ROLE_BITS[TEE], self_bond=MINIMUM_STAKES[TEE] - 1)
 
 
 @pytest.mark.parametrize("roles", [0, 8, 255])
 def test_register__invalid_roles__reverts(staking, register, operator, roles):
-    with ape.reverts(staking.NodeStakingInvalidRoles, roles=roles):
+    with reverts(staking.NodeStakingInvalidRoles, roles=roles):
         register(operator, roles=roles)
 
 
 def test_register__twice__reverts(staking, register, operator):
     register(operator)
-    with ape.reverts(staking.NodeStakingAlreadyRegistered, operator=operator.address):
+    with reverts(staking.NodeStakingAlreadyRegistered, operator=operator.address):
         register(operator)
 
 
 def test_register__commission_above_cap__reverts(staking, register, operator):
-    with ape.reverts(staking.NodeStakingCommissionTooHigh, commissionBps=5_001, maximum=5_000):
+    with reverts(staking.NodeStakingCommissionTooHigh, commissionBps=5_001, maximum=5_000):
         register(operator, commission_bps=5_001)
 
 
@@ -103,12 +102,12 @@ def test_set_roles__covered__changes_roles_and_emits(staking, register, operator
 
 def test_set_roles__not_covered__reverts(staking, register, operator):
     register(operator)
-    with ape.reverts(staking.NodeStakingSelfBondBelowMinimum):
+    with reverts(staking.NodeStakingSelfBondBelowMinimum):
         staking.setRoles(ROLE_BITS[RELAYER], sender=operator)
 
 
 def test_set_roles__not_an_operator__reverts(staking, alice):
-    with ape.reverts(staking.NodeStakingNotOperator, account=alice.address):
+    with reverts(staking.NodeStakingNotOperator, account=alice.address):
         staking.setRoles(1, sender=alice)
 
 
@@ -137,20 +136,20 @@ def test_commission__increase_within_step_after_interval__applies(chain, staking
 
 def test_commission__increase_too_soon__reverts(staking, register, operator):
     register(operator)
-    with ape.reverts(staking.NodeStakingCommissionChangeTooSoon):
+    with reverts(staking.NodeStakingCommissionChangeTooSoon):
         staking.setCommission(1_100, sender=operator)
 
 
 def test_commission__increase_beyond_step__reverts(chain, staking, register, operator):
     register(operator)
     advance(chain, DAY)
-    with ape.reverts(staking.NodeStakingCommissionIncreaseTooLarge, currentBps=1_000, requestedBps=1_501):
+    with reverts(staking.NodeStakingCommissionIncreaseTooLarge, currentBps=1_000, requestedBps=1_501):
         staking.setCommission(1_501, sender=operator)
 
 
 def test_commission__above_cap__reverts(staking, register, operator):
     register(operator, commission_bps=5_000)
-    with ape.reverts(staking.NodeStakingCommissionTooHigh):
+    with reverts(staking.NodeStakingCommissionTooHigh):
         staking.setCommission(5_001, sender=operator)
 
 
@@ -169,12 +168,12 @@ def test_stake__delegator__mints_shares_at_rate_and_gives_operator_votes(staking
 
 def test_stake__zero__reverts(staking, register, operator, alice):
     register(operator)
-    with ape.reverts(staking.NodeStakingZeroAmount):
+    with reverts(staking.NodeStakingZeroAmount):
         staking.stake(operator, 0, sender=alice)
 
 
 def test_stake__unknown_operator__reverts(staking, alice, bob):
-    with ape.reverts(staking.NodeStakingNotOperator, account=bob.address):
+    with reverts(staking.NodeStakingNotOperator, account=bob.address):
         staking.stake(bob, OPG, sender=alice)
 
 
@@ -195,7 +194,7 @@ def test_stake__after_slash__halves_value_and_doubles_new_shares_per_token(
 def test_stake__jailed_operator__reverts(staking, register, operator, alice, slasher):
     register(operator)
     staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
-    with ape.reverts(staking.NodeStakingOperatorJailed, operator=operator.address):
+    with reverts(staking.NodeStakingOperatorJailed, operator=operator.address):
         staking.stake(operator, OPG, sender=alice)
 
 
@@ -219,13 +218,13 @@ def test_unbond__shares__moves_value_to_unbonding_and_removes_votes(chain, staki
 def test_unbond__more_than_held__reverts(staking, register, operator, alice):
     register(operator)
     staking.stake(operator, OPG, sender=alice)
-    with ape.reverts(staking.NodeStakingInsufficientShares, available=OPG, requested=OPG + 1):
+    with reverts(staking.NodeStakingInsufficientShares, available=OPG, requested=OPG + 1):
         staking.unbond(operator, OPG + 1, sender=alice)
 
 
 def test_unbond__zero__reverts(staking, register, operator):
     register(operator)
-    with ape.reverts(staking.NodeStakingZeroAmount):
+    with reverts(staking.NodeStakingZeroAmount):
         staking.unbond(operator, 0, sender=operator)
 
 
@@ -247,7 +246,7 @@ def test_withdraw__before_maturity__reverts(chain, staking, register, operator):
     entry_id = unbonding_id(staking, staking.unbond(operator, OPG, sender=operator))
     maturity = staking.unbonding(entry_id).maturity
     chain.pending_timestamp = maturity - 1
-    with ape.reverts(staking.NodeStakingNotMatured, id=entry_id, maturity=maturity):
+    with reverts(staking.NodeStakingNotMatured, id=entry_id, maturity=maturity):
         staking.withdraw(entry_id, sender=operator)
 
 
@@ -256,7 +255,7 @@ def test_withdraw__twice__reverts(chain, staking, register, operator):
     entry_id = unbonding_id(staking, staking.unbond(operator, OPG, sender=operator))
     advance(chain, UNBONDING_DELAY)
     staking.withdraw(entry_id, sender=operator)
-    with ape.reverts(staking.NodeStakingUnknownUnbonding, id=entry_id):
+    with reverts(staking.NodeStakingUnknownUnbonding, id=entry_id):
         staking.withdraw(entry_id, sender=operator)
 
 
@@ -316,11 +315,11 @@ def test_apply_slash__by_anyone__moves_exactly_the_announced_amounts(
 
 def test_apply_slash__nothing_pending__reverts(staking, register, operator, alice, slasher):
     register(operator)
-    with ape.reverts(staking.NodeStakingNoPendingSlash, operator=operator.address):
+    with reverts(staking.NodeStakingNoPendingSlash, operator=operator.address):
         staking.applySlash(operator, sender=alice)
     staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
     staking.applySlash(operator, sender=alice)
-    with ape.reverts(staking.NodeStakingNoPendingSlash, operator=operator.address):
+    with reverts(staking.NodeStakingNoPendingSlash, operator=operator.address):
         staking.applySlash(operator, sender=alice)
 
 
@@ -380,25 +379,25 @@ def test_slash__same_evidence_twice__reverts(staking, register, operator, operat
     register(operator)
     register(operator2)
     staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
-    with ape.reverts(staking.NodeStakingEvidenceAlreadyUsed, evidenceId=EVIDENCE):
+    with reverts(staking.NodeStakingEvidenceAlreadyUsed, evidenceId=EVIDENCE):
         staking.slash(operator2, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
 
 
 @pytest.mark.parametrize("fraction", [0, 5_001])
 def test_slash__fraction_out_of_bounds__reverts(staking, register, operator, slasher, fraction):
     register(operator)
-    with ape.reverts(staking.NodeStakingSlashFractionOutOfBounds, fractionBps=fraction):
+    with reverts(staking.NodeStakingSlashFractionOutOfBounds, fractionBps=fraction):
         staking.slash(operator, fraction, EVIDENCE, ZERO_ADDRESS, sender=slasher)
 
 
 def test_slash__zero_evidence__reverts(staking, register, operator, slasher):
     register(operator)
-    with ape.reverts(staking.NodeStakingZeroEvidence):
+    with reverts(staking.NodeStakingZeroEvidence):
         staking.slash(operator, 100, b"\x00" * 32, ZERO_ADDRESS, sender=slasher)
 
 
 def test_slash__unknown_operator__reverts(staking, alice, slasher):
-    with ape.reverts(staking.NodeStakingNotOperator):
+    with reverts(staking.NodeStakingNotOperator):
         staking.slash(alice, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
 
 
@@ -426,7 +425,7 @@ def test_unjail__after_term_with_bond__reactivates(chain, staking, register, ope
 def test_unjail__before_term__reverts(staking, register, operator, slasher):
     register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
     staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
-    with ape.reverts(staking.NodeStakingJailNotOver):
+    with reverts(staking.NodeStakingJailNotOver):
         staking.unjail(sender=operator)
 
 
@@ -434,7 +433,7 @@ def test_unjail__self_bond_below_minimum__reverts(chain, staking, register, oper
     register(operator)
     staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
     advance(chain, JAIL_DURATION)
-    with ape.reverts(staking.NodeStakingSelfBondBelowMinimum):
+    with reverts(staking.NodeStakingSelfBondBelowMinimum):
         staking.unjail(sender=operator)
 
 
@@ -455,7 +454,7 @@ def test_stake__jailed_operator_tops_up_its_own_bond__pending_slash_first_then_u
 
 def test_unjail__not_jailed__reverts(staking, register, operator):
     register(operator)
-    with ape.reverts(staking.NodeStakingNotJailed, operator=operator.address):
+    with reverts(staking.NodeStakingNotJailed, operator=operator.address):
         staking.unjail(sender=operator)
 
 
@@ -484,7 +483,7 @@ def test_notify_reward__pool_without_shares__goes_to_treasury(chain, staking, to
 
 def test_notify_reward__zero__reverts(staking, register, operator, bob):
     register(operator)
-    with ape.reverts(staking.NodeStakingZeroAmount):
+    with reverts(staking.NodeStakingZeroAmount):
         staking.notifyReward(operator, 0, sender=bob)
 
 
@@ -497,7 +496,7 @@ def test_claim__accrued__pays_and_resets(staking, token, register, operator, ali
     assert token.balanceOf(alice) == before + 50 * OPG
     assert staking.claimableRewards(operator, alice) == 0
     assert tx.events[-1] == staking.RewardClaimed(operator, alice, 50 * OPG)
-    with ape.reverts(staking.NodeStakingNothingToClaim):
+    with reverts(staking.NodeStakingNothingToClaim):
         staking.claimRewards(operator, sender=alice)
 
 
@@ -547,12 +546,12 @@ def test_set_treasury__by_admin__stored_and_emitted(staking, gov, treasury, alic
 
 
 def test_set_treasury__zero__reverts(staking, gov):
-    with ape.reverts(staking.NodeStakingZeroAddress):
+    with reverts(staking.NodeStakingZeroAddress):
         staking.setTreasury(ZERO_ADDRESS, sender=gov)
 
 
 def test_set_unbonding_delay__out_of_bounds__reverts(staking, gov):
-    with ape.reverts(staking.NodeStakingUnbondingDelayOutOfBounds, delay=29 * DAY):
+    with reverts(staking.NodeStakingUnbondingDelayOutOfBounds, delay=29 * DAY):
         staking.setUnbondingDelay(29 * DAY, sender=gov)
 
 

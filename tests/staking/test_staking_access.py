@@ -1,9 +1,9 @@
 """Access control matrix: every privileged NodeStaking function × every caller lacking its role reverts."""
 
-import ape
 import pytest
 
 from staking_constants import DAY, INFERENCE, OPG
+from opgkit.testing import reverts
 
 EVIDENCE = b"\x02" * 32
 
@@ -46,7 +46,7 @@ def test_privileged_function__caller_without_role__reverts(staking, named, funct
     role_id = getattr(staking, role)()
     if staking.hasRole(role_id, caller):
         pytest.skip(f"{caller_name} holds {role}")
-    with ape.reverts(staking.AccessControlUnauthorizedAccount, account=caller.address, neededRole=role_id):
+    with reverts(staking.AccessControlUnauthorizedAccount, account=caller.address, neededRole=role_id):
         getattr(staking, function)(*build_args(named), sender=caller)
 
 

@@ -1,8 +1,8 @@
 """Unit tests of OPGToken: every behaviour and every failure path."""
 
-import ape
 import pytest
 
+from opgkit.testing import reverts
 from opgkit.token_signatures import build_delegation, build_permit, sign
 
 ONE_BILLION_OPG = 1_000_000_000 * 10**18
@@ -19,7 +19,7 @@ def test_deploy__treasury_given__mints_whole_supply_once(project, deployer, trea
 
 
 def test_deploy__zero_treasury__reverts(project, deployer):
-    with ape.reverts(project.OPGToken.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
+    with reverts(project.OPGToken.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
         deployer.deploy(project.OPGToken, ZERO_ADDRESS)
 
 
@@ -43,12 +43,12 @@ def test_transfer__enough_balance__moves_tokens_and_emits(token, treasury, alice
 
 
 def test_transfer__more_than_balance__reverts(token, alice, bob):
-    with ape.reverts(token.ERC20InsufficientBalance, sender=alice.address, balance=0, needed=1):
+    with reverts(token.ERC20InsufficientBalance, sender=alice.address, balance=0, needed=1):
         token.transfer(bob, 1, sender=alice)
 
 
 def test_transfer__to_zero_address__reverts(token, treasury):
-    with ape.reverts(token.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
+    with reverts(token.ERC20InvalidReceiver, receiver=ZERO_ADDRESS):
         token.transfer(ZERO_ADDRESS, 1, sender=treasury)
 
 
@@ -59,7 +59,7 @@ def test_approve__spender_given__sets_allowance_and_emits(token, alice, bob):
 
 
 def test_approve__zero_spender__reverts(token, alice):
-    with ape.reverts(token.ERC20InvalidSpender, spender=ZERO_ADDRESS):
+    with reverts(token.ERC20InvalidSpender, spender=ZERO_ADDRESS):
         token.approve(ZERO_ADDRESS, 1, sender=alice)
 
 
@@ -78,7 +78,7 @@ def test_transfer_from__infinite_allowance__is_not_decremented(token, treasury, 
 
 def test_transfer_from__beyond_allowance__reverts(token, treasury, alice, bob):
     token.approve(alice, 3, sender=treasury)
-    with ape.reverts(token.ERC20InsufficientAllowance, spender=alice.address, allowance=3, needed=4):
+    with reverts(token.ERC20InsufficientAllowance, spender=alice.address, allowance=3, needed=4):
         token.transferFrom(treasury, bob, 4, sender=alice)
 
 
@@ -106,21 +106,21 @@ def test_permit__signed_offchain__sets_allowance_and_bumps_nonce(chain, token, p
 
 def test_permit__past_deadline__reverts(chain, token, permit_owner, alice):
     deadline = chain.blocks.head.timestamp - 1
-    with ape.reverts(token.ERC2612ExpiredSignature, deadline=deadline):
+    with reverts(token.ERC2612ExpiredSignature, deadline=deadline):
         token.permit(*_permit_args(token, permit_owner, alice, 1, deadline, permit_owner.key), sender=alice)
 
 
 def test_permit__signed_by_someone_else__reverts(chain, token, permit_owner, alice, offchain_signer):
     impostor_key = "0x" + "11" * 32
     deadline = chain.pending_timestamp + 3600
-    with ape.reverts(token.ERC2612InvalidSigner):
+    with reverts(token.ERC2612InvalidSigner):
         token.permit(*_permit_args(token, permit_owner, alice, 1, deadline, impostor_key), sender=alice)
 
 
 def test_permit__replayed__reverts(chain, token, permit_owner, alice):
     args = _permit_args(token, permit_owner, alice, 1, chain.pending_timestamp + 3600, permit_owner.key)
     token.permit(*args, sender=alice)
-    with ape.reverts(token.ERC2612InvalidSigner):
+    with reverts(token.ERC2612InvalidSigner):
         token.permit(*args, sender=alice)
 
 
@@ -128,7 +128,7 @@ def test_permit__other_chain_domain__reverts(chain, token, permit_owner, alice):
     message = build_permit(token, permit_owner.address, alice.address, 1, chain.pending_timestamp + 3600)
     message._eip712_domain_ = message._eip712_domain_.model_copy(update={"chainId": chain.chain_id + 1})
     signature = sign(message, permit_owner.key)
-    with ape.reverts(token.ERC2612InvalidSigner):
+    with reverts(token.ERC2612InvalidSigner):
         token.permit(permit_owner.address, alice, 1, message.deadline, signature.v, signature.r, signature.s, sender=alice)
 
 
@@ -177,9 +177,9 @@ def test_get_past_votes__after_time_passes__returns_checkpoint(chain, token, tre
 
 def test_get_past_votes__present_or_future__reverts(token, treasury):
     now = token.clock()
-    with ape.reverts(token.ERC5805FutureLookup, timepoint=now, clock=now):
+    with reverts(token.ERC5805FutureLookup, timepoint=now, clock=now):
         token.getPastVotes(treasury, now)
-    with ape.reverts(token.ERC5805FutureLookup):
+    with reverts(token.ERC5805FutureLookup):
         token.getPastTotalSupply(now + 1)
 
 
@@ -197,12 +197,12 @@ def test_delegate_by_sig__signed_offchain__delegates_for_signer(chain, token, pe
 
 def test_delegate_by_sig__expired__reverts(chain, token, permit_owner, alice):
     expiry = chain.blocks.head.timestamp - 1
-    with ape.reverts(token.VotesExpiredSignature, expiry=expiry):
+    with reverts(token.VotesExpiredSignature, expiry=expiry):
         token.delegateBySig(*_delegation_args(token, permit_owner, alice, expiry, permit_owner.key), sender=alice)
 
 
 def test_delegate_by_sig__replayed__reverts(chain, token, permit_owner, alice):
     args = _delegation_args(token, permit_owner, alice, chain.pending_timestamp + 3600, permit_owner.key)
     token.delegateBySig(*args, sender=alice)
-    with ape.reverts(token.InvalidAccountNonce, account=permit_owner.address, currentNonce=1):
+    with reverts(token.InvalidAccountNonce, account=permit_owner.address, currentNonce=1):
         token.delegateBySig(*args, sender=alice)

@@ -12,6 +12,9 @@ from opgkit.fee_monitor import AlertRules, Checkpoint, FeeEvent, report_new_even
 from opgkit.testing import advance
 from twin_constants import FEE_DELAY, PERCENT
 
+# The fee monitor reads logs over JSON-RPC and runs as a subprocess.
+pytestmark = pytest.mark.anvil_only
+
 EXPECTED_SEQUENCE = [
     "OwnershipTransferred", "FeesChanged", "FeeDestinationChanged", "ClaimManagerChanged",  # deployment
     "FeesChanged",  # decrease, at once

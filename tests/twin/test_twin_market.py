@@ -1,10 +1,9 @@
 """Unit tests of TwinMarket: curve, trades, adjustable-but-bounded fees, claims, twin ownership."""
 
-import ape
 import pytest
 
 from opgkit import twin_model
-from opgkit.testing import advance
+from opgkit.testing import advance, reverts
 from twin_constants import (
     ANY_FEE, FAR_DEADLINE, FEE_DELAY, PERCENT, PROTOCOL_FEE, SUBJECT_FEE, TRANSFER_DELAY, TWIN, TWIN_FUN_DIVISOR,
 )
@@ -43,12 +42,12 @@ def buy(market, buyer, amount, twin=TWIN, extra=0, **bounds):
     ],
 )
 def test_deploy__invalid_parameter__reverts(project, deploy_market, gov, treasury, reporter, override):
-    with ape.reverts(project.TwinMarket.TwinMarketInvalidParameter):
+    with reverts(project.TwinMarket.TwinMarketInvalidParameter):
         deploy_market(gov, treasury, reporter, **override)
 
 
 def test_deploy__fee_above_cap__reverts(project, deploy_market, gov, treasury, reporter):
-    with ape.reverts(project.TwinMarket.TwinMarketFeeAboveCap):
+    with reverts(project.TwinMarket.TwinMarketFeeAboveCap):
         deploy_market(gov, treasury, reporter, protocol_fee=11 * PERCENT)
 
 
@@ -78,15 +77,15 @@ def test_create__first_buy__sets_owner_supply_and_emits(market, alice):
 
 def test_create__existing_or_zero_id__reverts(market, alice, bob):
     create(market, alice)
-    with ape.reverts(market.TwinMarketTwinExists):
+    with reverts(market.TwinMarketTwinExists):
         create(market, bob)
-    with ape.reverts(market.TwinMarketZeroId):
+    with reverts(market.TwinMarketZeroId):
         market.createTwin(b"\x00" * 16, "u", 1, 0, ANY_FEE, FAR_DEADLINE, sender=bob)
 
 
 def test_create__below_minimum__reverts(deploy_market, gov, treasury, reporter, alice):
     market = deploy_market(gov, treasury, reporter, min_shares=2)
-    with ape.reverts(market.TwinMarketBelowMinimumCreation, amount=1, minimum=2):
+    with reverts(market.TwinMarketBelowMinimumCreation, amount=1, minimum=2):
         market.createTwin(TWIN, "u", 1, 0, ANY_FEE, FAR_DEADLINE, sender=alice)
 
 
@@ -112,35 +111,35 @@ def test_buy__overpaid__refunds_the_excess(market, alice, bob):
 def test_buy__cost_above_max__reverts(market, alice, bob):
     create(market, alice)
     cost = quote_buy(market, 5).buy_cost
-    with ape.reverts(market.TwinMarketCostAboveMax, cost=cost, maxCost=cost - 1):
+    with reverts(market.TwinMarketCostAboveMax, cost=cost, maxCost=cost - 1):
         buy(market, bob, 5, max_cost=cost - 1)
 
 
 def test_buy__fee_above_trade_bound__reverts(market, alice, bob):
     create(market, alice)
-    with ape.reverts(market.TwinMarketFeeAboveMax, feePercent=10 * PERCENT, maxFeePercent=9 * PERCENT):
+    with reverts(market.TwinMarketFeeAboveMax, feePercent=10 * PERCENT, maxFeePercent=9 * PERCENT):
         buy(market, bob, 1, max_fee=9 * PERCENT)
 
 
 def test_buy__past_deadline__reverts(chain, market, alice, bob):
     create(market, alice)
     deadline = chain.blocks.head.timestamp - 1
-    with ape.reverts(market.TwinMarketExpired, deadline=deadline):
+    with reverts(market.TwinMarketExpired, deadline=deadline):
         buy(market, bob, 1, deadline=deadline)
 
 
 def test_buy__underpaid__reverts(market, alice, bob):
     create(market, alice)
     cost = quote_buy(market, 3).buy_cost
-    with ape.reverts(market.TwinMarketInsufficientPayment, paid=cost - 1, cost=cost):
+    with reverts(market.TwinMarketInsufficientPayment, paid=cost - 1, cost=cost):
         market.buy(TWIN, 3, cost, ANY_FEE, FAR_DEADLINE, value=cost - 1, sender=bob)
 
 
 def test_buy__zero_or_unknown__reverts(market, alice, bob):
     create(market, alice)
-    with ape.reverts(market.TwinMarketZeroAmount):
+    with reverts(market.TwinMarketZeroAmount):
         market.buy(TWIN, 0, 0, ANY_FEE, FAR_DEADLINE, sender=bob)
-    with ape.reverts(market.TwinMarketUnknownTwin):
+    with reverts(market.TwinMarketUnknownTwin):
         market.buy(OTHER, 1, 10**18, ANY_FEE, FAR_DEADLINE, value=10**18, sender=bob)
 
 
@@ -160,20 +159,20 @@ def test_sell__shares__pays_price_less_fees(market, alice, bob):
 
 def test_sell__last_share__reverts(market, alice):
     create(market, alice)
-    with ape.reverts(market.TwinMarketLastShare):
+    with reverts(market.TwinMarketLastShare):
         market.sell(TWIN, 1, 0, ANY_FEE, FAR_DEADLINE, sender=alice)
 
 
 def test_sell__more_than_held__reverts(market, alice, bob):
     create(market, alice, amount=3)
     buy(market, bob, 1)
-    with ape.reverts(market.TwinMarketInsufficientShares, balance=1, amount=2):
+    with reverts(market.TwinMarketInsufficientShares, balance=1, amount=2):
         market.sell(TWIN, 2, 0, ANY_FEE, FAR_DEADLINE, sender=bob)
 
 
 def test_sell__zero__reverts(market, alice):
     create(market, alice, amount=2)
-    with ape.reverts(market.TwinMarketZeroAmount):
+    with reverts(market.TwinMarketZeroAmount):
         market.sell(TWIN, 0, 0, ANY_FEE, FAR_DEADLINE, sender=alice)
 
 
@@ -181,7 +180,7 @@ def test_sell__payout_below_min__reverts(market, alice, bob):
     create(market, alice)
     buy(market, bob, 3)
     payout = twin_model.sell_quote(4, 1, TWIN_FUN_DIVISOR, PROTOCOL_FEE, SUBJECT_FEE).sell_payout
-    with ape.reverts(market.TwinMarketPayoutBelowMin, payout=payout, minPayout=payout + 1):
+    with reverts(market.TwinMarketPayoutBelowMin, payout=payout, minPayout=payout + 1):
         market.sell(TWIN, 1, payout + 1, ANY_FEE, FAR_DEADLINE, sender=bob)
 
 
@@ -199,7 +198,7 @@ def test_set_fees__increase__waits_for_the_delay(chain, market, gov, bob):
     eta = chain.blocks.head.timestamp + FEE_DELAY
     assert tx.events == [market.FeeChangeScheduled(8 * PERCENT, SUBJECT_FEE, eta)]
     assert market.fees() == (PROTOCOL_FEE, SUBJECT_FEE)
-    with ape.reverts(market.TwinMarketTooEarly, eta=eta):
+    with reverts(market.TwinMarketTooEarly, eta=eta):
         market.applyFeeChange(sender=bob)
     advance(chain, FEE_DELAY)
     applied = market.applyFeeChange(sender=bob)
@@ -208,7 +207,7 @@ def test_set_fees__increase__waits_for_the_delay(chain, market, gov, bob):
 
 
 def test_set_fees__above_cap__reverts(market, gov):
-    with ape.reverts(market.TwinMarketFeeAboveCap, feePercent=11 * PERCENT, cap=10 * PERCENT):
+    with reverts(market.TwinMarketFeeAboveCap, feePercent=11 * PERCENT, cap=10 * PERCENT):
         market.setFees(PROTOCOL_FEE, 11 * PERCENT, sender=gov)
 
 
@@ -217,7 +216,7 @@ def test_cancel_fee_change__pending__removes_it(chain, market, gov):
     tx = market.cancelFeeChange(sender=gov)
     assert tx.events == [market.FeeChangeCancelled(9 * PERCENT, 9 * PERCENT)]
     advance(chain, FEE_DELAY)
-    with ape.reverts(market.TwinMarketNoPendingFeeChange):
+    with reverts(market.TwinMarketNoPendingFeeChange):
         market.applyFeeChange(sender=gov)
 
 
@@ -227,7 +226,7 @@ def test_fee_increase__pending_buy_with_old_bound__is_protected(chain, market, g
     market.setFees(10 * PERCENT, 10 * PERCENT, sender=gov)
     advance(chain, FEE_DELAY)
     market.applyFeeChange(sender=gov)
-    with ape.reverts(market.TwinMarketFeeAboveMax):
+    with reverts(market.TwinMarketFeeAboveMax):
         buy(market, bob, 1, max_fee=PROTOCOL_FEE + SUBJECT_FEE)
 
 
@@ -237,14 +236,14 @@ def test_fee_destination__two_steps_after_delay__moves_claims(chain, market, gov
     tx = market.proposeFeeDestination(carol, sender=gov)
     eta = chain.blocks.head.timestamp + FEE_DELAY
     assert tx.events == [market.FeeDestinationProposed(treasury, carol, eta)]
-    with ape.reverts(market.TwinMarketTooEarly, eta=eta):
+    with reverts(market.TwinMarketTooEarly, eta=eta):
         market.acceptFeeDestination(sender=carol)
-    with ape.reverts(market.TwinMarketNotPendingFeeDestination, account=bob.address):
+    with reverts(market.TwinMarketNotPendingFeeDestination, account=bob.address):
         market.acceptFeeDestination(sender=bob)
     advance(chain, FEE_DELAY)
     market.acceptFeeDestination(sender=carol)
     assert market.feeDestination() == carol.address
-    with ape.reverts(market.TwinMarketNotFeeDestination, account=treasury.address):
+    with reverts(market.TwinMarketNotFeeDestination, account=treasury.address):
         market.claimProtocolFees(sender=treasury)
     accrued = market.protocolFeesAccrued()
     before = carol.balance
@@ -260,9 +259,9 @@ def test_claim_subject_fees__twin_owner__paid(market, alice, bob):
     tx = market.claimSubjectFees(TWIN, sender=alice)
     assert alice.balance - before == accrued - tx.total_fees_paid
     assert tx.events == [market.SubjectFeesClaimed(TWIN, alice, accrued)]
-    with ape.reverts(market.TwinMarketNothingToClaim):
+    with reverts(market.TwinMarketNothingToClaim):
         market.claimSubjectFees(TWIN, sender=alice)
-    with ape.reverts(market.TwinMarketNotTwinOwner):
+    with reverts(market.TwinMarketNotTwinOwner):
         market.claimSubjectFees(TWIN, sender=bob)
 
 
@@ -274,7 +273,7 @@ def test_twin_transfer__by_claim_manager_after_delay__moves_owner(chain, market,
     tx = market.startTwinOwnershipTransfer(TWIN, bob, sender=reporter)
     eta = chain.blocks.head.timestamp + TRANSFER_DELAY
     assert tx.events == [market.TwinOwnershipTransferStarted(TWIN, alice, bob, eta)]
-    with ape.reverts(market.TwinMarketTooEarly, eta=eta):
+    with reverts(market.TwinMarketTooEarly, eta=eta):
         market.completeTwinOwnershipTransfer(TWIN, sender=bob)
     advance(chain, TRANSFER_DELAY)
     done = market.completeTwinOwnershipTransfer(TWIN, sender=bob)
@@ -287,20 +286,20 @@ def test_twin_transfer__cancelled_by_owner__cannot_complete(chain, market, alice
     market.startTwinOwnershipTransfer(TWIN, bob, sender=reporter)
     assert market.cancelTwinOwnershipTransfer(TWIN, sender=alice).events == [market.TwinOwnershipTransferCancelled(TWIN)]
     advance(chain, TRANSFER_DELAY)
-    with ape.reverts(market.TwinMarketNoPendingTransfer):
+    with reverts(market.TwinMarketNoPendingTransfer):
         market.completeTwinOwnershipTransfer(TWIN, sender=bob)
 
 
 def test_twin_transfer__not_claim_manager__reverts(market, alice, bob):
     create(market, alice)
-    with ape.reverts(market.TwinMarketNotClaimManager, account=alice.address):
+    with reverts(market.TwinMarketNotClaimManager, account=alice.address):
         market.startTwinOwnershipTransfer(TWIN, bob, sender=alice)
 
 
 def test_twin_transfer__wrong_recipient__reverts(market, alice, bob, carol, reporter):
     create(market, alice)
     market.startTwinOwnershipTransfer(TWIN, bob, sender=reporter)
-    with ape.reverts(market.TwinMarketNotPendingTwinOwner):
+    with reverts(market.TwinMarketNotPendingTwinOwner):
         market.completeTwinOwnershipTransfer(TWIN, sender=carol)
 
 
@@ -308,7 +307,7 @@ def test_set_twin_url__owner_only__updates(market, alice, bob):
     create(market, alice)
     assert market.setTwinUrl(TWIN, "https://new", sender=alice).events == [market.TwinUrlChanged(TWIN, "https://new")]
     assert market.twinUrl(TWIN) == "https://new"
-    with ape.reverts(market.TwinMarketNotTwinOwner):
+    with reverts(market.TwinMarketNotTwinOwner):
         market.setTwinUrl(TWIN, "x", sender=bob)
 
 
@@ -329,10 +328,11 @@ def test_set_twin_url__owner_only__updates(market, alice, bob):
 @pytest.mark.parametrize("caller", ["alice", "treasury", "reporter"])
 def test_owner_only__other_caller__reverts(market, request, function, args, caller):
     account = request.getfixturevalue(caller)
-    with ape.reverts(market.OwnableUnauthorizedAccount, account=account.address):
+    with reverts(market.OwnableUnauthorizedAccount, account=account.address):
         getattr(market, function)(*args, sender=account)
 
 
+@pytest.mark.anvil_only  # log queries over a block range
 def test_fee_history__rebuilt_from_logs_alone__matches_the_contract(chain, deploy_market, gov, treasury, reporter):
     market = deploy_market(gov, treasury, reporter)
     market.setFees(2 * PERCENT, 3 * PERCENT, sender=gov)
