@@ -16,7 +16,7 @@ NETWORK ?= ethereum:local:foundry
 # Extra pytest arguments for `make test`, e.g. PYTEST_ARGS='-m "not zkml"' to skip the EZKL prover tests.
 PYTEST_ARGS ?=
 
-.PHONY: help setup compile demo test lint gas zkml-bench clean
+.PHONY: help setup compile demo test lint gas zkml-bench mutation clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
@@ -24,13 +24,15 @@ help:
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
+	@echo "make mutation - mutation testing of the core contracts, tests in-process; writes benchmarks/mutation.md"
+	@echo "               (MUTANTS=N: a seeded sample of N mutants per contract; JOBS=N workers)"
 	@echo "make setup  - only install (also done by every target above)"
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lint]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lint,mutation]'
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -61,6 +63,10 @@ gas: compile
 
 zkml-bench: compile
 	ape run zkml bench --network ethereum:local:foundry
+
+# The mutants are compiled apart (never in contracts/ or .build/); the tests run against .build's ABIs.
+mutation: compile
+	$(BIN)/python -m opgkit.mutation $(CONTRACTS)
 
 clean:
 	rm -rf $(VENV) node_modules .solcx .build contracts/.cache .zkml

@@ -47,15 +47,20 @@ class Registry:
 class ProjectContracts:
     """``project`` for in-process tests: ``project.Name`` is a container that deploys the compiled contract."""
 
-    def __init__(self, chain: InProcessChain, source_project):
+    def __init__(self, chain: InProcessChain, source_project, bytecode_overrides: dict[str, str] | None = None):
         self._chain, self._source = chain, source_project
+        self._overrides = bytecode_overrides or {}
         self._containers: dict[str, ContractContainer] = {}
 
     def __getattr__(self, name: str) -> "ContractContainer":
         if name.startswith("_"):
             raise AttributeError(name)
         if name not in self._containers:
-            self._containers[name] = ContractContainer(self._chain, getattr(self._source, name).contract_type)
+            contract_type = getattr(self._source, name).contract_type
+            if name in self._overrides:  # the same ABI, other code (a mutant's, in mutation testing)
+                bytecode = contract_type.deployment_bytecode.model_copy(update={"bytecode": self._overrides[name]})
+                contract_type = contract_type.model_copy(update={"deployment_bytecode": bytecode})
+            self._containers[name] = ContractContainer(self._chain, contract_type)
         return self._containers[name]
 
 

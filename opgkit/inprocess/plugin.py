@@ -9,6 +9,8 @@ and each test with snapshots, as ape does.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -56,11 +58,21 @@ def accounts(chain, pytestconfig):
                         settings.get("number_of_accounts", 10), settings.get("hd_path", DEFAULT_HD_PATH))
 
 
+BYTECODE_OVERRIDES_ENV = "OPG_BYTECODE_OVERRIDES"
+"""Optional: a JSON file ``{"ContractName": "0x<deployment bytecode>"}`` whose bytecode replaces the compiled
+one (same ABI) when a test deploys that contract; ``make mutation`` runs each mutant's tests this way."""
+
+
+def bytecode_overrides() -> dict[str, str]:
+    path = os.environ.get(BYTECODE_OVERRIDES_ENV)
+    return json.loads(Path(path).read_text()) if path else {}
+
+
 @pytest.fixture(scope="session")
 def project(chain):
     from ape import project as compiled
 
-    return ProjectContracts(chain, compiled)
+    return ProjectContracts(chain, compiled, bytecode_overrides())
 
 
 @pytest.fixture(scope="module", autouse=True)
