@@ -180,10 +180,11 @@ def generate(contract: str, root: Path = ROOT) -> tuple[int, list[Mutant]]:
 
 def sample(mutants: list[Mutant], count: int | None, seed: int = SEED) -> list[Mutant]:
     """A reproducible sample of ``count`` mutants (all of them when ``count`` is None)."""
-    if count is None or count >= len(mutants):
-        return list(mutants)
-    chosen = random.Random(f"{seed}:{mutants[0].contract}").sample(mutants, count)
-    return sorted(chosen, key=lambda m: (m.line, m.mutated))
+    ordered = sorted(mutants, key=lambda m: (m.line, m.mutated))
+    if count is None or count >= len(ordered):
+        return ordered
+    return sorted(random.Random(f"{seed}:{ordered[0].contract}").sample(ordered, count),
+                  key=lambda m: (m.line, m.mutated))
 
 
 # ----------------------------------------------------------------------------------------------------- compile
@@ -311,23 +312,49 @@ def _init_worker(baseline: dict[str, dict[str, str]]) -> None:
     _compiler, _baseline = Compiler(), baseline
 
 
-def evaluate(mutant: Mutant, root: Path = ROOT, timeout: float = TEST_TIMEOUT) -> Mutant:
-    """Compile ``mutant`` and run its contract's tests against it; fills in status, changed and seconds."""
+def compile_mutant(mutant: Mutant, root: Path = ROOT) -> tuple[Mutant, dict[str, str]]:
+    """Compile ``mutant``: NOT_COMPILED, EQUIVALENT (same bytecode everywhere), or the bytecode it changed."""
     started = time.monotonic()
-    original = (root / mutant.path).read_text()
-    compiled = _compiler.compile(sources_with(mutant.path, mutant.source(original), root))
+    compiled = _compiler.compile(sources_with(mutant.path, mutant.source((root / mutant.path).read_text()), root))
+    overrides = {}
     if compiled is None:
         mutant.status = NOT_COMPILED
     else:
         baseline = _baseline[mutant.path]
         mutant.changed = sorted(name for name, code in compiled.items() if baseline.get(name) != code)
-        if not mutant.changed:
+        overrides = {name: compiled[name] for name in mutant.changed}
+        if not overrides:
             mutant.status = EQUIVALENT
-        else:
-            overrides = {name: compiled[name] for name in mutant.changed}
-            mutant.status = run_tests(CORE[mutant.contract], overrides, timeout, root)
     mutant.seconds = time.monotonic() - started
+    return mutant, overrides
+
+
+def run_mutant(job: tuple[Mutant, dict[str, str]], root: Path = ROOT, timeout: float = TEST_TIMEOUT) -> Mutant:
+    """Run the tests of ``mutant``'s contract with its bytecode in place: KILLED, SURVIVED or TIMEOUT."""
+    mutant, overrides = job
+    started = time.monotonic()
+    mutant.status = run_tests(CORE[mutant.contract], overrides, timeout, root)
+    mutant.seconds += time.monotonic() - started
     return mutant
+
+
+def choose(pool, mutants: list[Mutant], count: int | None, jobs: int) -> list[tuple[Mutant, dict[str, str]]]:
+    """Compile mutants in a seeded order until ``count`` of them compile (all of them when ``count`` is None):
+    a sample of N means N compiled mutants, whatever share of universalmutator's output is not valid code."""
+    ordered = sample(mutants, None)
+    if count is not None:
+        random.Random(f"{SEED}:{ordered[0].contract}").shuffle(ordered)
+    chosen, compiled, position = [], 0, 0
+    while position < len(ordered) and (count is None or compiled < count):
+        batch_size = len(ordered) if count is None else max(jobs, 2 * (count - compiled))
+        batch = ordered[position:position + batch_size]
+        position += len(batch)
+        for mutant, overrides in pool.imap(compile_mutant, batch):
+            if count is not None and compiled >= count:
+                break
+            chosen.append((mutant, overrides))
+            compiled += mutant.status != NOT_COMPILED
+    return chosen
 
 
 def _preload() -> None:
@@ -398,7 +425,8 @@ def load_triage(root: Path = ROOT) -> dict[tuple[str, str, str], str]:
 
 
 def render(tallies: list[Tally], *, sampled: int | None, seconds: float, jobs: int) -> str:
-    scope = f"a seeded sample of {sampled} mutants per contract (seed {SEED})" if sampled else "every mutant"
+    scope = (f"a seeded sample: mutants in a seeded random order (seed {SEED}) until {sampled} per contract "
+             "compiled" if sampled else "every mutant")
     tested = sum(len(t.mutants) for t in tallies)
     out = [
         "# Mutation testing",
@@ -449,17 +477,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     triage = load_triage()
 
-    plan, generated, distinct = [], {}, {}
+    generated, distinct, candidates = {}, {}, {}
     for contract in contracts:
-        generated[contract], mutants = generate(contract)
-        distinct[contract] = len(mutants)
-        plan += sample(mutants, sampled)
-        print(f"{contract}: {generated[contract]} raw mutants, {len(mutants)} distinct, {len(plan)} planned so far",
-              flush=True)
+        generated[contract], candidates[contract] = generate(contract)
+        distinct[contract] = len(candidates[contract])
+        print(f"{contract}: {generated[contract]} raw mutants, {distinct[contract]} distinct", flush=True)
 
     compiler = Compiler()
     baseline = {}
-    for path in sorted({m.path for m in plan}):
+    for path in sorted({f"contracts/{contract}.sol" for contract in contracts}):
         baseline[path] = compiler.compile(sources_with(path, (ROOT / path).read_text()))
         if baseline[path] is None:
             print(f"error: {path} does not compile as it stands", file=sys.stderr)
@@ -473,7 +499,13 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Mutant] = []
     with get_context("fork").Pool(jobs, initializer=_init_worker, initargs=(baseline,)) as pool:
-        for done, mutant in enumerate(pool.imap_unordered(evaluate, plan, chunksize=1), 1):
+        plan = []
+        for contract in contracts:
+            chosen = choose(pool, candidates[contract], sampled, jobs)
+            results += [mutant for mutant, overrides in chosen if not overrides]
+            plan += [(mutant, overrides) for mutant, overrides in chosen if overrides]
+            print(f"{contract}: {len(chosen)} compiled or not, {sum(1 for _, o in chosen if o)} to test", flush=True)
+        for done, mutant in enumerate(pool.imap_unordered(run_mutant, plan, chunksize=1), 1):
             results.append(mutant)
             print(f"[{done}/{len(plan)}] {mutant.path}:{mutant.line} {mutant.status} ({mutant.seconds:.1f}s)",
                   flush=True)
