@@ -322,8 +322,9 @@ def test_withdraw_proceeds__after_payment__paid_once(settlement, token, priced, 
     settlement.settle(r.as_args(), sign(r, operator), sender=alice)
     owed = settlement.proceedsOf(operator)
     before = token.balanceOf(operator)
-    settlement.withdrawProceeds(sender=operator)
+    tx = settlement.withdrawProceeds(sender=operator)
     assert token.balanceOf(operator) == before + owed
+    assert tx.events.filter(settlement.ProceedsWithdrawn) == [settlement.ProceedsWithdrawn(operator, owed)]
     with reverts_exactly(settlement.InferenceSettlementNothingToWithdraw, account=operator.address):
         settlement.withdrawProceeds(sender=operator)
 
@@ -352,6 +353,21 @@ def test_escrow__deposit_and_withdraw__balances_follow(settlement, token, alice)
         settlement.deposit(0, sender=alice)
     with reverts_exactly(settlement.InferenceSettlementZeroAmount):
         settlement.withdrawEscrow(0, sender=alice)
+
+
+def test_escrow__contract_account_deposits_and_withdraws__its_own_escrow_and_events(project, deployer, settlement,
+                                                                                  token, alice):
+    """The escrow and its events belong to the calling account (a smart wallet here), never to the transaction's
+    origin (the wallet's owner)."""
+    wallet = deployer.deploy(project.ExploitOwnerWallet, alice)
+    token.transfer(wallet, 3 * OPG, sender=alice)
+    wallet.execute(token, token.approve.encode_input(settlement, 3 * OPG), sender=alice)
+    deposited = wallet.execute(settlement, settlement.deposit.encode_input(3 * OPG), sender=alice)
+    withdrawn = wallet.execute(settlement, settlement.withdrawEscrow.encode_input(OPG), sender=alice)
+    assert deposited.events.filter(settlement.Deposited) == [settlement.Deposited(wallet, 3 * OPG)]
+    assert withdrawn.events.filter(settlement.EscrowWithdrawn) == [settlement.EscrowWithdrawn(wallet, OPG)]
+    assert (settlement.escrowOf(wallet), settlement.escrowOf(alice)) == (2 * OPG, 0)
+    assert token.balanceOf(wallet) == OPG
 
 
 def test_set_fee_split__above_half__refused(settlement, gov):

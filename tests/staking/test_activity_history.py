@@ -105,3 +105,20 @@ def test_was_active__role_bitmask_history__each_role_separately(staking, registe
     assert staking.wasActiveOperator(operator, TEE, now())
     assert not staking.wasActiveOperator(operator, RELAYER, now())
 
+
+
+def test_was_active__delegators_stake_after_minimum_raised__history_unchanged_until_refreshed(
+        chain, staking, register, stakers, gov, now):
+    # A delegator's stake is no change of the operator's own state, whatever the delegator's address (above or
+    # below the operator's): only the operator's own actions, or refreshActivity, bring a raised minimum in.
+    by_address = sorted(stakers, key=lambda account: int(account.address, 16))
+    operator = by_address[len(by_address) // 2]
+    register(operator)
+    staking.setMinimumStake(INFERENCE, MINIMUM_STAKES[INFERENCE] * 2, sender=gov)
+    advance(chain, 10)
+    for delegator in by_address:
+        if delegator != operator:
+            staking.stake(operator, 1, sender=delegator)
+    assert staking.wasActiveOperator(operator, INFERENCE, now())
+    staking.refreshActivity(operator, sender=by_address[0])
+    assert not staking.wasActiveOperator(operator, INFERENCE, now())

@@ -206,6 +206,17 @@ def test_set_fees__increase__waits_for_the_delay(chain, market, gov, bob):
     assert applied.events == [market.FeesChanged(PROTOCOL_FEE, SUBJECT_FEE, 8 * PERCENT, SUBJECT_FEE)]
 
 
+def test_apply_fee_change__at_its_eta_exactly__applies_one_second_before__reverts(chain, market, gov, bob):
+    market.setFees(8 * PERCENT, SUBJECT_FEE, sender=gov)
+    eta = chain.blocks.head.timestamp + FEE_DELAY
+    chain.pending_timestamp = eta - 1
+    with reverts(market.TwinMarketTooEarly, eta=eta):
+        market.applyFeeChange(sender=bob)
+    chain.pending_timestamp = eta
+    market.applyFeeChange(sender=bob)
+    assert market.fees() == (8 * PERCENT, SUBJECT_FEE)
+
+
 def test_set_fees__above_cap__reverts(market, gov):
     with reverts(market.TwinMarketFeeAboveCap, feePercent=11 * PERCENT, cap=10 * PERCENT):
         market.setFees(PROTOCOL_FEE, 11 * PERCENT, sender=gov)
@@ -228,6 +239,20 @@ def test_fee_increase__pending_buy_with_old_bound__is_protected(chain, market, g
     market.applyFeeChange(sender=gov)
     with reverts(market.TwinMarketFeeAboveMax):
         buy(market, bob, 1, max_fee=PROTOCOL_FEE + SUBJECT_FEE)
+
+
+def test_accept_fee_destination__at_its_eta_exactly__accepted_and_proposal_cleared(chain, market, gov, carol):
+    market.proposeFeeDestination(carol, sender=gov)
+    eta = chain.blocks.head.timestamp + FEE_DELAY
+    chain.pending_timestamp = eta - 1
+    with reverts(market.TwinMarketTooEarly, eta=eta):
+        market.acceptFeeDestination(sender=carol)
+    chain.pending_timestamp = eta
+    market.acceptFeeDestination(sender=carol)
+    assert market.feeDestination() == carol.address
+    assert (market.pendingFeeDestination(), market.pendingFeeDestinationEta()) == (ZERO_ADDRESS, 0)
+    with reverts(market.TwinMarketNotPendingFeeDestination, account=carol.address):
+        market.acceptFeeDestination(sender=carol)
 
 
 def test_fee_destination__two_steps_after_delay__moves_claims(chain, market, gov, treasury, alice, bob, carol):
