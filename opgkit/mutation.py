@@ -16,7 +16,8 @@
    not compiled and the score killed / (compiled - equivalent); every survivor as ``file:line`` with its diff
    and, when ``mutation-triage.yaml`` argues it equivalent, the argument (it then counts as equivalent).
 
-Workers: ``JOBS`` (default: every core). Exit status: 0 when every contract reaches the target score, 1 when
+Workers: ``JOBS`` (default: every core). ``SURVIVORS=1`` tests only the last run's survivors again (after new
+tests were written for them) and rewrites the report with every other verdict kept. Exit status: 0 when every contract reaches the target score, 1 when
 one does not, 2 when the run could not start (for example the original fails its own tests).
 """
 
@@ -494,33 +495,94 @@ def render(tallies: list[Tally], *, sampled: int | None, seconds: float, jobs: i
 # -------------------------------------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    contracts = argv or list(CORE)
-    sampled = int(os.environ["MUTANTS"]) if os.environ.get("MUTANTS") else None
-    jobs = int(os.environ.get("JOBS") or os.cpu_count() or 1)
-    started = time.monotonic()
-    triage = load_triage()
+RESULTS = Path("build") / "mutation.json"
 
-    generated, distinct, candidates = {}, {}, {}
-    for contract in contracts:
-        generated[contract], candidates[contract] = generate(contract)
-        distinct[contract] = len(candidates[contract])
-        print(f"{contract}: {generated[contract]} raw mutants, {distinct[contract]} distinct", flush=True)
 
+def _ready(contracts: list[str]) -> dict[str, dict[str, str]] | None:
+    """The original bytecode of each contract's file (and its heirs), once the original passes its tests."""
     compiler = Compiler()
     baseline = {}
     for path in sorted({f"contracts/{contract}.sol" for contract in contracts}):
         baseline[path] = compiler.compile(sources_with(path, (ROOT / path).read_text()))
         if baseline[path] is None:
             print(f"error: {path} does not compile as it stands", file=sys.stderr)
-            return 2
+            return None
     compiler.close()
     _preload()
     for tests in sorted({tuple(CORE[contract]) for contract in contracts}):
         if run_tests(list(tests), {}, 10 * TEST_TIMEOUT) != SURVIVED:
             print(f"error: {' '.join(tests)} fail on the original contracts; fix them first", file=sys.stderr)
-            return 2
+            return None
+    return baseline
+
+
+def _finish(contracts: list[str], results: list[Mutant], run: dict, triage: dict) -> int:
+    tallies = []
+    for contract in contracts:
+        generated, candidates = generate(contract)
+        mine = sorted((m for m in results if m.contract == contract), key=lambda m: (m.line, m.mutated))
+        tally = Tally(contract, generated, mine, triage)
+        tally.distinct = len(candidates)
+        tallies.append(tally)
+    report = render(tallies, sampled=run["sampled"], seconds=run["seconds"], jobs=run["jobs"])
+    if run.get("retested"):
+        count, seconds = run["retested"]
+        report = report.replace("\nMutants: ", f"\nThen the {count} survivors of that run were tested again, after new "
+                                f"tests, in {seconds / 60:.1f} min (`SURVIVORS=1`).\nMutants: ", 1)
+    (ROOT / REPORT).write_text(report)
+    (ROOT / RESULTS).parent.mkdir(exist_ok=True)
+    (ROOT / RESULTS).write_text(json.dumps(dict(run, mutants=[asdict(m) for m in results]), indent=1))
+    for t in tallies:
+        print(f"{t.contract}: score {t.score:.1%} ({t.killed} killed, {len(t.survivors)} survived, "
+              f"{t.equivalent} equivalent, {t.count(NOT_COMPILED)} not compiled)")
+    print(f"wrote {REPORT}")
+    return 0 if all(t.score >= TARGET_SCORE for t in tallies) else 1
+
+
+def retest_survivors(jobs: int, triage: dict) -> int:
+    """``SURVIVORS=1``: test the last run's survivors again (after new tests), keep every other verdict."""
+    path = ROOT / RESULTS
+    if not path.exists():
+        print(f"error: no earlier run ({RESULTS}); run `make mutation` first", file=sys.stderr)
+        return 2
+    run = json.loads(path.read_text())
+    results = [Mutant(**fields) for fields in run.pop("mutants")]
+    contracts = [contract for contract in CORE if any(m.contract == contract for m in results)]
+    survivors = [m for m in results if m.status == SURVIVED]
+    baseline = _ready(contracts)
+    if baseline is None:
+        return 2
+    started = time.monotonic()
+    with get_context("fork").Pool(jobs, initializer=_init_worker, initargs=(baseline,)) as pool:
+        compiled = pool.map(compile_mutant, survivors, chunksize=1)
+        plan = [(mutant, overrides) for mutant, overrides in compiled if overrides]
+        retested = {(m.path, m.line, m.mutated): m for m, _ in compiled}
+        for done, mutant in enumerate(pool.imap_unordered(run_mutant, plan, chunksize=1), 1):
+            retested[(mutant.path, mutant.line, mutant.mutated)] = mutant
+            print(f"[{done}/{len(plan)}] {mutant.path}:{mutant.line} {mutant.status} ({mutant.seconds:.1f}s)",
+                  flush=True)
+    results = [retested.get((m.path, m.line, m.mutated), m) for m in results]
+    run["retested"] = (len(survivors), time.monotonic() - started)
+    return _finish(contracts, results, run, triage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    contracts = argv or list(CORE)
+    sampled = int(os.environ["MUTANTS"]) if os.environ.get("MUTANTS") else None
+    jobs = int(os.environ.get("JOBS") or os.cpu_count() or 1)
+    triage = load_triage()
+    if os.environ.get("SURVIVORS"):
+        return retest_survivors(jobs, triage)
+    started = time.monotonic()
+
+    candidates = {}
+    for contract in contracts:
+        generated, candidates[contract] = generate(contract)
+        print(f"{contract}: {generated} raw mutants, {len(candidates[contract])} distinct", flush=True)
+    baseline = _ready(contracts)
+    if baseline is None:
+        return 2
 
     results: list[Mutant] = []
     with get_context("fork").Pool(jobs, initializer=_init_worker, initargs=(baseline,)) as pool:
@@ -534,22 +596,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(mutant)
             print(f"[{done}/{len(plan)}] {mutant.path}:{mutant.line} {mutant.status} ({mutant.seconds:.1f}s)",
                   flush=True)
-
-    seconds = time.monotonic() - started
-    tallies = []
-    for contract in contracts:
-        mine = sorted((m for m in results if m.contract == contract), key=lambda m: (m.line, m.mutated))
-        tally = Tally(contract, generated[contract], mine, triage)
-        tally.distinct = distinct[contract]
-        tallies.append(tally)
-    (ROOT / REPORT).write_text(render(tallies, sampled=sampled, seconds=seconds, jobs=jobs))
-    (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / "mutation.json").write_text(json.dumps([asdict(m) for m in results], indent=1))
-    for t in tallies:
-        print(f"{t.contract}: score {t.score:.1%} ({t.killed} killed, {len(t.survivors)} survived, "
-              f"{t.equivalent} equivalent, {t.count(NOT_COMPILED)} not compiled)")
-    print(f"wrote {REPORT} ({seconds / 60:.1f} min)")
-    return 0 if all(t.score >= TARGET_SCORE for t in tallies) else 1
+    run = {"sampled": sampled, "jobs": jobs, "seconds": time.monotonic() - started}
+    return _finish(contracts, results, run, triage)
 
 
 if __name__ == "__main__":
