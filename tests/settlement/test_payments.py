@@ -254,6 +254,16 @@ def test_settle_with_authorization__expired__named_error(settlement, priced, ope
         settle_for(settlement, r, sign(r, operator), auth, sign_auth(auth, alice), bob)
 
 
+def test_settle_with_authorization__nonce_ahead_of_the_payers__stale(settlement, priced, operator, alice, bob, sign,
+                                                                    sign_auth):
+    """Only the current epoch's authorizations pay: one signed for a later nonce is refused too (it would
+    otherwise be live already, before the payer revoked anything)."""
+    r = priced("ahead")
+    auth = authorization(r, nonce=1)
+    with reverts_exactly(settlement.InferenceSettlementStaleAuthorization, nonce=1, currentNonce=0):
+        settle_for(settlement, r, sign(r, operator), auth, sign_auth(auth, alice), bob)
+
+
 def test_settle_with_authorization__authorizations_revoked__stale(settlement, priced, operator, alice, bob, sign,
                                                                   sign_auth):
     r = priced("revoked")
