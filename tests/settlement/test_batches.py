@@ -582,6 +582,16 @@ def test_max_receipt_age__lowered_after_posting__leaf_stays_valid(batches, make_
     assert batches.faultOf(later_id, batch.leaf(0)) == Fault.TIMESTAMP_OUT_OF_BOUNDS
 
 
+def test_max_receipt_age_at__before_any_limit_was_set__the_most_lenient(batches, now):
+    """A time before the deployment's limit was recorded (a batch posted in the deployment's own second looks
+    there) gets the widest limit the contract allows, in the relayer's favour."""
+    widest = batches.MAX_RECEIPT_AGE()
+    assert widest > MAX_RECEIPT_AGE
+    assert batches.maxReceiptAgeAt(0) == widest
+    assert batches.maxReceiptAgeAt(1) == widest
+    assert batches.maxReceiptAgeAt(now() + 1) == MAX_RECEIPT_AGE
+
+
 def test_max_receipt_age__raised_after_posting__leaf_stays_faulty(batches, staking, token, make_batch, post,
                                                                  open_model, operator, operator2, alice, gov, reporter,
                                                                  now, chain):
