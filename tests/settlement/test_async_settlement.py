@@ -7,11 +7,12 @@ from eth_account import Account
 from opgkit.receipts import NO_AUTHORIZATION, Status, zkml_proof_evidence
 from opgkit.testing import advance, reverts
 from settlement_helpers import (
-    DAY, HOUR, PRICE, PROOF_WINDOW, ZERO_ADDRESS, Mode, authorization, missed_proof_evidence_id, receipt,
+    DAY, HOUR, INFERENCE_BIT, PRICE, PROOF_WINDOW, ZERO_ADDRESS, Mode, authorization, missed_proof_evidence_id, receipt,
     recorded_hash, reverts_exactly, zk_outputs, zk_receipt,
 )
 
 PROOF_REPORT_MARGIN = HOUR
+NODE_BOND = 50_000 * 10**18  # as in conftest.py
 
 
 @pytest.fixture
@@ -86,6 +87,17 @@ def test_post_pending__zkml_for_another_signer__not_node(settlement, zk_model, o
     r = zk_receipt("async-zk-thief", zk_model, operator.address, now(), [1, 2, 3], payer=alice.address)
     with reverts_exactly(settlement.InferenceSettlementNotNode, account=bob.address, node=operator.address):
         post(r, node=bob)
+
+
+def test_post_pending__zkml_by_another_active_node__not_node(settlement, staking, zk_model, operator, alice, bob,
+                                                            post, now):
+    """An active node cannot post another node's receipt, whichever of the two addresses is the smaller."""
+    staking.registerOperator(INFERENCE_BIT, NODE_BOND, 0, sender=alice)
+    assert int(operator.address, 16) < int(alice.address, 16)
+    for poster, node in ((operator, alice), (alice, operator)):
+        r = zk_receipt(f"async-zk-{poster.address}", zk_model, node.address, now(), [1, 2, 3], payer=bob.address)
+        with reverts_exactly(settlement.InferenceSettlementNotNode, account=poster.address, node=node.address):
+            post(r, node=poster, payer=bob)
 
 
 def test_post_pending__node_jailed__not_node(settlement, tee_receipt, post, operator, jail):

@@ -116,6 +116,14 @@ def unwired(project, deployer, token, staking, models, tees, treasury, gov):
                            MAX_RECEIPT_AGE)
 
 
+def test_deploy__dependencies__readable_as_deployed(settlement, batches, token, staking, models, tees):
+    """Off-chain tools (and the deploy checks) find the contracts a settlement pair uses through these getters."""
+    assert (settlement.token(), settlement.staking(), settlement.models(), settlement.teeRegistry()) == (
+        token.address, staking.address, models.address, tees.address)
+    assert (batches.settlement(), batches.staking(), batches.models(), batches.teeRegistry()) == (
+        settlement.address, staking.address, models.address, tees.address)
+
+
 def test_set_batch_settlement__wired_pair__connected(settlement, batches):
     assert settlement.batchSettlement() == batches.address
     assert batches.settlement() == settlement.address
