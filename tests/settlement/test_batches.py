@@ -582,6 +582,11 @@ def test_max_receipt_age__lowered_after_posting__leaf_stays_valid(batches, make_
     assert batches.faultOf(later_id, batch.leaf(0)) == Fault.TIMESTAMP_OUT_OF_BOUNDS
 
 
+def test_batch_finality__unknown_batch__none_not_a_revert(batches):
+    assert batches.batchFinality(999) == (Status.NONE, 0)
+    assert batches.batchStatus(999) == Status.NONE
+
+
 def test_max_receipt_age_at__before_any_limit_was_set__the_most_lenient(batches, now):
     """A time before the deployment's limit was recorded (a batch posted in the deployment's own second looks
     there) gets the widest limit the contract allows, in the relayer's favour."""

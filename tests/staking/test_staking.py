@@ -45,6 +45,13 @@ def test_deploy__parameter_out_of_bounds__reverts(project, deploy_staking, token
         deploy_staking(token, gov, treasury, **override)
 
 
+@pytest.mark.parametrize("delay", [DAY, 28 * DAY])
+def test_deploy__unbonding_delay_at_a_bound__accepted(deploy_staking, token, gov, treasury, delay):
+    staking = deploy_staking(token, gov, treasury, unbonding_delay=delay)
+    assert staking.unbondingDelay() == delay
+    assert (staking.MIN_UNBONDING_DELAY(), staking.MAX_UNBONDING_DELAY()) == (DAY, 28 * DAY)
+
+
 def test_deploy__zero_treasury__reverts(project, deploy_staking, token, gov):
     with reverts(project.NodeStaking.NodeStakingZeroAddress):
         deploy_staking(token, gov, ZERO_ADDRESS)
@@ -118,6 +125,22 @@ def test_is_active__self_bond_unbonded_below_minimum__turns_false(staking, regis
 
 
 # ------------------------------------------------------------------ commission
+
+
+def test_operator__a_contract_account__registers_changes_roles_and_commission_as_itself(
+        project, deployer, staking, token, treasury, alice):
+    """An operator may be a contract (a multisig, a smart wallet): every check and event is about the calling
+    account, never the transaction's origin (here the wallet's owner, who is no operator)."""
+    wallet = deployer.deploy(project.ExploitOwnerWallet, alice)
+    bond = max(MINIMUM_STAKES[INFERENCE], MINIMUM_STAKES[RELAYER])
+    token.transfer(wallet, bond, sender=treasury)
+    wallet.execute(token, token.approve.encode_input(staking, bond), sender=alice)
+    wallet.execute(staking, staking.registerOperator.encode_input(ROLE_BITS[INFERENCE], bond, 1_000), sender=alice)
+    wallet.execute(staking, staking.setRoles.encode_input(ROLE_BITS[RELAYER]), sender=alice)
+    changed = wallet.execute(staking, staking.setCommission.encode_input(500), sender=alice)
+    assert staking.isActiveOperator(wallet, RELAYER) and not staking.isActiveOperator(wallet, INFERENCE)
+    assert changed.events.filter(staking.CommissionChanged) == [staking.CommissionChanged(wallet, 1_000, 500)]
+    assert staking.pool(wallet).commissionBps == 500
 
 
 def test_commission__decrease__applies_at_once(staking, register, operator):
@@ -248,6 +271,26 @@ def test_withdraw__before_maturity__reverts(chain, staking, register, operator):
     chain.pending_timestamp = maturity - 1
     with reverts(staking.NodeStakingNotMatured, id=entry_id, maturity=maturity):
         staking.withdraw(entry_id, sender=operator)
+
+
+def test_withdraw__one_of_two_unbondings__the_other_keeps_its_value(chain, staking, token, register, operator, alice,
+                                                                   bob):
+    register(operator)
+    for delegator in (alice, bob):
+        staking.stake(operator, 5_000 * OPG, sender=delegator)
+    first = unbonding_id(staking, staking.unbond(operator, 2_000 * OPG, sender=alice))
+    second = unbonding_id(staking, staking.unbond(operator, 3_000 * OPG, sender=bob))
+    advance(chain, UNBONDING_DELAY)
+    staking.withdraw(first, sender=alice)
+    assert staking.unbondingValue(second) == 3_000 * OPG
+    before = token.balanceOf(bob)
+    staking.withdraw(second, sender=bob)
+    assert token.balanceOf(bob) == before + 3_000 * OPG
+    assert staking.totalUnbonding() == 0
+
+
+def test_unbonding_value__unknown_id__zero(staking):
+    assert staking.unbondingValue(12345) == 0
 
 
 def test_withdraw__twice__reverts(chain, staking, register, operator):

@@ -30,6 +30,11 @@ def buy(market, buyer, amount, twin=TWIN, extra=0, **bounds):
 # ------------------------------------------------------------------ deployment
 
 
+def test_deploy__fee_caps_summing_to_the_maximum__accepted(deploy_market, gov, treasury, reporter):
+    market = deploy_market(gov, treasury, reporter, protocol_cap=30 * PERCENT, subject_cap=20 * PERCENT)
+    assert market.MAX_TOTAL_FEE_CAP() == 50 * PERCENT
+
+
 @pytest.mark.parametrize(
     "override",
     [
@@ -215,6 +220,14 @@ def test_apply_fee_change__at_its_eta_exactly__applies_one_second_before__revert
     chain.pending_timestamp = eta
     market.applyFeeChange(sender=bob)
     assert market.fees() == (8 * PERCENT, SUBJECT_FEE)
+
+
+def test_buy_price_after_fee__unequal_fees__price_plus_each_fee(market, gov, alice):
+    market.setFees(2 * PERCENT, 3 * PERCENT, sender=gov)
+    create(market, alice)
+    price = market.getBuyPrice(TWIN, 3)
+    assert market.getBuyPriceAfterFee(TWIN, 3) == price + price * 2 // 100 + price * 3 // 100
+    assert market.getBuyPriceAfterFee(TWIN, 3) == quote_buy(market, 3).buy_cost
 
 
 def test_set_fees__above_cap__reverts(market, gov):
