@@ -7,6 +7,8 @@ from eth_utils import keccak
 from registry_helpers import BIT, OPG, TEE, VANILLA, ZKML, content_hash, spec
 from opgkit.testing import reverts
 
+ZERO_ADDRESS = "0x" + "00" * 20
+
 ZERO32 = b"\x00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 VERIFIER = "0x00000000000000000000000000000000000000A1"  # checksummed
@@ -104,6 +106,12 @@ def test_register__verifier_without_zkml__reverts(models, alice):
 def test_register__royalty_without_parent__reverts(models, alice):
     with reverts(models.ModelRegistryRoyaltyWithoutParent):
         models.register(spec(royaltyBps=100), sender=alice)
+
+
+def test_payment_terms__child_without_royalty__no_royalty_recipient(models, register_model, alice, bob):
+    parent = register_model(alice, "parent")
+    child = register_model(bob, "child", parent=parent, royaltyBps=0)
+    assert tuple(models.paymentTerms(child)) == (bob.address, 0, ZERO_ADDRESS)
 
 
 def test_register__royalty_above_cap__reverts(models, register_model, alice, bob):

@@ -285,6 +285,14 @@ def test_reattest__same_key__updates_endpoint(chain, tees, attest, register_tee,
     assert tees.TeeUpdated(key.address, statement.tlsCertHash, operator, endpoint) in tx.events
 
 
+def test_reattest__same_key_new_certificate__stored(tees, attest, register_tee, operator):
+    key = register_tee(operator)
+    renewed = b"\x5c" * 32
+    statement, endpoint, evidence = attest(operator, key, tls_cert_hash=renewed)
+    tees.reattest(key.address, statement.as_args(), endpoint, evidence, sender=operator)
+    assert tees.tee(key.address).tlsCertHash == renewed
+
+
 def test_reattest__same_key_new_measurement__reverts(tees, attest, register_tee, operator, gov):
     key = register_tee(operator)
     tees.approveMeasurement(PCR_V2, NITRO, 2, sender=gov)
@@ -358,6 +366,11 @@ def test_active_tees_of_type__paginated__filters_inactive(chain, tees, register_
 def test_add_tee_type__existing__reverts(tees, gov):
     with reverts(tees.TEERegistryTeeTypeExists, teeType=NITRO):
         tees.addTeeType(NITRO, "again", sender=gov)
+
+
+def test_approve_measurement__new__stored_and_emitted(tees, gov):
+    tx = tees.approveMeasurement(PCR_V2, NITRO, 2, sender=gov)
+    assert tx.events.filter(tees.MeasurementApproved) == [tees.MeasurementApproved(PCR_V2, NITRO, 2)]
 
 
 def test_approve_measurement__bad_input__reverts(tees, gov):

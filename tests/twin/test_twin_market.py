@@ -254,6 +254,11 @@ def test_fee_increase__pending_buy_with_old_bound__is_protected(chain, market, g
         buy(market, bob, 1, max_fee=PROTOCOL_FEE + SUBJECT_FEE)
 
 
+def test_propose_fee_destination__zero_address__reverts(market, gov):
+    with reverts(market.TwinMarketZeroAddress):
+        market.proposeFeeDestination(ZERO_ADDRESS, sender=gov)
+
+
 def test_accept_fee_destination__at_its_eta_exactly__accepted_and_proposal_cleared(chain, market, gov, carol):
     market.proposeFeeDestination(carol, sender=gov)
     eta = chain.blocks.head.timestamp + FEE_DELAY
@@ -304,6 +309,12 @@ def test_claim_subject_fees__twin_owner__paid(market, alice, bob):
 
 
 # ------------------------------------------------------------------ twin ownership
+
+
+def test_twin_transfer__to_zero_address__reverts(market, alice, reporter):
+    create(market, alice)
+    with reverts(market.TwinMarketZeroAddress):
+        market.startTwinOwnershipTransfer(TWIN, ZERO_ADDRESS, sender=reporter)
 
 
 def test_twin_transfer__by_claim_manager_after_delay__moves_owner(chain, market, alice, bob, reporter):
