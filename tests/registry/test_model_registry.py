@@ -189,6 +189,17 @@ def test_deprecate__owner__refuses_new_receipts_keeps_history(models, register_m
         models.deprecate(model_id, sender=alice)
 
 
+def test_transfer_ownership__model_owned_by_a_contract__event_names_the_contract(project, deployer, models, alice,
+                                                                                bob):
+    """A model owner may be a contract (a multisig): the transfer's event names it, not the transaction's origin."""
+    wallet = deployer.deploy(project.ExploitOwnerWallet, alice)
+    registered = wallet.execute(models, models.register.encode_input(spec("owned by a wallet")), sender=alice)
+    model_id = registered.events.filter(models.ModelRegistered)[0].modelId
+    started = wallet.execute(models, models.transferOwnership.encode_input(model_id, bob), sender=alice)
+    assert started.events.filter(models.ModelOwnershipTransferStarted) == [
+        models.ModelOwnershipTransferStarted(model_id, wallet, bob)]
+
+
 def test_transfer_ownership__two_steps__moves_owner(models, register_model, alice, bob):
     model_id = register_model(alice)
     started = models.transferOwnership(model_id, bob, sender=alice)
