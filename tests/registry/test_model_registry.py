@@ -200,6 +200,16 @@ def test_transfer_ownership__model_owned_by_a_contract__event_names_the_contract
         models.ModelOwnershipTransferStarted(model_id, wallet, bob)]
 
 
+def test_version__by_a_contract_not_owning_the_family__refused_naming_the_contract(project, deployer, models,
+                                                                                 register_model, alice, bob):
+    v1 = register_model(alice, "v1")
+    wallet = deployer.deploy(project.ExploitOwnerWallet, bob)
+    refusal = keccak(text="ModelRegistryNotFamilyOwner(bytes32,address)")[:4] + encode(
+        ["bytes32", "address"], [v1, wallet.address])
+    with reverts(wallet.ExploitOwnerWalletCallFailed, reason=refusal):
+        wallet.execute(models, models.register.encode_input(spec("v2", parent=v1, sameFamily=True)), sender=bob)
+
+
 def test_transfer_ownership__two_steps__moves_owner(models, register_model, alice, bob):
     model_id = register_model(alice)
     started = models.transferOwnership(model_id, bob, sender=alice)
