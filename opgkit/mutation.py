@@ -75,6 +75,7 @@ class Mutant:
     status: str = ""
     seconds: float = 0.0
     changed: list[str] = field(default_factory=list)  # contracts whose bytecode the mutant changed
+    survived_before: bool = False  # a survivor of the run that SURVIVORS=1 tested again
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -477,9 +478,15 @@ def render(tallies: list[Tally], *, sampled: int | None, seconds: float, jobs: i
             f"{t.score:.1%}{'' if t.score >= TARGET_SCORE else ' ✗'} |"
         )
     for t in tallies:
-        if not t.survivors and not t.argued:
+        caught = [m for m in t.mutants if m.survived_before and m.status in (KILLED, TIMEOUT)]
+        if not t.survivors and not t.argued and not caught:
             continue
         out += ["", f"## {t.contract}", ""]
+        if caught:
+            out += ["Survivors of the first run that the tests written for them kill:", ""]
+            for m in caught:
+                out += [f"- `{m.path}:{m.line}` `{m.original.strip()}` → `{m.mutated.strip()}`"]
+            out += [""]
         if t.survivors:
             out += ["Survivors (no test fails):", ""]
             for m in t.survivors:
@@ -549,6 +556,8 @@ def retest_survivors(jobs: int, triage: dict) -> int:
     results = [Mutant(**fields) for fields in run.pop("mutants")]
     contracts = [contract for contract in CORE if any(m.contract == contract for m in results)]
     survivors = [m for m in results if m.status == SURVIVED]
+    for mutant in survivors:
+        mutant.survived_before = True
     baseline = _ready(contracts)
     if baseline is None:
         return 2
