@@ -26,7 +26,8 @@ help:
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
 	@echo "make mutation - mutation testing of the core contracts, tests in-process; writes benchmarks/mutation.md"
 	@echo "               (MUTANTS=N: a seeded sample of N mutants per contract; JOBS=N workers;"
-	@echo "                SURVIVORS=1: test the last run's survivors again after writing tests for them)"
+	@echo "                SURVIVORS=1: test the last run's survivors again after writing tests for them;"
+	@echo "                MUTATION_SEED=n: another sample)"
 	@echo "make setup  - only install (also done by every target above)"
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/.installed
