@@ -8,6 +8,9 @@ from opgkit.benchmarks import GasRow, registry, render_table, settlement, stakin
 from opgkit.receipts import LEAF_TYPES, Mode, Receipt, sign_receipt
 from opgkit.testing import reverts
 
+# Gas measurements through ape on a node.
+pytestmark = pytest.mark.anvil_only
+
 RECEIPT_TYPEHASH = keccak(text="Receipt(bytes32 requestId,bytes32 modelId,bytes32 inputHash,bytes32 outputHash,"
                                "uint8 mode,address signer,uint64 timestamp,address payer,uint256 price)")
 

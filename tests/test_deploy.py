@@ -12,6 +12,9 @@ from opgkit.deploy import (
     recorded_address, verify_wiring,
 )
 
+# The deploy toolkit sends its transactions through ape's provider (a node).
+pytestmark = pytest.mark.anvil_only
+
 ALL = [
     "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
     "InferenceSettlement", "BatchSettlement", "TwinMarket",
