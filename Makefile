@@ -15,8 +15,10 @@ export APE_TESTING_DISABLE_PROMPTS := 1
 NETWORK ?= ethereum:local:foundry
 # Extra pytest arguments for `make test`, e.g. PYTEST_ARGS='-m "not zkml"' to skip the EZKL prover tests.
 PYTEST_ARGS ?=
+# `make audit EXAMPLES=N`: examples per state machine (default: the audit profile's).
+EXAMPLES ?=
 
-.PHONY: help setup compile demo test lint gas zkml-bench clean
+.PHONY: help setup compile demo test lint gas zkml-bench audit clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
@@ -24,6 +26,7 @@ help:
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
+	@echo "make audit  - the state machines' audit campaign in-process on every core; steps/s vs anvil (EXAMPLES=N)"
 	@echo "make setup  - only install (also done by every target above)"
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/.installed
@@ -61,6 +64,9 @@ gas: compile
 
 zkml-bench: compile
 	ape run zkml bench --network ethereum:local:foundry
+
+audit: compile
+	$(BIN)/python -m opgkit.audit $(if $(EXAMPLES),--examples $(EXAMPLES))
 
 clean:
 	rm -rf $(VENV) node_modules .solcx .build contracts/.cache .zkml

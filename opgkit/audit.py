@@ -219,12 +219,12 @@ def main(examples, workers, anvil, write_benchmark, paths):
                    + (f", {examples} examples per machine" if examples else ""))
         wall, code = run_in_process(paths, stats, examples, workers)
         results = _results(stats)
-        if code not in (0, 1):
-            click.echo(f"The in-process campaign did not complete (pytest exit {code}); see its output above.", err=True)
-            sys.exit(2)
         if not results:
             click.echo(f"No state machine ran (pytest exit {code}): nothing marked '{MARK}' under {' '.join(paths)}.",
                        err=True)
+            sys.exit(2)
+        if code not in (0, 1):
+            click.echo(f"The in-process campaign did not complete (pytest exit {code}); see its output above.", err=True)
             sys.exit(2)
         anvil_results = {}
         if anvil:

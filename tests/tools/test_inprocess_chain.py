@@ -1,0 +1,130 @@
+"""The in-process chain against anvil: the same transactions give the same results, events, errors and clock.
+
+These run under `ape test` on anvil (the truth) and replay each scenario on a fresh in-process chain built from the
+same compiled contracts and the same test accounts. Gas is not compared: the in-process chain keeps one journal
+across transactions (that is what makes its snapshots cheap), so storage and accounts touched by an earlier
+transaction stay warm and SSTORE prices see the journal's original values. Its gas readings are lower than a
+real chain's; gas figures come from anvil (`make gas`).
+"""
+
+import pytest
+from ape import project as compiled
+
+from opgkit.inprocess.accounts import TestAccounts
+from opgkit.inprocess.contracts import ContractRevert, ProjectContracts
+from opgkit.inprocess.evm import InProcessChain
+from opgkit.testing import reverts
+
+MNEMONIC = "test test test test test test test test test test test junk"
+DAY = 86_400
+PERCENT = 10**16
+TWIN = b"\x07" * 16
+FAR = 2**40
+
+
+class Chains:
+    """One scenario step on both chains; every step returns the pair of outcomes for comparison."""
+
+    def __init__(self, ape_chain, ape_accounts):
+        self.inprocess = InProcessChain()
+        self.inprocess_project = ProjectContracts(self.inprocess, compiled)
+        self.inprocess_accounts = TestAccounts(self.inprocess, MNEMONIC, 10)
+        self.ape_chain, self.ape_accounts = ape_chain, ape_accounts
+        self.inprocess.pending_timestamp = ape_chain.pending_timestamp
+
+    def deploy_markets(self):
+        def deploy(project, accounts):
+            owner, fees, manager = accounts[5], accounts[1], accounts[9]
+            return project.TwinMarket.deploy(owner, fees, manager, 16_000, 1, 10 * PERCENT, 10 * PERCENT,
+                                             5 * PERCENT, 5 * PERCENT, DAY, DAY, sender=accounts[0])
+
+        return deploy(compiled, self.ape_accounts), deploy(self.inprocess_project, self.inprocess_accounts)
+
+
+@pytest.fixture
+def both(chain, accounts):
+    return Chains(chain, accounts)
+
+
+def _events(receipt):
+    return [(event.event_name, dict(event.event_arguments)) for event in receipt.events]
+
+
+def test_trades__same_transactions__same_results_and_events(both):
+    on_anvil, in_process = both.deploy_markets()
+    for market, accounts in ((on_anvil, both.ape_accounts), (in_process, both.inprocess_accounts)):
+        market._trader = accounts[2]
+    outcomes = []
+    for market in (on_anvil, in_process):
+        trader = market._trader
+        create_cost = market.getPrice(0, 3) * 110 // 100
+        created = market.createTwin(TWIN, "uri", 3, create_cost, 10**18, FAR, value=create_cost, sender=trader)
+        price = market.getPrice(market.sharesSupply(TWIN), 5)
+        bought = market.buy(TWIN, 5, price * 2, 10**18, FAR, value=price * 2, sender=trader)
+        sold = market.sell(TWIN, 2, 0, 10**18, FAR, sender=trader)
+        outcomes.append(dict(
+            events=[_events(created), _events(bought), _events(sold)],
+            views=[market.sharesSupply(TWIN), market.sharesBalance(TWIN, trader), market.fees(),
+                   market.protocolFeesAccrued(), market.balance],
+        ))
+    anvil, revm = outcomes
+    assert revm["views"] == anvil["views"]
+    assert _normalized(revm["events"]) == _normalized(anvil["events"])
+
+
+def _normalized(events):
+    """Both sides' event arguments as plain Python values (ape and the in-process chain use the same types)."""
+    return [[(name, {key: (bytes(value) if isinstance(value, bytes) else value) for key, value in args.items()})
+             for name, args in receipt] for receipt in events]
+
+
+def test_custom_error__same_name_and_fields_on_both_chains(both):
+    on_anvil, in_process = both.deploy_markets()
+    with reverts(on_anvil.TwinMarketUnknownTwin, id=TWIN):
+        on_anvil.buy(TWIN, 1, 10**18, 10**18, FAR, value=10**18, sender=both.ape_accounts[2])
+    with reverts(in_process.TwinMarketUnknownTwin, id=TWIN):
+        in_process.buy(TWIN, 1, 10**18, 10**18, FAR, value=10**18, sender=both.inprocess_accounts[2])
+
+
+def test_reverts__other_error_or_no_revert__fails_the_test(both):
+    _, market = both.deploy_markets()
+    trader = both.inprocess_accounts[2]
+    with pytest.raises(AssertionError, match="expected TwinMarketZeroAmount"):
+        with reverts(market.TwinMarketZeroAmount):
+            market.buy(TWIN, 1, 10**18, 10**18, FAR, value=10**18, sender=trader)
+    with pytest.raises(AssertionError, match="did not revert"):
+        with reverts(market.TwinMarketUnknownTwin):
+            market.getPrice(0, 1)
+    with pytest.raises(AssertionError, match="id was"):
+        with reverts(market.TwinMarketUnknownTwin, id=b"\x01" * 16):
+            market.buy(TWIN, 1, 10**18, 10**18, FAR, value=10**18, sender=trader)
+
+
+def test_revert__leaves_no_state_and_mines_no_block(both):
+    _, market = both.deploy_markets()
+    chain = both.inprocess
+    head = chain.head
+    with pytest.raises(ContractRevert):
+        market.setFees(1, 1, sender=both.inprocess_accounts[2])
+    assert chain.head == head
+    assert market.fees() == (5 * PERCENT, 5 * PERCENT)
+
+
+def test_clock__pending_timestamp_snapshots_and_fee_delay_match_anvil(both):
+    on_anvil, in_process = both.deploy_markets()
+    for market, chain, owner in ((on_anvil, both.ape_chain, both.ape_accounts[5]),
+                                 (in_process, both.inprocess, both.inprocess_accounts[5])):
+        start = chain.pending_timestamp
+        queued = market.setFees(8 * PERCENT, 5 * PERCENT, sender=owner)  # an increase waits for the delay
+        assert queued.timestamp == start
+        eta = market.pendingFees().eta
+        assert eta == start + DAY
+        snapshot = chain.snapshot()
+        with reverts(market.TwinMarketTooEarly, eta=eta):
+            market.applyFeeChange(sender=owner)
+        chain.pending_timestamp = eta
+        market.applyFeeChange(sender=owner)
+        assert market.fees() == (8 * PERCENT, 5 * PERCENT)
+        chain.restore(snapshot)
+        assert market.fees() == (5 * PERCENT, 5 * PERCENT)
+        assert market.pendingFees().eta == eta
