@@ -29,14 +29,20 @@ from pathlib import Path
 
 import click
 
+from opgkit.testing import PROFILES
+
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = "ethereum:local:foundry"
 MARK = "machine"
-ANVIL_EXAMPLES = 2
+ANVIL_EXAMPLES = 1
+AUDIT_EXAMPLES = PROFILES["audit"].max_examples
+SHARDS_PER_WORKER = 3
 
 
 @dataclass
 class Result:
+    """One machine's campaign: its shards' steps and (summed) time; the first failure if any shard failed."""
+
     test: str
     outcome: str
     steps: int
@@ -52,40 +58,50 @@ class Result:
     def rate(self) -> float:
         return self.steps / self.seconds if self.seconds else 0.0
 
+    def add(self, shard: "Result") -> None:
+        self.steps += shard.steps
+        self.seconds += shard.seconds
+        if shard.outcome == "failed" and self.outcome != "failed":
+            self.outcome, self.reproduce_failure, self.failure = "failed", shard.reproduce_failure, shard.failure
+
 
 def _results(directory: Path) -> dict[str, Result]:
-    """What each machine that ran did (a machine that skipped itself is left out)."""
+    """What each machine that ran did, its shards added up (a machine that skipped itself is left out)."""
     results = {}
     for path in sorted(directory.glob("*.json")):
-        record = Result(**json.loads(path.read_text()))
-        if record.outcome != "skipped":
-            results[record.test] = record
+        shard = Result(**json.loads(path.read_text()))
+        if shard.outcome == "skipped":
+            continue
+        shard.test = re.sub(r"\[shard\d+\]$", "", shard.test)
+        if shard.test in results:
+            results[shard.test].add(shard)
+        else:
+            results[shard.test] = shard
     return results
 
 
-def _pytest_env(stats: Path, profile: str, examples: int | None) -> dict:
-    env = dict(os.environ, OPG_AUDIT_STATS=str(stats), OPG_HYPOTHESIS_PROFILE=profile)
-    if examples is not None:
-        env["OPG_HYPOTHESIS_EXAMPLES"] = str(examples)
-    else:
-        env.pop("OPG_HYPOTHESIS_EXAMPLES", None)
-    return env
+def _pytest_env(stats: Path, examples: int, shards: int = 1) -> dict:
+    return dict(os.environ, OPG_AUDIT_STATS=str(stats), OPG_HYPOTHESIS_PROFILE="audit",
+                OPG_HYPOTHESIS_EXAMPLES=str(examples), OPG_CAMPAIGN_SHARDS=str(shards))
 
 
-def run_in_process(paths: list[str], stats: Path, examples: int | None, workers: int) -> tuple[float, int]:
+def run_in_process(paths: list[str], stats: Path, examples: int, workers: int) -> tuple[float, int]:
+    """Every machine's examples split into shards across the workers; returns (wall-clock seconds, pytest exit)."""
+    shards = min(examples, SHARDS_PER_WORKER * workers) if workers > 1 else 1
     command = [sys.executable, "-m", "pytest", *paths, "-m", MARK, "-p", "no:ape_test", "-p", "opgkit.inprocess.plugin",
                "-p", "opgkit.campaign_stats", "-p", "no:cacheprovider", "-q", "--no-header", "-rN"]
     if workers > 1:
         command += ["-n", str(workers), "--dist", "load"]
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=ROOT, env=_pytest_env(stats, "audit", examples))
+    completed = subprocess.run(command, cwd=ROOT, env=_pytest_env(stats, -(-examples // shards), shards))
     return time.perf_counter() - started, completed.returncode
 
 
-def run_on_anvil(paths: list[str], stats: Path, examples: int) -> int:
+def run_on_anvil(paths: list[str], stats: Path) -> int:
+    """The same machines through ape on anvil: one example of the same length, so a step sees a state as large."""
     command = ["ape", "test", *paths, "-m", MARK, "--network", NETWORK, "-p", "opgkit.campaign_stats",
                "-p", "no:cacheprovider", "-q", "--no-header", "-rN"]
-    return subprocess.run(command, cwd=ROOT, env=_pytest_env(stats, "ci", examples)).returncode
+    return subprocess.run(command, cwd=ROOT, env=_pytest_env(stats, ANVIL_EXAMPLES)).returncode
 
 
 # ---------------------------------------------------------------------- replays
@@ -109,10 +125,23 @@ def _machine_class(failure: str) -> str:
 _RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Revert)\b.*")
 
 
+_CUSTOM_ERROR = (re.compile(r"ContractRevert: (\w+)\("),  # the in-process chain's revert
+                 re.compile(r"^(?:[\w.]+\.)?(\w+): Transaction failed"))  # ape's custom-error exception
+
+
 def _assertion(text: str) -> str:
     """The exception a failure raised, as pytest shows it (``AssertionError: ...``): what two runs compare."""
     lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
     return next((line for line in lines if _RAISED.match(line)), lines[-1] if lines else "")
+
+
+def _same_failure(expected: str, seen: str) -> bool:
+    """Two failures agree when they raise the same assertion, or revert with the same custom error (each chain
+    words a revert its own way)."""
+    if expected == seen:
+        return True
+    names = [next((m.group(1) for p in _CUSTOM_ERROR if (m := p.search(text))), None) for text in (expected, seen)]
+    return names[0] is not None and names[0] == names[1]
 
 
 def write_replay(result: Result) -> Path:
@@ -155,7 +184,7 @@ def replay_on_anvil(path: Path, expected: str) -> tuple[bool, str]:
                                 "-p", "no:cacheprovider", "--no-header"],
                                cwd=ROOT, capture_output=True, text=True)
     seen = _assertion(completed.stdout)
-    return completed.returncode != 0 and seen == expected, seen
+    return completed.returncode != 0 and _same_failure(expected, seen), seen
 
 
 # ---------------------------------------------------------------------- report
@@ -181,15 +210,16 @@ def _table(results: dict[str, Result], anvil: dict[str, Result], wall: float, wo
 
 def _write_benchmark(rows: list[str], examples: int | None, workers: int) -> Path:
     path = ROOT / "benchmarks" / "audit.md"
-    length = f"{examples} examples per machine" if examples else "the audit profile's examples"
+    length = f"{examples} examples per machine"
     path.write_text("\n".join([
         "# Property campaign throughput (`make audit`)",
         "",
         f"In-process EVM (revm via pyrevm), Hypothesis `audit` profile ({length}), {workers} worker process"
         f"{'es' if workers > 1 else ''} on {os.cpu_count()} cores ({platform.machine()}). A step is one rule of a "
         "state machine followed by all of its invariants. The anvil column is the same machines through ape on "
-        f"anvil ({ANVIL_EXAMPLES} examples each of the `ci` profile, one process). Machine-dependent: not "
-        "diff-checked in CI.",
+        f"anvil ({ANVIL_EXAMPLES} example each, as long as the audit profile's, one process). Seconds are each "
+        "machine's own time summed over its shards; the total divides all steps by the campaign's wall-clock time. "
+        "Machine-dependent: not diff-checked in CI.",
         "",
         *rows,
         "",
@@ -198,8 +228,8 @@ def _write_benchmark(rows: list[str], examples: int | None, workers: int) -> Pat
 
 
 @click.command()
-@click.option("--examples", type=click.IntRange(min=1), default=None,
-              help="Examples per machine (default: the audit profile's).")
+@click.option("--examples", type=click.IntRange(min=1), default=AUDIT_EXAMPLES, show_default=True,
+              help="Examples per machine (the audit profile's by default).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
               help="In-process worker processes.")
 @click.option("--anvil/--no-anvil", default=True, show_default=True,
@@ -215,8 +245,7 @@ def main(examples, workers, anvil, write_benchmark, paths):
             raise click.UsageError(f"{path} does not exist (give test files or folders relative to the project)")
     with tempfile.TemporaryDirectory(prefix="audit-") as scratch:
         stats, anvil_stats = Path(scratch) / "in-process", Path(scratch) / "anvil"
-        click.echo(f"In-process campaign: {workers} worker(s), profile 'audit'"
-                   + (f", {examples} examples per machine" if examples else ""))
+        click.echo(f"In-process campaign: {workers} worker(s), profile 'audit', {examples} examples per machine")
         wall, code = run_in_process(paths, stats, examples, workers)
         results = _results(stats)
         if not results:
@@ -228,8 +257,8 @@ def main(examples, workers, anvil, write_benchmark, paths):
             sys.exit(2)
         anvil_results = {}
         if anvil:
-            click.echo(f"Anvil comparison: the same machines through ape, {ANVIL_EXAMPLES} examples each")
-            run_on_anvil(paths, anvil_stats, ANVIL_EXAMPLES)
+            click.echo(f"Anvil comparison: the same machines through ape, {ANVIL_EXAMPLES} example of the same length")
+            run_on_anvil(paths, anvil_stats)
             anvil_results = _results(anvil_stats)
     rows = _table(results, anvil_results, wall, workers)
     click.echo("\n".join(["", *rows, ""]))

@@ -55,6 +55,13 @@ class _Blocks:
     def height(self) -> int:
         return self._chain.head.number
 
+    def __getitem__(self, number: int) -> Block:
+        if number < 0:
+            number += self._chain.head.number + 1
+        if not 0 <= number <= self._chain.head.number:
+            raise IndexError(f"block {number} is not mined (head is {self._chain.head.number})")
+        return self._chain.mined[number]
+
 
 class InProcessChain:
     """One revm instance that mines a block per transaction, as anvil does in automine mode.
@@ -68,6 +75,7 @@ class InProcessChain:
         self.evm = EVM(env=Env(cfg=CfgEnv(chain_id=chain_id), block=self._block_env(Block(0, timestamp))),
                        spec_id="PRAGUE", gas_limit=BLOCK_GAS_LIMIT)
         self.head = Block(0, timestamp)
+        self.mined = {0: self.head}  # number -> block; a restored snapshot's later blocks are overwritten as mined again
         self._pending_timestamp: int | None = None
         self._env_block = self.head
         self._snapshots: dict[int, tuple] = {}
@@ -95,7 +103,7 @@ class InProcessChain:
             self._next_block()
 
     def _next_block(self) -> Block:
-        self.head = Block(self.head.number + 1, self.pending_timestamp)
+        self.head = self.mined[self.head.number + 1] = Block(self.head.number + 1, self.pending_timestamp)
         self._pending_timestamp = None
         return self.head
 
@@ -176,7 +184,7 @@ class InProcessChain:
         result = self.evm.result
         logs = [(log.address, [bytes(topic) if isinstance(topic, bytes) else bytes.fromhex(topic[2:])
                                for topic in log.topics], bytes(log.data[1])) for log in result.logs]
-        self.head = block
+        self.head = self.mined[block.number] = block
         self._pending_timestamp = None
         self.transactions += 1
         return RawReceipt(block=block, gas_used=result.gas_used, logs=logs)

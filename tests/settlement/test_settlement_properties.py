@@ -16,6 +16,7 @@ client overhead, which keeps the ci profile within its time budget.
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import pytest
 from ape.utils import ZERO_ADDRESS
@@ -301,7 +302,9 @@ class SettlementMachine(ChainStateMachine):
         return keccak(b"\x19\x01" + self.domain + struct_hash)
 
     @staticmethod
+    @lru_cache(maxsize=4096)
     def _receipt_hash(r):
+        """EIP-712 struct hash of a receipt (receipts are frozen, so each is hashed once)."""
         return keccak(RECEIPT_TYPEHASH + encode(tuple(RECEIPT_TYPES), r.as_args()))
 
     def _sign(self, struct_hash, account):

@@ -56,3 +56,12 @@ def test_audit__missing_path__usage_error():
     result = _audit("tests/no_such_folder")
     assert result.returncode == 2
     assert "tests/no_such_folder does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_same_failure__a_revert_worded_by_each_chain__matches_by_custom_error_name():
+    from opgkit.audit import _same_failure
+
+    in_process = "opgkit.inprocess.contracts.ContractRevert: NodeStakingZeroAmount()"
+    assert _same_failure(in_process, "types.NodeStakingZeroAmount: Transaction failed.")
+    assert not _same_failure(in_process, "types.NodeStakingOperatorJailed: Transaction failed.")
+    assert not _same_failure("AssertionError: paid 5", "AssertionError: paid 6")

@@ -114,9 +114,11 @@ def test_clock__pending_timestamp_snapshots_and_fee_delay_match_anvil(both):
     on_anvil, in_process = both.deploy_markets()
     for market, chain, owner in ((on_anvil, both.ape_chain, both.ape_accounts[5]),
                                  (in_process, both.inprocess, both.inprocess_accounts[5])):
-        start = chain.pending_timestamp
+        start = chain.pending_timestamp + 100
+        chain.pending_timestamp = start  # pinned: anvil's own clock follows the wall clock
         queued = market.setFees(8 * PERCENT, 5 * PERCENT, sender=owner)  # an increase waits for the delay
-        assert queued.timestamp == start
+        assert queued.timestamp == start == chain.blocks[queued.block_number].timestamp
+        assert chain.blocks.head.number == queued.block_number
         eta = market.pendingFees().eta
         assert eta == start + DAY
         snapshot = chain.snapshot()
