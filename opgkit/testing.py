@@ -95,6 +95,29 @@ def isolated_example():
         chain.pending_timestamp = pending
 
 
+class ReadSchedule:
+    """Which keys of a growing set an invariant reads this step: every key new since the last step, all of them
+    every ``full_every`` steps, and a rotating window of ``window`` older ones in between.
+
+    Reading every key every step makes a step's cost grow with the run (and a campaign's total with its square);
+    this keeps each step's reads bounded while every key is read again within ``full_every`` steps."""
+
+    def __init__(self, window: int = 8, full_every: int = 10):
+        self.window, self.full_every = window, full_every
+        self.seen: set = set()
+        self.steps = 0
+
+    def due(self, keys) -> list:
+        self.steps += 1
+        fresh = [key for key in keys if key not in self.seen]
+        older = sorted(self.seen)
+        self.seen.update(fresh)
+        if self.steps % self.full_every == 0 or len(older) <= self.window:
+            return fresh + older
+        start = (self.steps * self.window) % len(older)
+        return fresh + (older + older)[start:start + self.window]
+
+
 class ChainStateMachine(RuleBasedStateMachine):
     """Base for stateful tests: every run starts from the same chain state and leaves none behind.
 

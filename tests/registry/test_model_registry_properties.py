@@ -6,7 +6,7 @@ from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
-from opgkit.testing import ChainStateMachine, reverts
+from opgkit.testing import ChainStateMachine, ReadSchedule, reverts
 from registry_helpers import TEE, spec
 
 ZERO32 = b"\x00" * 32
@@ -31,7 +31,7 @@ class LineageMachine(ChainStateMachine):
         self.landed = {}  # id -> registrant, for announced registrations that were mined
         self.copies = set()  # ids the squatter registered
         self.labels = 0
-        self.checked, self.checks = set(), 0  # models the lineage invariant has read; steps checked
+        self.schedule = ReadSchedule(WINDOW, FULL_CHECK_EVERY)
 
     def _label(self):
         self.labels += 1
@@ -132,26 +132,13 @@ class LineageMachine(ChainStateMachine):
             chain.append(self.registered[chain[-1]][0])
         return chain
 
-    def _due(self):
-        """The models the invariants below read this step: every model new since the last step, all of them every
-        FULL_CHECK_EVERY steps, and a rotating window of the others in between. Reading all of them every step
-        would make a step's cost grow with the number of models (a lineage walk, with the square)."""
-        self.checks += 1
-        fresh = [model_id for model_id in self.registered if model_id not in self.checked]
-        self.checked.update(fresh)
-        older = sorted(self.checked.difference(fresh))
-        if self.checks % FULL_CHECK_EVERY == 0 or len(older) <= WINDOW:
-            return fresh + older
-        start = (self.checks * WINDOW) % len(older)
-        return fresh + (older + older)[start:start + WINDOW]
-
     @invariant()
     def models_match_the_model(self):
-        """For each model due (`_due`): its parent and family are the model's; `lineage` is exactly its parents up
+        """For each model due (`ReadSchedule`: new ones every step, all every tenth): its parent and family are the model's; `lineage` is exactly its parents up
         to the root, so finite and acyclic; an honest registrant owns the id it computed and is paid under it; a
         squatter's copy is the squatter's and never an id an honest registration landed on."""
         bound = len(self.registered) + 1
-        for model_id in self._due():
+        for model_id in self.schedule.due(self.registered):
             parent, _, family = self.registered[model_id]
             record = self.models.model(model_id)
             assert (record.parent, record.family) == (parent, family), model_id
