@@ -3,8 +3,8 @@
 Loaded with ``-p opgkit.campaign_stats`` on either chain (``ape test`` on anvil, or pytest with the in-process
 plugin). When ``OPG_AUDIT_STATS`` names a directory, each test's state-machine steps, duration and outcome are
 written there as one JSON file, with Hypothesis' reproduction blob (``@reproduce_failure``) when it failed.
-``OPG_CAMPAIGN_SHARDS=k`` runs each state machine (tests marked ``machine``) as k independent tests, so that
-workers share a long machine's examples instead of one worker running it alone.
+``OPG_CAMPAIGN_SHARDS=k`` runs each state machine and property test (tests marked ``machine`` or ``property``) as
+k independent tests, so that workers share a long machine's examples instead of one worker running it alone.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ _BLOB = re.compile(r"@reproduce_failure\('([^']+)', (b'[^']*'|b\"[^\"]*\")\)")
 
 def pytest_generate_tests(metafunc):
     shards = int(os.environ.get(SHARDS_ENV) or 1)
-    if shards > 1 and metafunc.definition.get_closest_marker("machine"):
+    marked = metafunc.definition.get_closest_marker("machine") or metafunc.definition.get_closest_marker("property")
+    if shards > 1 and marked:
         metafunc.fixturenames.append("campaign_shard")
         metafunc.parametrize("campaign_shard", range(shards), ids=lambda shard: f"shard{shard}")
 

@@ -22,6 +22,8 @@ PROFILE_ENV = "OPG_HYPOTHESIS_PROFILE"
 """Environment variable that selects the Hypothesis profile: ``ci`` (default) or ``audit``."""
 EXAMPLES_ENV = "OPG_HYPOTHESIS_EXAMPLES"
 """Optional: how many examples each property test runs, overriding the profile's number (a campaign's length)."""
+STEPS_ENV = "OPG_HYPOTHESIS_STEPS"
+"""Optional: the most steps a stateful example takes, overriding the profile's number."""
 
 AUDIT_MULTIPLIER = 25
 
@@ -40,12 +42,17 @@ def load_hypothesis_profile() -> str:
     name = os.environ.get(PROFILE_ENV, "ci")
     if name not in PROFILES:
         raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
-    examples = os.environ.get(EXAMPLES_ENV)
-    if examples is not None:
-        if not examples.isdigit() or int(examples) < 1:
-            raise ValueError(f"{EXAMPLES_ENV}={examples!r} is not a positive whole number of examples")
-        settings.register_profile(f"{name}-{examples}", settings(PROFILES[name], max_examples=int(examples)))
-        name = f"{name}-{examples}"
+    overrides = {}
+    for variable, setting in ((EXAMPLES_ENV, "max_examples"), (STEPS_ENV, "stateful_step_count")):
+        value = os.environ.get(variable)
+        if value is not None:
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"{variable}={value!r} is not a positive whole number")
+            overrides[setting] = int(value)
+    if overrides:
+        label = "-".join([name, *(f"{key}={value}" for key, value in overrides.items())])
+        settings.register_profile(label, settings(PROFILES[name], **overrides))
+        name = label
     settings.load_profile(name)
     return name
 
