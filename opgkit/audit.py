@@ -29,6 +29,7 @@ from pathlib import Path
 
 import click
 
+from opgkit.campaign_stats import COLLECTED
 from opgkit.testing import PROFILES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,7 @@ ANVIL_EXAMPLES = 1
 ANVIL_STEPS = 60  # steps of that example: a step through ape costs about a second on the larger machines
 AUDIT_EXAMPLES = PROFILES["audit"].max_examples
 SHARDS_PER_WORKER = 3
+OUTCOME_RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 3}  # a machine's outcome is its worst shard's
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Result:
     seconds: float
     reproduce_failure: list | None
     failure: str | None
+    kind: str = "machine"
 
     @property
     def machine(self) -> str:
@@ -63,22 +66,35 @@ class Result:
     def add(self, shard: "Result") -> None:
         self.steps += shard.steps
         self.seconds += shard.seconds
-        if shard.outcome == "failed" and self.outcome != "failed":
-            self.outcome, self.reproduce_failure, self.failure = "failed", shard.reproduce_failure, shard.failure
+        if OUTCOME_RANK[shard.outcome] > OUTCOME_RANK[self.outcome]:
+            self.outcome, self.reproduce_failure, self.failure = shard.outcome, shard.reproduce_failure, shard.failure
+
+
+def _machine_id(nodeid: str) -> str:
+    return re.sub(r"\[shard\d+\]$|-?shard\d+(?=\])", "", nodeid).replace("[]", "")
 
 
 def _results(directory: Path) -> dict[str, Result]:
-    """What each machine that ran did, its shards added up (a machine that skipped itself is left out)."""
-    results = {}
+    """What each test did, its shards added up. A test that was collected but never reported (its worker crashed)
+    is an ``error``: a test that never ran must not look like one that held."""
+    results, reported = {}, set()
     for path in sorted(directory.glob("*.json")):
         shard = Result(**json.loads(path.read_text()))
-        if shard.outcome == "skipped":
-            continue
-        shard.test = re.sub(r"\[shard\d+\]$", "", shard.test)
+        reported.add(shard.test)
+        shard.test = _machine_id(shard.test)
         if shard.test in results:
             results[shard.test].add(shard)
         else:
             results[shard.test] = shard
+    collected = directory / COLLECTED
+    for nodeid in json.loads(collected.read_text()) if collected.exists() else []:
+        if nodeid not in reported:
+            missing = Result(_machine_id(nodeid), "error", 0, 0.0, None, "E   no result: the test never reported",
+                             "machine" if "state_machine" in nodeid else "property")
+            if missing.test in results:
+                results[missing.test].add(missing)
+            else:
+                results[missing.test] = missing
     return results
 
 
@@ -115,11 +131,15 @@ def run_on_anvil(paths: list[str], stats: Path) -> int:
 # ---------------------------------------------------------------------- replays
 
 
-def _test_parameters(module: Path, function: str) -> list[str]:
+def _test_parameters(module: Path, function: str) -> tuple[list[str], list[str]]:
+    """The test function's parameters (its fixtures), and which of them the module itself defines."""
     tree = ast.parse(module.read_text())
+    local_fixtures = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                      and any("fixture" in ast.unparse(decorator) for decorator in node.decorator_list)}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == function:
-            return [argument.arg for argument in node.args.args]
+            parameters = [argument.arg for argument in node.args.args]
+            return parameters, [name for name in parameters if name in local_fixtures]
     raise LookupError(f"{function} is not defined in {module}")
 
 
@@ -143,13 +163,39 @@ def _assertion(text: str) -> str:
     return next((line for line in lines if _RAISED.match(line)), lines[-1] if lines else "")
 
 
+# A traceback entry's location, as pytest prints it in its long style (`path:line: Error`, at the innermost
+# entry) or its short one (`path:line: in function`, each entry), which ape's runner uses.
+_SITE = re.compile(r"^\s*(\S+\.py):(\d+): (?:in )?(\S+)$", re.M)
+
+
+def _site(text: str) -> str | None:
+    """The innermost line of the project's tests that a failure passed through (``test_x.py:123``): below it,
+    each chain's own code differs."""
+    sites = [(path, line) for path, line, _ in _SITE.findall(text) if "tests/" in path.replace("\\", "/")]
+    return f"{Path(sites[-1][0]).name}:{sites[-1][1]}" if sites else None
+
+
+def _custom_error(text: str) -> str | None:
+    for line in text.splitlines():
+        for pattern in _CUSTOM_ERROR:
+            match = pattern.search(line.removeprefix("E").strip())
+            if match:
+                return match.group(1)
+    return None
+
+
 def _same_failure(expected: str, seen: str) -> bool:
-    """Two failures agree when they raise the same assertion, or revert with the same custom error (each chain
-    words a revert its own way)."""
-    if expected == seen:
+    """Two failure reports agree when they fail at the same line of the test code and either raise the same
+    assertion or revert with the same custom error. An assertion's values may differ between chains (times,
+    contract addresses), and each chain words a revert its own way, so the text alone would not do."""
+    if _site(expected) != _site(seen):
+        return False
+    first, second = _assertion(expected), _assertion(seen)
+    if first == second:
         return True
-    names = [next((m.group(1) for p in _CUSTOM_ERROR if (m := p.search(text))), None) for text in (expected, seen)]
-    return names[0] is not None and names[0] == names[1]
+    if _custom_error(expected) is not None and _custom_error(expected) == _custom_error(seen):
+        return True
+    return _site(expected) is not None and first.startswith("AssertionError") and second.startswith("AssertionError")
 
 
 def write_replay(result: Result) -> Path:
@@ -158,7 +204,7 @@ def write_replay(result: Result) -> Path:
     module = ROOT / file_part
     machine = _machine_class(result.failure or "")
     version, blob = result.reproduce_failure
-    parameters = _test_parameters(module, function)
+    parameters, local_fixtures = _test_parameters(module, function)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:8]
     path = module.with_name(f"test_replay_{function.removeprefix('test_')}_{digest}.py")
     arguments = ", ".join(parameters)
@@ -173,6 +219,7 @@ example no longer fails: turn the steps it printed into a named regression test,
 from hypothesis import reproduce_failure
 
 import {module.stem} as machine_test
+{f"from {module.stem} import {', '.join(local_fixtures)}  # noqa: F401 (fixtures the machine's test uses)" if local_fixtures else ""}
 
 
 def test_replay({arguments}):
@@ -186,13 +233,17 @@ def test_replay({arguments}):
     return path
 
 
+REPLAY_ENV = {"OPG_HYPOTHESIS_PROFILE": "audit"}  # the example's length: a shorter profile would stop it early
+
+
 def replay_on_anvil(path: Path, expected: str) -> tuple[bool, str]:
-    """Run the replay on anvil; it reproduces when it fails with the same assertion."""
+    """Run the replay on anvil; it reproduces when it fails at the same place in the same way."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("OPG_HYPOTHESIS_EXAMPLES", "OPG_HYPOTHESIS_STEPS", "OPG_CAMPAIGN_SHARDS")} | REPLAY_ENV
     completed = subprocess.run(["ape", "test", str(path.relative_to(ROOT)), "--network", NETWORK, "-q",
                                 "-p", "no:cacheprovider", "--no-header"],
-                               cwd=ROOT, capture_output=True, text=True)
-    seen = _assertion(completed.stdout)
-    return completed.returncode != 0 and _same_failure(expected, seen), seen
+                               cwd=ROOT, env=env, capture_output=True, text=True)
+    return completed.returncode != 0 and _same_failure(expected, completed.stdout), _assertion(completed.stdout)
 
 
 # ---------------------------------------------------------------------- report
@@ -201,15 +252,17 @@ def replay_on_anvil(path: Path, expected: str) -> tuple[bool, str]:
 def _table(results: dict[str, Result], anvil: dict[str, Result], wall: float, workers: int) -> list[str]:
     rows = ["| machine | in-process steps | seconds | steps/s | anvil steps/s | speed-up | outcome |",
             "|---|---:|---:|---:|---:|---:|---|"]
-    properties = {test: result for test, result in results.items() if not result.steps}
-    results = {test: result for test, result in results.items() if result.steps}
+    properties = {test: result for test, result in results.items() if result.kind != "machine"}
+    results = {test: result for test, result in results.items() if result.kind == "machine"}
     for test, result in sorted(results.items()):
         on_anvil = anvil.get(test)
         anvil_rate = f"{on_anvil.rate:,.1f}" if on_anvil and on_anvil.steps else "–"
         speedup = f"×{result.rate / on_anvil.rate:,.0f}" if on_anvil and on_anvil.rate and result.rate else "–"
+        outcome = result.outcome + (f" (anvil: {on_anvil.outcome})" if on_anvil and on_anvil.outcome != "passed" else "")
         rows.append(f"| {result.machine} | {result.steps:,} | {result.seconds:,.1f} | {result.rate:,.0f} | "
-                    f"{anvil_rate} | {speedup} | {result.outcome} |")
+                    f"{anvil_rate} | {speedup} | {outcome} |")
     steps = sum(result.steps for result in results.values())
+    anvil = {test: result for test, result in anvil.items() if result.kind == "machine"}
     anvil_steps = sum(result.steps for result in anvil.values())
     anvil_seconds = sum(result.seconds for result in anvil.values())
     anvil_total = f"{anvil_steps / anvil_seconds:,.1f}" if anvil_seconds else "–"
@@ -291,11 +344,17 @@ def main(examples, workers, anvil, write_benchmark, paths):
             click.echo(f"  rerun it on anvil (Hypothesis replays the saved example first): "
                        f"ape test {result.test} --network {NETWORK}")
             continue
-        reproduced, seen = replay_on_anvil(replay, _assertion(result.failure or ""))
+        reproduced, seen = replay_on_anvil(replay, result.failure or "")
         verdict = "reproduces on anvil" if reproduced else f"did NOT reproduce on anvil (it reported: {seen or 'a pass'})"
         click.echo(f"  replay: {replay.relative_to(ROOT)} — {verdict}")
-        click.echo(f"  run it: ape test {replay.relative_to(ROOT)} --network {NETWORK}")
-    sys.exit(1 if failed else 0)
+        click.echo(f"  run it: OPG_HYPOTHESIS_PROFILE=audit ape test {replay.relative_to(ROOT)} --network {NETWORK}")
+    on_anvil = [result for result in anvil_results.values() if result.outcome in ("failed", "error")]
+    for result in on_anvil:
+        click.echo(f"\nFAILED ON ANVIL (the same machine through ape) {result.test}: {_assertion(result.failure or '')}")
+    errors = [result for result in results.values() if result.outcome == "error"]
+    for result in errors:
+        click.echo(f"\nERROR in {result.test}: it never ran to the end: {_assertion(result.failure or '')}", err=True)
+    sys.exit(1 if failed or on_anvil else 2 if errors else 0)
 
 
 if __name__ == "__main__":

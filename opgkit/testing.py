@@ -31,7 +31,11 @@ _CHAIN_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.f
 _BASE = dict(deadline=None, suppress_health_check=_CHAIN_HEALTH, print_blob=True)
 PROFILES = {
     "ci": settings(max_examples=20, stateful_step_count=12, **_BASE),
-    "audit": settings(max_examples=20 * AUDIT_MULTIPLIER, stateful_step_count=12 * AUDIT_MULTIPLIER, **_BASE),
+    # Hypothesis loads its own "ci" profile (derandomized, no example database) wherever CI is set; a campaign
+    # must stay random (each shard exploring other examples) and keep its counterexamples, so it starts from the
+    # default profile instead.
+    "audit": settings(parent=settings.get_profile("default"), max_examples=20 * AUDIT_MULTIPLIER,
+                      stateful_step_count=12 * AUDIT_MULTIPLIER, **_BASE),
 }
 
 

@@ -96,6 +96,8 @@ class InProcessChain:
 
     @pending_timestamp.setter
     def pending_timestamp(self, value: int) -> None:
+        if int(value) < self.head.timestamp:  # anvil refuses a block older than its parent as well
+            raise ValueError(f"timestamp {value} is before the latest block's ({self.head.timestamp})")
         self._pending_timestamp = int(value)
 
     def mine(self, num_blocks: int = 1) -> None:
@@ -123,11 +125,11 @@ class InProcessChain:
         return snapshot_id
 
     def restore(self, snapshot_id: int) -> None:
-        checkpoint, self.head, self._pending_timestamp = self._snapshots[snapshot_id]
-        self.evm.revert(checkpoint)
-        # Like evm_revert: this snapshot and every later one are gone.
-        for later in [key for key in self._snapshots if key >= snapshot_id]:
-            del self._snapshots[later]
+        _, self.head, self._pending_timestamp = self._snapshots[snapshot_id]
+        # Like evm_revert: this snapshot and every later one are gone. Each journal checkpoint is reverted,
+        # newest first: reverting only the oldest would leave revm's depth counter raised by the others.
+        for later in sorted((key for key in self._snapshots if key >= snapshot_id), reverse=True):
+            self.evm.revert(self._snapshots.pop(later)[0])
 
     def get_balance(self, address: str) -> int:
         return self.evm.get_balance(address)
@@ -151,11 +153,15 @@ class InProcessChain:
             self.evm.reset_transient_storage()
 
     def transact(self, sender: str, to: str, data: bytes, value: int = 0) -> RawReceipt:
-        """Mine one block holding this transaction; raises :class:`Reverted` (and mines nothing) if it reverts."""
+        """Mine one block holding this transaction. If it reverts, the block is mined all the same (as anvil
+        mines a reverted transaction that ape sends without estimating) and :class:`Reverted` is raised."""
         block = Block(self.head.number + 1, self.pending_timestamp)
         self._use_block(block)
         try:
             self._run(lambda: self.evm.message_call(sender, to, calldata=data, value=value))
+        except (Reverted, Halted):
+            self._mined_empty(block)
+            raise
         finally:
             self.evm.reset_transient_storage()
         return self._mined(block)
@@ -165,6 +171,9 @@ class InProcessChain:
         self._use_block(block)
         try:
             address = self._run(lambda: self.evm.deploy(sender, initcode, value=value))
+        except (Reverted, Halted):
+            self._mined_empty(block)
+            raise
         finally:
             self.evm.reset_transient_storage()
         receipt = self._mined(block)
@@ -179,6 +188,11 @@ class InProcessChain:
             if match:
                 raise Reverted(bytes.fromhex(match.group(2)), int(match.group(1))) from None
             raise Halted(str(error)) from None
+
+    def _mined_empty(self, block: Block) -> None:
+        self.head = self.mined[block.number] = block
+        self._pending_timestamp = None
+        self.transactions += 1
 
     def _mined(self, block: Block) -> RawReceipt:
         result = self.evm.result

@@ -64,7 +64,8 @@ def _isolate_module(chain):
 
 
 @pytest.fixture(autouse=True)
-def _isolate_test(chain):
-    snapshot = chain.snapshot()
+def _isolate_test(chain, accounts):
+    snapshot, generated = chain.snapshot(), accounts._generated
     yield
     chain.restore(snapshot)
+    accounts._generated = generated

@@ -38,12 +38,20 @@ def test_audit__planted_failure__found_in_process_and_replayed_on_anvil():
         replay = re.search(r"replay: (tests/tools/test_replay_planted_state_machine_\w+\.py) — reproduces on anvil",
                            result.stdout)
         assert replay, result.stdout[-3000:]
-        assert f"run it: ape test {replay.group(1)} --network ethereum:local:foundry" in result.stdout
+        assert (f"run it: OPG_HYPOTHESIS_PROFILE=audit ape test {replay.group(1)} --network ethereum:local:foundry"
+                in result.stdout)
         source = (ROOT / replay.group(1)).read_text()
         assert "reproduce_failure('6." in source and "machine_test.test_planted_state_machine(" in source
     finally:
         for path in (ROOT / "tests/tools").glob("test_replay_planted_state_machine_*.py"):
             path.unlink()
+
+
+def test_audit__machine_that_never_ran__is_an_error_not_a_pass():
+    result = _audit("--examples", "2", "--workers", "1", "--no-anvil", PLANTED, env={"OPG_PLANTED_FAILURE": "setup"})
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"^\| test_planted_state_machine \| 0 \| .* \| error \|$", result.stdout, re.M), result.stdout
+    assert f"ERROR in {PLANTED}::test_planted_state_machine" in result.stderr
 
 
 def test_audit__no_machine_under_the_paths__exits_2_with_a_reason():
@@ -58,10 +66,28 @@ def test_audit__missing_path__usage_error():
     assert "tests/no_such_folder does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
+def _report(site, *errors):
+    """The tail of a pytest failure report: its E lines, then where it was raised."""
+    return "\n".join([*(f"E   {error}" for error in errors), "", f"{site}: Error"])
+
+
 def test_same_failure__a_revert_worded_by_each_chain__matches_by_custom_error_name():
     from opgkit.audit import _same_failure
 
-    in_process = "opgkit.inprocess.contracts.ContractRevert: NodeStakingZeroAmount()"
-    assert _same_failure(in_process, "types.NodeStakingZeroAmount: Transaction failed.")
-    assert not _same_failure(in_process, "types.NodeStakingOperatorJailed: Transaction failed.")
-    assert not _same_failure("AssertionError: paid 5", "AssertionError: paid 6")
+    site = "tests/staking/test_staking_properties.py:189"
+    in_process = _report(site, "opgkit.inprocess.contracts.ContractRevert: NodeStakingZeroAmount()")
+    assert _same_failure(in_process, _report(site, "types.NodeStakingZeroAmount: Transaction failed."))
+    assert not _same_failure(in_process, _report(site, "types.NodeStakingOperatorJailed: Transaction failed."))
+    assert not _same_failure(in_process, _report("tests/staking/test_staking_properties.py:200",
+                                                 "types.NodeStakingZeroAmount: Transaction failed."))
+
+
+def test_same_failure__an_assertion_with_chain_specific_values__matches_by_where_it_failed():
+    from opgkit.audit import _same_failure
+
+    site = "tests/staking/test_staking_properties.py:125"
+    assert _same_failure(_report(site, "AssertionError: assert 1767226000 >= 1767226100"),
+                         _report(site, "AssertionError: assert 1796056173 >= 1796056273"))
+    assert not _same_failure(_report(site, "AssertionError: x"),
+                             _report("tests/staking/test_staking_properties.py:126", "AssertionError: x"))
+    assert not _same_failure(_report(site, "AssertionError: x"), _report(site, "ValueError: y"))

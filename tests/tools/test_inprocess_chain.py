@@ -89,25 +89,57 @@ def test_custom_error__same_name_and_fields_on_both_chains(both):
 def test_reverts__other_error_or_no_revert__fails_the_test(both):
     _, market = both.deploy_markets()
     trader = both.inprocess_accounts[2]
-    with pytest.raises(AssertionError, match="expected TwinMarketZeroAmount"):
+    with pytest.raises(AssertionError, match="Expected error 'TwinMarketZeroAmount' but was 'TwinMarketUnknownTwin'"):
         with reverts(market.TwinMarketZeroAmount):
             market.buy(TWIN, 1, 10**18, 10**18, FAR, value=10**18, sender=trader)
-    with pytest.raises(AssertionError, match="did not revert"):
+    with pytest.raises(AssertionError, match="Transaction did not revert"):
         with reverts(market.TwinMarketUnknownTwin):
             market.getPrice(0, 1)
-    with pytest.raises(AssertionError, match="id was"):
+    with pytest.raises(AssertionError, match="Expected input 'id'"):
         with reverts(market.TwinMarketUnknownTwin, id=b"\x01" * 16):
             market.buy(TWIN, 1, 10**18, 10**18, FAR, value=10**18, sender=trader)
 
 
-def test_revert__leaves_no_state_and_mines_no_block(both):
+def test_reverted_transaction__mined_without_effect_on_both_chains(both):
+    """ape sends a transaction without estimating it on a local chain: anvil mines it reverted, using up a pinned
+    timestamp; the in-process chain does the same, and keeps none of its effects."""
+    on_anvil, in_process = both.deploy_markets()
+    for market, chain, stranger in ((on_anvil, both.ape_chain, both.ape_accounts[2]),
+                                    (in_process, both.inprocess, both.inprocess_accounts[2])):
+        head = chain.blocks.head.number
+        chain.pending_timestamp = pinned = chain.pending_timestamp + 500
+        with reverts(market.OwnableUnauthorizedAccount, account=stranger.address):
+            market.setFees(1, 1, sender=stranger)
+        assert chain.blocks.head.number == head + 1
+        assert chain.blocks.head.timestamp == pinned
+        assert market.fees() == (5 * PERCENT, 5 * PERCENT)
+
+
+def test_expected_event__of_another_contract__does_not_match(both):
+    market_a = both.deploy_markets()[1]
+    market_b = both.deploy_markets()[1]
+    trader = both.inprocess_accounts[2]
+    cost = market_b.getPrice(0, 3) * 2
+    tx = market_b.createTwin(TWIN, "uri", 3, cost, 10**18, FAR, value=cost, sender=trader)
+    assert market_b.TwinCreated(TWIN, trader) in tx.events
+    assert market_a.TwinCreated(TWIN, trader) not in tx.events
+
+
+def test_clock__time_never_runs_backwards(both):
+    chain = both.inprocess
+    chain.mine()
+    with pytest.raises(ValueError, match="before the latest block"):
+        chain.pending_timestamp = chain.head.timestamp - 1
+
+
+def test_restore__many_snapshots__leaves_the_evm_call_depth_alone(both):
     _, market = both.deploy_markets()
     chain = both.inprocess
-    head = chain.head
-    with pytest.raises(ContractRevert):
-        market.setFees(1, 1, sender=both.inprocess_accounts[2])
-    assert chain.head == head
-    assert market.fees() == (5 * PERCENT, 5 * PERCENT)
+    base = chain.snapshot()
+    for _ in range(1_100):
+        chain.snapshot()
+    chain.restore(base)
+    assert market.setFees(1, 1, sender=both.inprocess_accounts[5]).events  # would halt CallTooDeep otherwise
 
 
 def test_clock__pending_timestamp_snapshots_and_fee_delay_match_anvil(both):
