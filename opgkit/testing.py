@@ -111,10 +111,14 @@ class ReadSchedule:
     every ``full_every`` steps, and a rotating window of ``window`` older ones in between.
 
     Reading every key every step makes a step's cost grow with the run (and a campaign's total with its square);
-    this keeps each step's reads bounded while every key is read again within ``full_every`` steps."""
+    this keeps each step's reads bounded while every key is read again within ``full_every`` steps, and on the
+    example's last step (``due`` is called once per check of the invariants). An example Hypothesis
+    ends early is read in full only up to its last tenth step."""
 
-    def __init__(self, window: int = 8, full_every: int = 10):
+    def __init__(self, window: int = 8, full_every: int = 10, last_step: int | None = None):
         self.window, self.full_every = window, full_every
+        # The example's last step reads everything too, so a change in its final steps is not missed.
+        self.last_step = settings.default.stateful_step_count if last_step is None else last_step
         self.seen: set = set()
         self.steps = 0
 
@@ -123,7 +127,7 @@ class ReadSchedule:
         fresh = [key for key in keys if key not in self.seen]
         older = sorted(self.seen)
         self.seen.update(fresh)
-        if self.steps % self.full_every == 0 or len(older) <= self.window:
+        if self.steps % self.full_every == 0 or self.steps >= self.last_step or len(older) <= self.window:
             return fresh + older
         start = (self.steps * self.window) % len(older)
         return fresh + (older + older)[start:start + self.window]

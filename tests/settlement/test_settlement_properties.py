@@ -193,7 +193,7 @@ class SettlementMachine(ChainStateMachine):
         self.recs = {}  # (payer, requestId) -> Record
         self.consented = set()  # keys whose payer signed an authorization or acted itself
         self.touched = set()  # every key any actor tried to record
-        self.touched_reads = ReadSchedule()
+        self.touched_reads = ReadSchedule(last_step=max(settings.default.stateful_step_count, MIN_STEPS))
         self.auths = {}  # key -> (authorization, signature): what the payer handed to its node (then public)
         self.posted = {}  # batch id -> Posted
         self.pool = []  # honest signed leaves not posted yet
