@@ -15,8 +15,10 @@ export APE_TESTING_DISABLE_PROMPTS := 1
 NETWORK ?= ethereum:local:foundry
 # Extra pytest arguments for `make test`, e.g. PYTEST_ARGS='-m "not zkml"' to skip the EZKL prover tests.
 PYTEST_ARGS ?=
+# `make audit EXAMPLES=N`: examples per state machine (default: the audit profile's).
+EXAMPLES ?=
 
-.PHONY: help setup compile demo test lint gas zkml-bench mutation clean
+.PHONY: help setup compile demo test lint gas zkml-bench audit mutation clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
@@ -24,6 +26,7 @@ help:
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
+	@echo "make audit  - the state machines' audit campaign in-process on every core; steps/s vs anvil (EXAMPLES=N)"
 	@echo "make mutation - mutation testing of the core contracts, tests in-process; writes benchmarks/mutation.md"
 	@echo "               (MUTANTS=N: a seeded sample of N mutants per contract; JOBS=N workers;"
 	@echo "                SURVIVORS=1: test the last run's survivors again after writing tests for them;"
@@ -65,6 +68,9 @@ gas: compile
 
 zkml-bench: compile
 	ape run zkml bench --network ethereum:local:foundry
+
+audit: compile
+	$(BIN)/python -m opgkit.audit $(if $(EXAMPLES),--examples $(EXAMPLES))
 
 # The mutants are compiled apart (never in contracts/ or .build/); the tests run against .build's ABIs.
 mutation: compile

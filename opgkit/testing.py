@@ -22,6 +22,8 @@ PROFILE_ENV = "OPG_HYPOTHESIS_PROFILE"
 """Environment variable that selects the Hypothesis profile: ``ci`` (default) or ``audit``."""
 EXAMPLES_ENV = "OPG_HYPOTHESIS_EXAMPLES"
 """Optional: how many examples each property test runs, overriding the profile's number (a campaign's length)."""
+STEPS_ENV = "OPG_HYPOTHESIS_STEPS"
+"""Optional: the most steps a stateful example takes, overriding the profile's number."""
 
 AUDIT_MULTIPLIER = 25
 
@@ -29,7 +31,11 @@ _CHAIN_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.f
 _BASE = dict(deadline=None, suppress_health_check=_CHAIN_HEALTH, print_blob=True)
 PROFILES = {
     "ci": settings(max_examples=20, stateful_step_count=12, **_BASE),
-    "audit": settings(max_examples=20 * AUDIT_MULTIPLIER, stateful_step_count=12 * AUDIT_MULTIPLIER, **_BASE),
+    # Hypothesis loads its own "ci" profile (derandomized, no example database) wherever CI is set; a campaign
+    # must stay random (each shard exploring other examples) and keep its counterexamples, so it starts from the
+    # default profile instead.
+    "audit": settings(parent=settings.get_profile("default"), max_examples=20 * AUDIT_MULTIPLIER,
+                      stateful_step_count=12 * AUDIT_MULTIPLIER, **_BASE),
 }
 
 
@@ -40,12 +46,17 @@ def load_hypothesis_profile() -> str:
     name = os.environ.get(PROFILE_ENV, "ci")
     if name not in PROFILES:
         raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
-    examples = os.environ.get(EXAMPLES_ENV)
-    if examples is not None:
-        if not examples.isdigit() or int(examples) < 1:
-            raise ValueError(f"{EXAMPLES_ENV}={examples!r} is not a positive whole number of examples")
-        settings.register_profile(f"{name}-{examples}", settings(PROFILES[name], max_examples=int(examples)))
-        name = f"{name}-{examples}"
+    overrides = {}
+    for variable, setting in ((EXAMPLES_ENV, "max_examples"), (STEPS_ENV, "stateful_step_count")):
+        value = os.environ.get(variable)
+        if value is not None:
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"{variable}={value!r} is not a positive whole number")
+            overrides[setting] = int(value)
+    if overrides:
+        label = "-".join([name, *(f"{key}={value}" for key, value in overrides.items())])
+        settings.register_profile(label, settings(PROFILES[name], **overrides))
+        name = label
     settings.load_profile(name)
     return name
 
@@ -94,6 +105,33 @@ def isolated_example():
     finally:
         chain.restore(snapshot)
         chain.pending_timestamp = pending
+
+
+class ReadSchedule:
+    """Which keys of a growing set an invariant reads this step: every key new since the last step, all of them
+    every ``full_every`` steps, and a rotating window of ``window`` older ones in between.
+
+    Reading every key every step makes a step's cost grow with the run (and a campaign's total with its square);
+    this keeps each step's reads bounded while every key is read again within ``full_every`` steps, and on the
+    example's last step (``due`` is called once per check of the invariants). An example Hypothesis
+    ends early is read in full only up to its last tenth step."""
+
+    def __init__(self, window: int = 8, full_every: int = 10, last_step: int | None = None):
+        self.window, self.full_every = window, full_every
+        # The example's last step reads everything too, so a change in its final steps is not missed.
+        self.last_step = settings.default.stateful_step_count if last_step is None else last_step
+        self.seen: set = set()
+        self.steps = 0
+
+    def due(self, keys) -> list:
+        self.steps += 1
+        fresh = [key for key in keys if key not in self.seen]
+        older = sorted(self.seen)
+        self.seen.update(fresh)
+        if self.steps % self.full_every == 0 or self.steps >= self.last_step or len(older) <= self.window:
+            return fresh + older
+        start = (self.steps * self.window) % len(older)
+        return fresh + (older + older)[start:start + self.window]
 
 
 class ChainStateMachine(RuleBasedStateMachine):

@@ -6,6 +6,8 @@ so a wrong name, version, chain or address can never be signed by mistake.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from eip712.common import create_permit_def
 from eip712.messages import EIP712Message
 from eth_pydantic_types import abi
@@ -23,9 +25,15 @@ class Delegation(EIP712Message):
     expiry: abi.uint256
 
 
+@lru_cache(maxsize=64)
+def _permit_type(domain: tuple) -> type[EIP712Message]:
+    """The permit message class of one domain (building it defines a pydantic model: done once per domain)."""
+    return create_permit_def(eip=2612, **dict(domain))
+
+
 def build_permit(token, owner: str, spender: str, value: int, deadline: int, nonce: int | None = None) -> EIP712Message:
     """An EIP-2612 permit for ``token``; the nonce defaults to the owner's current one on chain."""
-    permit_type = create_permit_def(eip=2612, **domain_of(token).model_dump(exclude_none=True))
+    permit_type = _permit_type(tuple(domain_of(token).model_dump(exclude_none=True).items()))
     return permit_type(
         owner=owner,
         spender=spender,

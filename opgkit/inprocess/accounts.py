@@ -42,20 +42,23 @@ class TestAccount:
 
 
 class TestAccounts:
-    """``accounts`` for in-process tests: indexable like ape's test accounts, each funded like anvil's."""
+    """``accounts`` for in-process tests: indexable like ape's test accounts, each funded like anvil's. Accounts
+    generated during a test are numbered from the same index in every test (the plugin resets the count), so a
+    counterexample replayed alone on anvil meets the same addresses."""
 
     __test__ = False
 
     def __init__(self, chain: InProcessChain, mnemonic: str, count: int, hd_path: str = DEFAULT_HD_PATH,
                  balance: int = DEFAULT_TEST_ACCOUNT_BALANCE):
         self.chain, self.mnemonic, self.hd_path, self.balance = chain, mnemonic, hd_path, balance
-        self._accounts = [self._make(index) for index in range(count)]
+        self._accounts = [self._make(index, balance) for index in range(count)]
         self._generated = 0
 
-    def _make(self, index: int) -> TestAccount:
+    def _make(self, index: int, balance: int = 0) -> TestAccount:
         generated = generate_dev_accounts(self.mnemonic, 1, hd_path=self.hd_path, start_index=index)[0]
         account = TestAccount(self.chain, index, generated.address, generated.private_key)
-        self.chain.set_balance(account.address, self.balance)
+        if balance:
+            self.chain.set_balance(account.address, balance)
         return account
 
     def __getitem__(self, index: int) -> TestAccount:
@@ -68,5 +71,6 @@ class TestAccounts:
         return iter(self._accounts)
 
     def generate_test_account(self) -> TestAccount:
+        """The next account of the mnemonic, unfunded (as ape generates one on anvil)."""
         self._generated += 1
         return self._make(len(self._accounts) + self._generated - 1)

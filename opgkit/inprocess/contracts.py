@@ -221,15 +221,19 @@ class EventType:
 
     def __call__(self, *args, **kwargs) -> "ExpectedEvent":
         names = [abi_type.name for abi_type in self.abi.inputs]
-        return ExpectedEvent(self.abi.name, dict(zip(names, args)) | kwargs)
+        return ExpectedEvent(self.abi.name, self.contract.address, dict(zip(names, args)) | kwargs)
 
 
 class ExpectedEvent:
-    def __init__(self, name: str, arguments: dict):
-        self.event_name, self.arguments = name, arguments
+    """An event a test expects from one contract, with some or all of its arguments."""
+
+    def __init__(self, name: str, address: str, arguments: dict):
+        self.event_name, self.contract_address, self.arguments = name, address, arguments
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, DecodedEvent) or other.event_name != self.event_name:
+            return False
+        if other.contract_address.lower() != self.contract_address.lower():
             return False
         return all(same_value(value, other.event_arguments.get(name)) for name, value in self.arguments.items())
 
@@ -315,6 +319,7 @@ class RevertInfo:
 def reverts(expected: ErrorType | None = None, /, **fields):
     """Expect the block to revert: with the custom error ``expected`` and, if given, these argument values
     (any revert when ``expected`` is None)."""
+    # The messages are ape's own, so a failure reads the same on either chain (make audit compares them).
     info = RevertInfo()
     try:
         yield info
@@ -323,9 +328,9 @@ def reverts(expected: ErrorType | None = None, /, **fields):
         if expected is None:
             return
         if revert.name != expected.name:
-            raise AssertionError(f"reverted with {revert}, expected {expected.name}") from None
+            raise AssertionError(f"Expected error '{expected.name}' but was '{revert.name or revert}'") from None
         for name, value in fields.items():
             if not same_value(value, revert.fields.get(name)):
-                raise AssertionError(f"{expected.name}.{name} was {revert.fields.get(name)!r}, expected {value!r}") from None
+                raise AssertionError(f"Expected input '{name}' to be '{value}' but was '{revert.fields.get(name)}'.") from None
         return
-    raise AssertionError(f"did not revert; expected {expected.name if expected else 'a revert'}")
+    raise AssertionError("Transaction did not revert.")

@@ -55,6 +55,13 @@ class _Blocks:
     def height(self) -> int:
         return self._chain.head.number
 
+    def __getitem__(self, number: int) -> Block:
+        if number < 0:
+            number += self._chain.head.number + 1
+        if not 0 <= number <= self._chain.head.number:
+            raise IndexError(f"block {number} is not mined (head is {self._chain.head.number})")
+        return self._chain.mined[number]
+
 
 class InProcessChain:
     """One revm instance that mines a block per transaction, as anvil does in automine mode.
@@ -68,6 +75,7 @@ class InProcessChain:
         self.evm = EVM(env=Env(cfg=CfgEnv(chain_id=chain_id), block=self._block_env(Block(0, timestamp))),
                        spec_id="PRAGUE", gas_limit=BLOCK_GAS_LIMIT)
         self.head = Block(0, timestamp)
+        self.mined = {0: self.head}  # number -> block; a restored snapshot's later blocks are overwritten as mined again
         self._pending_timestamp: int | None = None
         self._env_block = self.head
         self._snapshots: dict[int, tuple] = {}
@@ -88,6 +96,8 @@ class InProcessChain:
 
     @pending_timestamp.setter
     def pending_timestamp(self, value: int) -> None:
+        if int(value) < self.head.timestamp:  # anvil refuses a block older than its parent as well
+            raise ValueError(f"timestamp {value} is before the latest block's ({self.head.timestamp})")
         self._pending_timestamp = int(value)
 
     def mine(self, num_blocks: int = 1, timestamp: int | None = None) -> None:
@@ -98,7 +108,7 @@ class InProcessChain:
             self._next_block()
 
     def _next_block(self) -> Block:
-        self.head = Block(self.head.number + 1, self.pending_timestamp)
+        self.head = self.mined[self.head.number + 1] = Block(self.head.number + 1, self.pending_timestamp)
         self._pending_timestamp = None
         return self.head
 
@@ -118,11 +128,11 @@ class InProcessChain:
         return snapshot_id
 
     def restore(self, snapshot_id: int) -> None:
-        checkpoint, self.head, self._pending_timestamp = self._snapshots[snapshot_id]
-        self.evm.revert(checkpoint)
-        # Like evm_revert: this snapshot and every later one are gone.
-        for later in [key for key in self._snapshots if key >= snapshot_id]:
-            del self._snapshots[later]
+        _, self.head, self._pending_timestamp = self._snapshots[snapshot_id]
+        # Like evm_revert: this snapshot and every later one are gone. Each journal checkpoint is reverted,
+        # newest first: reverting only the oldest would leave revm's depth counter raised by the others.
+        for later in sorted((key for key in self._snapshots if key >= snapshot_id), reverse=True):
+            self.evm.revert(self._snapshots.pop(later)[0])
 
     def get_balance(self, address: str) -> int:
         return self.evm.get_balance(address)
@@ -146,11 +156,15 @@ class InProcessChain:
             self.evm.reset_transient_storage()
 
     def transact(self, sender: str, to: str, data: bytes, value: int = 0) -> RawReceipt:
-        """Mine one block holding this transaction; raises :class:`Reverted` (and mines nothing) if it reverts."""
+        """Mine one block holding this transaction. If it reverts, the block is mined all the same (as anvil
+        mines a reverted transaction that ape sends without estimating) and :class:`Reverted` is raised."""
         block = Block(self.head.number + 1, self.pending_timestamp)
         self._use_block(block)
         try:
             self._run(lambda: self.evm.message_call(sender, to, calldata=data, value=value))
+        except (Reverted, Halted):
+            self._mined_empty(block)
+            raise
         finally:
             self.evm.reset_transient_storage()
         return self._mined(block)
@@ -160,6 +174,9 @@ class InProcessChain:
         self._use_block(block)
         try:
             address = self._run(lambda: self.evm.deploy(sender, initcode, value=value))
+        except (Reverted, Halted):
+            self._mined_empty(block)
+            raise
         finally:
             self.evm.reset_transient_storage()
         receipt = self._mined(block)
@@ -175,11 +192,16 @@ class InProcessChain:
                 raise Reverted(bytes.fromhex(match.group(2)), int(match.group(1))) from None
             raise Halted(str(error)) from None
 
+    def _mined_empty(self, block: Block) -> None:
+        self.head = self.mined[block.number] = block
+        self._pending_timestamp = None
+        self.transactions += 1
+
     def _mined(self, block: Block) -> RawReceipt:
         result = self.evm.result
         logs = [(log.address, [bytes(topic) if isinstance(topic, bytes) else bytes.fromhex(topic[2:])
                                for topic in log.topics], bytes(log.data[1])) for log in result.logs]
-        self.head = block
+        self.head = self.mined[block.number] = block
         self._pending_timestamp = None
         self.transactions += 1
         return RawReceipt(block=block, gas_used=result.gas_used, logs=logs)

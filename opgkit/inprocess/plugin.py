@@ -92,7 +92,8 @@ def _isolate_module(chain, request):
 
 
 @pytest.fixture(autouse=True)
-def _isolate_test(chain):
-    snapshot = chain.snapshot()
+def _isolate_test(chain, accounts):
+    snapshot, generated = chain.snapshot(), accounts._generated
     yield
     chain.restore(snapshot)
+    accounts._generated = generated

@@ -6,11 +6,13 @@ from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
-from opgkit.testing import ChainStateMachine, reverts
+from opgkit.testing import ChainStateMachine, ReadSchedule, reverts
 from registry_helpers import TEE, spec
 
 ZERO32 = b"\x00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+WINDOW = 8  # older models re-read each step between full checks
+FULL_CHECK_EVERY = 10  # steps
 
 
 class LineageMachine(ChainStateMachine):
@@ -29,7 +31,7 @@ class LineageMachine(ChainStateMachine):
         self.landed = {}  # id -> registrant, for announced registrations that were mined
         self.copies = set()  # ids the squatter registered
         self.labels = 0
-        self.walked, self.walks = set(), 0  # models whose lineage was walked; the round-robin position
+        self.schedule = ReadSchedule(WINDOW, FULL_CHECK_EVERY)
 
     def _label(self):
         self.labels += 1
@@ -124,16 +126,6 @@ class LineageMachine(ChainStateMachine):
         self._register(account, model_spec, honest_id)
         self.landed[honest_id] = account.address
 
-    @invariant()
-    def honest_registrant_owns_the_id_it_computed(self):
-        for model_id, registrant in self.landed.items():
-            assert self.models.model(model_id).owner == registrant
-            assert self.models.paymentTerms(model_id)[0] == registrant
-            assert self.models.acceptsMode(model_id, TEE)
-        for model_id in self.copies:
-            assert self.models.model(model_id).owner == self.squatter.address
-            assert model_id not in self.landed
-
     def _expected_lineage(self, model_id):
         chain = [model_id]
         while self.registered[chain[-1]][0] != ZERO32:
@@ -141,28 +133,26 @@ class LineageMachine(ChainStateMachine):
         return chain
 
     @invariant()
-    def every_record_matches_the_model(self):
-        """Every model's parent and family, read every step, are the model's."""
-        for model_id, (parent, _, family) in self.registered.items():
+    def models_match_the_model(self):
+        """For each model due (`ReadSchedule`: new ones every step, all every tenth): its parent and family are the model's; `lineage` is exactly its parents up
+        to the root, so finite and acyclic; an honest registrant owns the id it computed and is paid under it; a
+        squatter's copy is the squatter's and never an id an honest registration landed on."""
+        bound = len(self.registered) + 1
+        for model_id in self.schedule.due(self.registered):
+            parent, _, family = self.registered[model_id]
             record = self.models.model(model_id)
             assert (record.parent, record.family) == (parent, family), model_id
-
-    @invariant()
-    def lineage_is_finite_acyclic_and_matches_the_model(self):
-        """`lineage` is exactly the parents from the model up to its root: finite and acyclic. Walked for every
-        model new since the last step and for one older model in turn (so every model is walked again every few
-        steps; a full walk of every model every step would make a step cost grow with the square of the models)."""
-        bound = len(self.registered) + 1
-        fresh = [model_id for model_id in self.registered if model_id not in self.walked]
-        older = sorted(self.walked)
-        if older:
-            fresh.append(older[self.walks % len(older)])
-            self.walks += 1
-        for model_id in fresh:
             chain = list(self.models.lineage(model_id, bound))
             assert len(chain) < bound, "lineage longer than the number of models: a cycle"
             assert chain == self._expected_lineage(model_id), model_id
-            self.walked.add(model_id)
+            if model_id in self.landed:
+                registrant = self.landed[model_id]
+                assert record.owner == registrant
+                assert self.models.paymentTerms(model_id)[0] == registrant
+                assert self.models.acceptsMode(model_id, TEE)
+            if model_id in self.copies:
+                assert record.owner == self.squatter.address
+                assert model_id not in self.landed
 
 
 @pytest.mark.machine

@@ -3,6 +3,7 @@ heartbeat, however late it is relayed, never changes the past."""
 
 import dataclasses
 
+import pytest
 from eth_account import Account
 from eth_utils import keccak
 from hypothesis import given, strategies as st
@@ -21,6 +22,7 @@ EXPECTED_ERROR = {
 }
 
 
+@pytest.mark.property
 @given(replay=st.sampled_from(sorted(EXPECTED_ERROR)), seed=st.integers(0, 2**32), lateness=st.integers(1, 30 * 86_400))
 def test_registration__replayed_or_altered__always_fails(chain, tees, attest, operator, operator2, replay, seed, lateness):
     with isolated_example():
@@ -44,6 +46,7 @@ def test_registration__replayed_or_altered__always_fails(chain, tees, attest, op
             tees.registerTee(statement.as_args(), endpoint, evidence, sender=sender)
 
 
+@pytest.mark.property
 @given(
     tee_count=st.integers(1, 4),
     revoke_after=st.integers(1, HOUR // 2),
@@ -62,6 +65,7 @@ def test_revoked_measurement__never_reports_active_afterwards(chain, tees, regis
                 assert not tees.isActive(key.address, revoked_at)
 
 
+@pytest.mark.property
 @given(
     gap=st.one_of(st.integers(2, MAX_HEARTBEAT_AGE), st.integers(MAX_HEARTBEAT_AGE + 1, 3 * HOUR)),
     lateness=st.integers(1, MAX_HEARTBEAT_AGE),

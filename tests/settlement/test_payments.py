@@ -386,6 +386,7 @@ def test_set_fee_split__above_half__refused(settlement, gov):
 
 
 @settings(max_examples=15, deadline=None)
+@pytest.mark.property
 @given(price=st.integers(min_value=1, max_value=10**24), protocol=st.integers(0, 2_000), stakers=st.integers(0, 1_500),
        owner=st.integers(0, 1_500))
 def test_split__random_price_and_shares__exact_and_conserved(settlement, staking, token, fork_model, operator, alice,

@@ -1,5 +1,6 @@
 """Python and Solidity agree: receipt and payment digests for random values, batch trees verified on chain."""
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from opgkit.receipts import (
@@ -21,18 +22,21 @@ authorizations = st.builds(
 
 
 @settings(max_examples=40, deadline=None)
+@pytest.mark.property
 @given(receipt=receipts)
 def test_receipt_digest__random_receipt__python_equals_contract(settlement, receipt):
     assert settlement.receiptDigest(receipt.as_args()) == receipt_digest(settlement, receipt)
 
 
 @settings(max_examples=25, deadline=None)
+@pytest.mark.property
 @given(authorization=authorizations)
 def test_payment_digest__random_authorization__python_equals_contract(settlement, authorization):
     assert settlement.paymentDigest(authorization.as_args()) == payment_digest(settlement, authorization)
 
 
 @settings(max_examples=25, deadline=None)
+@pytest.mark.property
 @given(receipt=receipts)
 def test_payment_authorization__for_random_receipt__binds_it_and_digests_agree(settlement, receipt):
     auth = PaymentAuthorization.for_receipt(receipt, deadline=123, nonce=4)
@@ -43,6 +47,7 @@ def test_payment_authorization__for_random_receipt__binds_it_and_digests_agree(s
 
 
 @settings(max_examples=8, deadline=None)
+@pytest.mark.property
 @given(batch_receipts=st.lists(receipts, min_size=1, max_size=20, unique_by=lambda r: r.requestId),
        signatures=st.lists(st.binary(min_size=65, max_size=65), min_size=20, max_size=20))
 def test_batch_tree__random_leaves__every_proof_verifies_on_chain(batches, operator2, batch_receipts, signatures):

@@ -186,6 +186,8 @@ class StakingMachine(ChainStateMachine):
         if self.jit is None or self.staking.pool(op).jailed:
             return
         stake = 2 * self.staking.pool(op).totalStake
+        if stake == 0:  # an emptied pool: no reward share to snipe (found by an in-process audit campaign)
+            return
         self.staking.stake(op, stake, sender=self.jit)
         self.expected_balance += stake
         self._touched(op, self.jit)

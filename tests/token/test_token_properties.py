@@ -11,6 +11,7 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 HOUR = 3600
 
 
+@pytest.mark.property
 @given(value=st.integers(min_value=0, max_value=2**256 - 1), lifetime=st.integers(min_value=0, max_value=10**9))
 def test_permit__any_value_and_deadline__sets_exact_allowance_once(chain, funded_token, offchain_signer, alice, value, lifetime):
     with isolated_example():

@@ -1,8 +1,9 @@
 """A state machine with a planted failure: the subject of the audit tool's own test (tests/tools/test_audit.py).
 
-It runs only when ``OPG_PLANTED_FAILURE=1``, which that test sets. Its invariant claims the treasury never pays
-out more than 5,000,000 OPG; transfers of up to 2,000,000 OPG disprove it within a few steps, on either chain,
-and the counterexample depends on the chain's state (the treasury's balance), not only on the model's.
+It runs only when ``OPG_PLANTED_FAILURE`` is set, which that test does. With ``1`` its invariant claims the
+treasury never pays out more than 5,000,000 OPG; transfers of up to 2,000,000 OPG disprove it within a few steps,
+on either chain, and the counterexample depends on the chain's state (the treasury's balance), not only on the
+model's. With ``setup`` the machine's fixture fails before it can take a step: a machine that never ran.
 """
 
 import os
@@ -36,9 +37,15 @@ class PlantedMachine(ChainStateMachine):
         assert paid <= 5_000_000 * OPG, f"the treasury paid out {paid} wei"
 
 
+@pytest.fixture
+def planted_setup():
+    if os.environ.get(PLANTED_ENV) == "setup":
+        raise RuntimeError("a planted setup failure")
+
+
 @pytest.mark.machine
-def test_planted_state_machine(token, treasury, holders):
-    if os.environ.get(PLANTED_ENV) != "1":
+def test_planted_state_machine(planted_setup, token, treasury, holders):
+    if os.environ.get(PLANTED_ENV) not in ("1", "setup"):
         pytest.skip(f"a planted failure for the audit tool's test; set {PLANTED_ENV}=1 to run it")
     PlantedMachine.token = token
     PlantedMachine.treasury = treasury

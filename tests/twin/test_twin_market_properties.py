@@ -11,11 +11,13 @@ from twin_constants import ANY_FEE, FAR_DEADLINE, FEE_DELAY, PROTOCOL_FEE_CAP, S
 fee_percent = st.integers(min_value=0, max_value=PROTOCOL_FEE_CAP)
 
 
+@pytest.mark.property
 @given(supply=st.integers(0, 10**7), amount=st.integers(1, 10**4))
 def test_get_price__any_supply_and_amount__equals_the_model(market, supply, amount):
     assert market.getPrice(supply, amount) == twin_model.price(supply, amount, TWIN_FUN_DIVISOR)
 
 
+@pytest.mark.property
 @given(protocol=fee_percent, subject=fee_percent, bought=st.integers(1, 60), sold=st.integers(1, 60))
 def test_trades__any_fees__charge_exactly_the_model(deploy_market, gov, treasury, reporter, alice, bob, protocol, subject, bought, sold):
     with isolated_example():
