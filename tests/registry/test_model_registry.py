@@ -210,6 +210,11 @@ def test_version__by_a_contract_not_owning_the_family__refused_naming_the_contra
         wallet.execute(models, models.register.encode_input(spec("v2", parent=v1, sameFamily=True)), sender=bob)
 
 
+def test_exists__registered_or_not(models, register_model, alice):
+    assert models.exists(register_model(alice, "exists"))
+    assert not models.exists(content_hash("never registered"))
+
+
 def test_transfer_ownership__two_steps__moves_owner(models, register_model, alice, bob):
     model_id = register_model(alice)
     started = models.transferOwnership(model_id, bob, sender=alice)

@@ -30,6 +30,13 @@ def buy(market, buyer, amount, twin=TWIN, extra=0, **bounds):
 # ------------------------------------------------------------------ deployment
 
 
+@pytest.mark.parametrize("zero", ["fee_destination", "claim_manager"])
+def test_deploy__zero_fee_destination_or_claim_manager__reverts(project, deploy_market, gov, treasury, reporter, zero):
+    roles = {"fee_destination": treasury, "claim_manager": reporter} | {zero: ZERO_ADDRESS}
+    with reverts(project.TwinMarket.TwinMarketZeroAddress):
+        deploy_market(gov, roles["fee_destination"], roles["claim_manager"])
+
+
 def test_deploy__fee_caps_summing_to_the_maximum__accepted(deploy_market, gov, treasury, reporter):
     market = deploy_market(gov, treasury, reporter, protocol_cap=30 * PERCENT, subject_cap=20 * PERCENT)
     assert market.MAX_TOTAL_FEE_CAP() == 50 * PERCENT
