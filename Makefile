@@ -17,12 +17,17 @@ NETWORK ?= ethereum:local:foundry
 PYTEST_ARGS ?=
 # `make audit EXAMPLES=N`: examples per state machine (default: the audit profile's).
 EXAMPLES ?=
+# `make test COVERAGE=1` is `make coverage`: the same suite run, traced, then the coverage report and its thresholds.
+COVERAGE ?=
+COVERAGE_DATA := build/coverage/data
+COVERAGE_REPORT := reports/coverage
 
-.PHONY: help setup compile demo test lint gas zkml-bench audit mutation clean
+.PHONY: help setup compile demo test coverage lint gas zkml-bench audit mutation clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
 	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
+	@echo "make coverage - the same suite run with line/branch coverage of the contracts (reports/coverage/); fails below the thresholds"
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
@@ -57,8 +62,21 @@ compile: setup
 demo: compile
 	ape run demo --network $(NETWORK)
 
+ifeq ($(COVERAGE),)
 test: compile
 	ape test tests --network $(NETWORK) $(PYTEST_ARGS)
+else
+test: coverage
+endif
+
+# One suite run: every transaction and call is traced (see README, "Auditors: coverage"); the report is written
+# even when a test fails, and the target fails if a test or a coverage threshold does.
+coverage: compile
+	rm -rf $(COVERAGE_DATA)
+	$(BIN)/python -m opgkit.toolchain.coverage compile
+	status=0; OPG_COVERAGE=$(COVERAGE_DATA) ape test tests --network $(NETWORK) $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m opgkit.toolchain.coverage report $(COVERAGE_DATA) $(COVERAGE_REPORT) || status=1; \
+	exit $$status
 
 lint: setup
 	$(BIN)/python -m opgkit.toolchain.slither
@@ -77,4 +95,4 @@ mutation: compile
 	$(BIN)/python -m opgkit.mutation $(CONTRACTS)
 
 clean:
-	rm -rf $(VENV) node_modules .solcx .build contracts/.cache .zkml
+	rm -rf $(VENV) node_modules .solcx .build contracts/.cache .zkml build reports
