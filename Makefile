@@ -15,12 +15,17 @@ export APE_TESTING_DISABLE_PROMPTS := 1
 NETWORK ?= ethereum:local:foundry
 # Extra pytest arguments for `make test`, e.g. PYTEST_ARGS='-m "not zkml"' to skip the EZKL prover tests.
 PYTEST_ARGS ?=
+# `make test COVERAGE=1` is `make coverage`: the same suite run, traced, then the coverage report and its thresholds.
+COVERAGE ?=
+COVERAGE_DATA := build/coverage/data
+COVERAGE_REPORT := reports/coverage
 
-.PHONY: help setup compile demo test lint gas zkml-bench clean
+.PHONY: help setup compile demo test coverage lint gas zkml-bench clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
 	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
+	@echo "make coverage - the same suite run with line/branch coverage of the contracts (reports/coverage/); fails below the thresholds"
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
@@ -50,8 +55,21 @@ compile: setup
 demo: compile
 	ape run demo --network $(NETWORK)
 
+ifeq ($(COVERAGE),)
 test: compile
 	ape test tests --network $(NETWORK) $(PYTEST_ARGS)
+else
+test: coverage
+endif
+
+# One suite run: every transaction and call is traced (see README, "Auditors: coverage"); the report is written
+# even when a test fails, and the target fails if a test or a coverage threshold does.
+coverage: compile
+	rm -rf $(COVERAGE_DATA)
+	$(BIN)/python -m opgkit.toolchain.coverage compile
+	status=0; OPG_COVERAGE=$(COVERAGE_DATA) ape test tests --network $(NETWORK) $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m opgkit.toolchain.coverage report $(COVERAGE_DATA) $(COVERAGE_REPORT) || status=1; \
+	exit $$status
 
 lint: setup
 	$(BIN)/python -m opgkit.toolchain.slither
@@ -63,4 +81,4 @@ zkml-bench: compile
 	ape run zkml bench --network ethereum:local:foundry
 
 clean:
-	rm -rf $(VENV) node_modules .solcx .build contracts/.cache .zkml
+	rm -rf $(VENV) node_modules .solcx .build contracts/.cache .zkml build reports

@@ -5,10 +5,18 @@ from eth_account import Account
 
 from opgkit.deploy import ProtocolParameters
 from opgkit.testing import load_hypothesis_profile
+from opgkit.toolchain.coverage_plugin import plugin_from_environment
 from opgkit.zkml import pipeline
 from opgkit.zkml.models import CREDIT_APPLICANT, CREDIT_LIMIT, LIQUIDATION_RISK, RISKY_POSITION, SAFE_POSITION
 
 load_hypothesis_profile()
+
+
+def pytest_configure(config):
+    # `make coverage` (OPG_COVERAGE=<dir>): trace every transaction and call for the coverage report.
+    plugin = plugin_from_environment()
+    if plugin is not None:
+        config.pluginmanager.register(plugin, "opg-coverage")
 
 
 @pytest.fixture(scope="session")
