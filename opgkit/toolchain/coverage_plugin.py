@@ -53,7 +53,7 @@ class Tracer:
                 codes[address] = bytes.fromhex(self._rpc(provider, "eth_getCode", [address, block])[2:])
             return codes[address]
 
-        def walk(frame: dict, top: bool):
+        def walk(frame: dict):
             kind = frame.get("type", "CALL")
             if kind in CREATE_TYPES:
                 initcode = bytes.fromhex(frame.get("input", "0x")[2:])
@@ -72,19 +72,23 @@ class Tracer:
             else:
                 return
             for child in frame.get("calls", []):
-                walk(child, False)
+                walk(child)
 
-        walk(call, True)
+        walk(call)
         return frames
 
     def trace_transaction(self, provider, tx_hash: str) -> None:
         steps = self._rpc(provider, "debug_traceTransaction", [tx_hash, coverage.STRUCT_LOG_OPTIONS])["structLogs"]
         if not steps:
             return
-        calls = self._rpc(provider, "debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
-        block = self._rpc(provider, "eth_getTransactionByHash", [tx_hash])["blockNumber"]
+        tx = self._rpc(provider, "eth_getTransactionByHash", [tx_hash])
+        block = tx["blockNumber"]
+        if max(step["depth"] for step in steps) == 1:  # one frame: no need to replay it for the call tree
+            top = {"type": "CALL", "to": tx["to"]} if tx.get("to") else {"type": "CREATE", "input": tx["input"]}
+        else:
+            top = self._rpc(provider, "debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
         # Code after the block: right for everything but contracts created and called in the same transaction.
-        coverage.record_trace(self.catalog, self.hits, steps, self._frames(provider, calls, block))
+        coverage.record_trace(self.catalog, self.hits, steps, self._frames(provider, top, block))
 
     def trace_call(self, provider, call: dict, block) -> None:
         block = block or "latest"
@@ -92,14 +96,12 @@ class Tracer:
         steps = self._rpc(provider, "debug_traceCall", [call, block, options])["structLogs"]
         if not steps:
             return
-        if max(step["depth"] for step in steps) == 1 and call.get("to"):
-            to = call["to"]
-            code = bytes.fromhex(self._rpc(provider, "eth_getCode", [to, block])[2:])
-            frames = [self.catalog.runtime(code)] if code else []
+        if max(step["depth"] for step in steps) == 1:
+            data = call.get("data") or call.get("input") or "0x"
+            top = {"type": "CALL", "to": call["to"]} if call.get("to") else {"type": "CREATE", "input": data}
         else:
-            calls = self._rpc(provider, "debug_traceCall", [call, block, {"tracer": "callTracer"}])
-            frames = self._frames(provider, calls, block)
-        coverage.record_trace(self.catalog, self.hits, steps, frames)
+            top = self._rpc(provider, "debug_traceCall", [call, block, {"tracer": "callTracer"}])
+        coverage.record_trace(self.catalog, self.hits, steps, self._frames(provider, top, block))
 
     def after(self, provider, method: str, params, response) -> None:
         started = time.perf_counter()
