@@ -42,6 +42,15 @@ contract Probe {
         }
     }
 
+    function settle(uint256 price) external payable {
+        _settle(price);
+    }
+
+    function _settle(uint256 price) private {
+        total += 3;
+        if (msg.value > price) payable(msg.sender).transfer(msg.value - price);
+    }
+
     function neverCalled() external pure returns (uint256) {
         return 42;
     }
@@ -161,6 +170,15 @@ def test_if_without_else_counts_the_skipped_body_as_its_else(traced, web3):
     assert arms_of(entry, line_of("if (value > 10)")) == [1, 1]
 
 
+def test_skipped_if_at_the_end_of_a_function_is_not_counted_as_run(traced, web3):
+    # The optimizer labels the join point after the `if` with the body's range; it must not count as the body.
+    _, transact, _, probe, *_ = traced
+    transact(encode(web3, "settle(uint256)", 5), probe)  # pays nothing: no change to send back
+    entry, _ = file_report(traced)
+    assert arms_of(entry, line_of("if (msg.value > price)")) == [0, 1]
+    assert function_count(entry, "_settle") == 1
+
+
 def test_ternary_and_if_else_arms_follow_the_values_used(traced, web3):
     _, _, call, probe, *_ = traced
     call(probe, encode(web3, "pick(bool)", 1))
@@ -209,3 +227,11 @@ def test_hit_counts_survive_a_round_trip_through_json():
     merged.merge(again)
     merged.merge(again)
     assert merged.ranges[(SOURCE, 10, 4)] == 6 and merged.arms[(SOURCE, 7, 1)] == 4 and merged.traces == 10
+
+
+def test_jump_labels_are_never_counted_as_executed_code(probe_project):
+    # The optimizer may label the join point after a skipped `if` body with that body's range.
+    _, _, catalog = probe_project
+    for candidates in catalog._runtime.values():
+        for template, _, info in candidates:
+            assert info.ranges and all(template[pc] != 0x5B for pc in info.ranges)
