@@ -77,7 +77,17 @@ class Tracer:
         walk(call)
         return frames
 
+    def _wait_until_mined(self, provider, tx_hash: str) -> None:
+        # anvil answers eth_sendRawTransaction before the block is stored; a trace asked for before then comes
+        # back empty (no steps, no error), so wait for the receipt first.
+        for _ in range(500):
+            if self._rpc(provider, "eth_getTransactionReceipt", [tx_hash]):
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"{tx_hash} was not mined")
+
     def trace_transaction(self, provider, tx_hash: str) -> None:
+        self._wait_until_mined(provider, tx_hash)
         steps = self._rpc(provider, "debug_traceTransaction", [tx_hash, coverage.STRUCT_LOG_OPTIONS])["structLogs"]
         if not steps:
             return
