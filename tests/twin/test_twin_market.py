@@ -64,6 +64,17 @@ def test_get_price__first_share__is_free(market):
     assert market.getPrice(0, 1) == 0
 
 
+def test_price_views__with_and_without_fees__match_the_reference_model(market, alice, bob):
+    create(market, alice)
+    buy(market, bob, 6)
+    assert market.getBuyPrice(TWIN, 4) == twin_model.price(7, 4, TWIN_FUN_DIVISOR)
+    assert market.getSellPrice(TWIN, 4) == twin_model.price(3, 4, TWIN_FUN_DIVISOR)
+    assert market.getBuyPriceAfterFee(TWIN, 4) == twin_model.buy_quote(7, 4, TWIN_FUN_DIVISOR, PROTOCOL_FEE,
+                                                                       SUBJECT_FEE).buy_cost
+    assert market.getSellPriceAfterFee(TWIN, 4) == twin_model.sell_quote(7, 4, TWIN_FUN_DIVISOR, PROTOCOL_FEE,
+                                                                         SUBJECT_FEE).sell_payout
+
+
 # ------------------------------------------------------------------ create and buy
 
 
@@ -177,6 +188,16 @@ def test_sell__zero__reverts(market, alice):
         market.sell(TWIN, 0, 0, ANY_FEE, FAR_DEADLINE, sender=alice)
 
 
+def test_sell__past_deadline_or_unknown_twin__reverts(chain, market, alice, bob):
+    create(market, alice)
+    buy(market, bob, 2)
+    deadline = chain.blocks.head.timestamp - 1
+    with ape.reverts(market.TwinMarketExpired, deadline=deadline):
+        market.sell(TWIN, 1, 0, ANY_FEE, deadline, sender=bob)
+    with ape.reverts(market.TwinMarketUnknownTwin, id=OTHER):
+        market.sell(OTHER, 1, 0, ANY_FEE, FAR_DEADLINE, sender=bob)
+
+
 def test_sell__payout_below_min__reverts(market, alice, bob):
     create(market, alice)
     buy(market, bob, 3)
@@ -207,6 +228,17 @@ def test_set_fees__increase__waits_for_the_delay(chain, market, gov, bob):
     assert applied.events == [market.FeesChanged(PROTOCOL_FEE, SUBJECT_FEE, 8 * PERCENT, SUBJECT_FEE)]
 
 
+def test_set_fees__while_an_increase_is_pending__replaces_it(chain, market, gov, bob):
+    market.setFees(8 * PERCENT, SUBJECT_FEE, sender=gov)
+    tx = market.setFees(PROTOCOL_FEE, 9 * PERCENT, sender=gov)
+    eta = chain.blocks.head.timestamp + FEE_DELAY
+    assert tx.events == [market.FeeChangeCancelled(8 * PERCENT, SUBJECT_FEE),
+                         market.FeeChangeScheduled(PROTOCOL_FEE, 9 * PERCENT, eta)]
+    advance(chain, FEE_DELAY)
+    market.applyFeeChange(sender=bob)
+    assert market.fees() == (PROTOCOL_FEE, 9 * PERCENT)
+
+
 def test_set_fees__above_cap__reverts(market, gov):
     with ape.reverts(market.TwinMarketFeeAboveCap, feePercent=11 * PERCENT, cap=10 * PERCENT):
         market.setFees(PROTOCOL_FEE, 11 * PERCENT, sender=gov)
@@ -219,6 +251,36 @@ def test_cancel_fee_change__pending__removes_it(chain, market, gov):
     advance(chain, FEE_DELAY)
     with ape.reverts(market.TwinMarketNoPendingFeeChange):
         market.applyFeeChange(sender=gov)
+
+
+def test_fee_change__nothing_pending__apply_and_cancel_revert(market, gov, bob):
+    with ape.reverts(market.TwinMarketNoPendingFeeChange):
+        market.applyFeeChange(sender=bob)
+    with ape.reverts(market.TwinMarketNoPendingFeeChange):
+        market.cancelFeeChange(sender=gov)
+
+
+def test_propose_fee_destination__zero_address__reverts(market, gov):
+    with ape.reverts(market.TwinMarketZeroAddress):
+        market.proposeFeeDestination(ZERO_ADDRESS, sender=gov)
+
+
+def test_claim_protocol_fees__nothing_accrued__reverts(market, treasury):
+    assert market.protocolFeesAccrued() == 0
+    with ape.reverts(market.TwinMarketNothingToClaim):
+        market.claimProtocolFees(sender=treasury)
+
+
+def test_set_claim_manager__owner__hands_over_transfers(market, gov, alice, bob, carol, reporter):
+    create(market, alice)
+    tx = market.setClaimManager(carol, sender=gov)
+    assert tx.events == [market.ClaimManagerChanged(reporter, carol)]
+    assert market.claimManager() == carol.address
+    with ape.reverts(market.TwinMarketNotClaimManager, account=reporter.address):
+        market.startTwinOwnershipTransfer(TWIN, bob, sender=reporter)
+    market.startTwinOwnershipTransfer(TWIN, bob, sender=carol)
+    with ape.reverts(market.TwinMarketZeroAddress):
+        market.setClaimManager(ZERO_ADDRESS, sender=gov)
 
 
 def test_fee_increase__pending_buy_with_old_bound__is_protected(chain, market, gov, alice, bob):
@@ -295,6 +357,25 @@ def test_twin_transfer__not_claim_manager__reverts(market, alice, bob):
     create(market, alice)
     with ape.reverts(market.TwinMarketNotClaimManager, account=alice.address):
         market.startTwinOwnershipTransfer(TWIN, bob, sender=alice)
+
+
+def test_twin_transfer__unknown_twin_or_zero_recipient__reverts(market, alice, bob, reporter):
+    create(market, alice)
+    with ape.reverts(market.TwinMarketUnknownTwin, id=OTHER):
+        market.startTwinOwnershipTransfer(OTHER, bob, sender=reporter)
+    with ape.reverts(market.TwinMarketZeroAddress):
+        market.startTwinOwnershipTransfer(TWIN, ZERO_ADDRESS, sender=reporter)
+
+
+def test_twin_transfer__cancel_by_stranger_or_without_pending__reverts(market, alice, bob, carol, reporter):
+    create(market, alice)
+    with ape.reverts(market.TwinMarketNoPendingTransfer, id=TWIN):
+        market.cancelTwinOwnershipTransfer(TWIN, sender=alice)
+    market.startTwinOwnershipTransfer(TWIN, bob, sender=reporter)
+    with ape.reverts(market.TwinMarketNotTwinOwner, id=TWIN, account=carol.address):
+        market.cancelTwinOwnershipTransfer(TWIN, sender=carol)
+    assert market.cancelTwinOwnershipTransfer(TWIN, sender=reporter).events == [
+        market.TwinOwnershipTransferCancelled(TWIN)]
 
 
 def test_twin_transfer__wrong_recipient__reverts(market, alice, bob, carol, reporter):
