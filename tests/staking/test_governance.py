@@ -15,7 +15,7 @@ TIMELOCK_DELAY = 2 * DAY
 PROPOSAL_THRESHOLD = 10_000 * OPG
 QUORUM_PERCENT = 4
 FOR = 1
-STATE = {"Pending": 0, "Active": 1, "Defeated": 3, "Succeeded": 4, "Queued": 5, "Executed": 7}
+STATE = {"Pending": 0, "Active": 1, "Canceled": 2, "Defeated": 3, "Succeeded": 4, "Queued": 5, "Executed": 7}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,23 @@ def test_proposal__short_of_quorum__is_defeated(chain, governance, operator, ope
     advance(chain, VOTING_PERIOD)
     assert governor.state(proposal_id) == STATE["Defeated"]
     assert staking.unbondingDelay() == UNBONDING_DELAY
+
+
+def test_proposal__cancelled_by_proposer_while_pending__can_no_longer_be_voted(chain, governance, operator, alice):
+    _, governor, staking = governance
+    staking.registerOperator(1, 10_000 * OPG, 0, sender=operator)
+    advance(chain, 1)
+    targets, values, calldatas, description = proposal(staking, 14 * DAY)
+    governor.propose(targets, values, calldatas, description, sender=operator)
+    proposal_id = governor.hashProposal(targets, values, calldatas, keccak(text=description))
+    with ape.reverts(governor.GovernorUnableToCancel):
+        governor.cancel(targets, values, calldatas, keccak(text=description), sender=alice)
+    tx = governor.cancel(targets, values, calldatas, keccak(text=description), sender=operator)
+    assert tx.events == [governor.ProposalCanceled(proposal_id)]
+    assert governor.state(proposal_id) == STATE["Canceled"]
+    advance(chain, VOTING_DELAY + 1)
+    with ape.reverts(governor.GovernorUnexpectedProposalState):
+        governor.castVote(proposal_id, FOR, sender=operator)
 
 
 def test_staking_admin__direct_call_from_former_deployer__reverts(governance, deployer):
