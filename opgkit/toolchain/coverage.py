@@ -345,6 +345,15 @@ class Catalog:
                 creation_info = self._code_info(f"{path}:{name} (constructor)", creation, evm["bytecode"]["sourceMap"])
                 self._creation.append((masked(creation, metadata_holes(creation)), metadata_holes(creation),
                                        creation_info))
+        compiled = defaultdict(set)
+        for candidates in self._runtime.values():
+            for _, _, info in candidates:
+                for start, length, path in info.ranges.values():
+                    compiled[path].add((start, length))
+        for _, _, info in self._creation:
+            for start, length, path in info.ranges.values():
+                compiled[path].add((start, length))
+        self.compiled_ranges = {path: sorted(ranges) for path, ranges in compiled.items()}
         # Longest first, so a contract whose constructor code is a prefix of another's cannot shadow it.
         self._creation.sort(key=lambda item: -len(item[0]))
 
@@ -506,9 +515,16 @@ def record_trace(catalog: Catalog, hits: Hits, steps: list[dict], frames: list[C
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _covered(items: SourceItems, executed: list[tuple[int, int, int]]) -> tuple[dict, dict, dict]:
-    """Statement, function and range-based arm counts for one file, from its executed ranges."""
+def _covered(items: SourceItems, executed: list[tuple[int, int, int]],
+             compiled: list[tuple[int, int]]) -> tuple[dict, dict, dict]:
+    """Statement, function and range-based arm counts for one file, from its executed ranges.
+
+    ``compiled`` are all the source ranges the compiled code of the file carries: a statement none of them
+    falls in (``return super.f();`` compiled to a bare jump) cannot be seen running, and takes its
+    function's count instead.
+    """
     starts = [s for s, _, _ in executed]
+    compiled_starts = [s for s, _ in compiled]
 
     def count_inside(outer: Span) -> int:
         best = 0
@@ -518,13 +534,27 @@ def _covered(items: SourceItems, executed: list[tuple[int, int, int]]) -> tuple[
                 best = max(best, count)
         return best
 
-    statements = {s.id: max(count_inside(p) for p in s.probes) for s in items.statements}
+    def has_code(outer: Span) -> bool:
+        return any(outer.contains(*compiled[k]) for k in range(bisect.bisect_left(compiled_starts, outer.start),
+                                                                bisect.bisect_right(compiled_starts, outer.end)))
+
+    def enclosing(s: Statement) -> Function | None:
+        around = [f for f in items.functions if f.span.contains(s.span.start, s.span.length)]
+        return min(around, key=lambda f: f.span.length) if around else None
+
+    observable = {s.id: any(has_code(p) for p in s.probes) for s in items.statements}
+    statements = {s.id: max(count_inside(p) for p in s.probes) for s in items.statements if observable[s.id]}
     # A function is called when one of its statements ran (the optimizer shares code tails between
     # functions and labels them with one function's range); one without statements, when any of its code ran.
     functions = {}
     for f in items.functions:
-        inside = [statements[s.id] for s in items.statements if f.span.contains(s.span.start, s.span.length)]
+        inside = [statements[s.id] for s in items.statements
+                  if observable[s.id] and f.span.contains(s.span.start, s.span.length)]
         functions[f.id] = max(inside) if inside else count_inside(f.span)
+    for s in items.statements:
+        if not observable[s.id]:
+            function = enclosing(s)
+            statements[s.id] = functions[function.id] if function else 0
     arm_counts = {}
     for b in items.branches:
         for arm, arm_span in enumerate(b.arms):
@@ -543,7 +573,7 @@ def istanbul_map(catalog: Catalog, hits: Hits) -> dict:
         if not (items.statements or items.functions):
             continue
         executed = sorted(per_file.get(path, []))
-        statements, functions, arm_counts = _covered(items, executed)
+        statements, functions, arm_counts = _covered(items, executed, catalog.compiled_ranges.get(path, []))
         file_key = str(catalog.root / path)
         entry = {"path": file_key, "statementMap": {}, "s": {}, "fnMap": {}, "f": {}, "branchMap": {}, "b": {}}
         for n, s in enumerate(items.statements):
