@@ -51,6 +51,13 @@ def test_deploy__zero_treasury__reverts(project, deploy_staking, token, gov):
         deploy_staking(token, gov, ZERO_ADDRESS)
 
 
+@pytest.mark.parametrize("missing", ["token", "admin"])
+def test_deploy__zero_token_or_admin__reverts(project, deploy_staking, token, gov, treasury, missing):
+    args = {"token": token, "admin": gov} | {missing: ZERO_ADDRESS}
+    with ape.reverts(project.NodeStaking.NodeStakingZeroAddress):
+        deploy_staking(args["token"], args["admin"], treasury)
+
+
 # ------------------------------------------------------------------ registration
 
 
@@ -412,6 +419,27 @@ def test_slash__unbonding_just_before__does_not_escape_it(chain, staking, token,
     before = token.balanceOf(alice)
     staking.withdraw(entry_id, sender=alice)
     assert token.balanceOf(alice) - before == 5_000 * OPG
+
+
+def test_unbonding_value__unknown_id__is_zero(staking, register, operator, alice):
+    register(operator)
+    staking.stake(operator, 1_000 * OPG, sender=alice)
+    unknown = int(alice.address, 16) << 96 | staking.pool(operator).index << 64 | 7
+    assert staking.unbonding(unknown).owner == ZERO_ADDRESS
+    assert staking.unbondingValue(unknown) == 0
+
+
+def test_slash__again_after_the_jail_was_shortened__keeps_the_longer_term(chain, staking, register, operator, slasher,
+                                                                           gov):
+    register(operator, self_bond=2 * MINIMUM_STAKES[INFERENCE])
+    staking.slash(operator, 100, EVIDENCE, ZERO_ADDRESS, sender=slasher)
+    first_term = staking.pool(operator).jailedUntil
+    staking.setJailDuration(JAIL_DURATION // 4, sender=gov)
+    staking.slash(operator, 100, b"\x02" * 32, ZERO_ADDRESS, sender=slasher)
+    assert staking.pool(operator).jailedUntil == first_term
+    advance(chain, JAIL_DURATION // 4)
+    with ape.reverts(staking.NodeStakingJailNotOver):
+        staking.unjail(sender=operator)
 
 
 def test_unjail__after_term_with_bond__reactivates(chain, staking, register, operator, slasher):
