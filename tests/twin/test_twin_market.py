@@ -52,6 +52,14 @@ def test_deploy__fee_above_cap__reverts(project, deploy_market, gov, treasury, r
         deploy_market(gov, treasury, reporter, protocol_fee=11 * PERCENT)
 
 
+@pytest.mark.parametrize("missing", ["fee_destination", "claim_manager"])
+def test_deploy__zero_fee_destination_or_claim_manager__reverts(project, deploy_market, gov, treasury, reporter,
+                                                                missing):
+    roles = {"fee_destination": treasury, "claim_manager": reporter} | {missing: ZERO_ADDRESS}
+    with ape.reverts(project.TwinMarket.TwinMarketZeroAddress):
+        deploy_market(gov, roles["fee_destination"], roles["claim_manager"])
+
+
 # ------------------------------------------------------------------ curve
 
 
