@@ -36,6 +36,7 @@ class Tracer:
         self.request = make_request  # the unwrapped HTTPProvider.make_request
         self.hits = coverage.Hits()
         self.seconds = 0.0
+        self.failures: list[str] = []  # the first few reasons a trace could not be taken
 
     def _rpc(self, provider, method, params):
         response = self.request(provider, method, params)
@@ -122,14 +123,16 @@ class Tracer:
                 self.trace_call(provider, params[0], params[1] if len(params) > 1 else None)
             elif method == "eth_estimateGas" and params and "error" in response:
                 self.trace_call(provider, params[0], params[1] if len(params) > 1 else None)
-        except Exception:  # A trace that fails (e.g. a transaction not mined yet) is counted, never fatal.
+        except Exception as error:  # A trace that fails is counted and its reason kept, never fatal.
             self.hits.untraced += 1
+            if len(self.failures) < 5:
+                self.failures.append(f"{method}: {error}"[:300])
         self.seconds += time.perf_counter() - started
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"hits-{os.getpid()}.json"
-        data = self.hits.to_json() | {"trace_seconds": round(self.seconds, 1)}
+        data = self.hits.to_json() | {"trace_seconds": round(self.seconds, 1), "untraced_reasons": self.failures}
         path.write_text(json.dumps(data))
         return path
 
@@ -158,6 +161,8 @@ class CoveragePlugin:
         terminalreporter.write_line(
             f"coverage: {hits.traces} traces ({hits.untraced} untraced), {self.tracer.seconds:.0f} s spent tracing, "
             f"data in {self.directory}")
+        for reason in self.tracer.failures:
+            terminalreporter.write_line(f"  untraced: {reason}")
 
 
 def plugin_from_environment() -> CoveragePlugin | None:
