@@ -75,7 +75,7 @@ def pytest_runtest_logreport(report):
         "steps": getattr(report, "campaign_steps", 0),
         "seconds": getattr(report, "campaign_seconds", report.duration),
         "reproduce_failure": [blob.group(1), blob.group(2)] if blob else None,
-        "failure": text[-6000:] if report.failed else None,
+        "failure": text if report.failed else None,
     }
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", report.nodeid) + ("" if report.when == "call" else f".{report.when}")
     Path(directory).mkdir(parents=True, exist_ok=True)

@@ -938,13 +938,13 @@ class SettlementMachine(ChainStateMachine):
         """N unbonds, stakes again or changes roles; governance changes the batch receipt age limit; the model
         owner deprecates a model. Batches already posted keep their validity."""
         self._tick()
-        (pool, bond, shares), minimums = self._read([
+        (pool, bond, shares, wallet), minimums = self._read([
             (self.staking, POOL, self.N), (self.staking, SELF_BOND, self.N),
-            (self.staking, SHARES_OF, self.N, self.N)]), self.params["minimum"]
+            (self.staking, SHARES_OF, self.N, self.N), (self.token, BALANCE_OF, self.N)]), self.params["minimum"]
         jailed, roles = pool[1], pool[2]
         if action == "unbond" and shares:
             self._send(self.N, self.staking, "unbond", self.N, max(1, shares * fraction // 100))
-        elif action == "restake" and not jailed:
+        elif action == "restake" and not jailed and wallet >= 40_000 * OPG:  # N's wallet runs dry in long runs
             self._send(self.N, self.staking, "stake", self.N, 40_000 * OPG)
         elif action == "drop-tee" and roles != INFERENCE_BIT and bond >= minimums[INFERENCE]:
             self._send(self.N, self.staking, "setRoles", INFERENCE_BIT)
