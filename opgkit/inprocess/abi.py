@@ -165,3 +165,21 @@ def same_value(expected, actual) -> bool:
     if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
         return len(expected) == len(actual) and all(same_value(e, a) for e, a in zip(expected, actual))
     return expected == actual
+
+
+class AddressIdentity:
+    """An account or contract: equal to its address (whatever its case, or another object with that address),
+    printed as it, as ape's objects are."""
+
+    address: str
+
+    def __eq__(self, other) -> bool:
+        return same_value(other, self.address)
+
+    def __hash__(self) -> int:
+        return hash(self.address.lower())
+
+    def __str__(self) -> str:
+        return self.address
+
+    __repr__ = __str__

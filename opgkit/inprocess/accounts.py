@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from ape.utils import DEFAULT_TEST_ACCOUNT_BALANCE, generate_dev_accounts
 
-from opgkit.inprocess.abi import _address, same_value
+from opgkit.inprocess.abi import AddressIdentity, _address
 from opgkit.inprocess.contracts import ContractContainer, ContractInstance, Receipt
 from opgkit.inprocess.evm import InProcessChain
 
 DEFAULT_HD_PATH = "m/44'/60'/0'/0"
 
 
-class TestAccount:
+class TestAccount(AddressIdentity):
     """An account whose key the tests hold: it sends transactions, deploys and transfers ether."""
 
     __test__ = False  # not a pytest test class
@@ -28,17 +28,6 @@ class TestAccount:
 
     def transfer(self, to, value: int) -> Receipt:
         return Receipt(self.chain, self.chain.transact(self.address, _address(to), b"", int(value)))
-
-    def __eq__(self, other) -> bool:
-        return same_value(other, self.address)
-
-    def __hash__(self) -> int:
-        return hash(self.address.lower())
-
-    def __str__(self) -> str:
-        return self.address
-
-    __repr__ = __str__
 
 
 class TestAccounts:

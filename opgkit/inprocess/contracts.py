@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from hexbytes import HexBytes
 
 from opgkit.inprocess.abi import (
+    AddressIdentity,
     _address, decode_event, decode_fields, encode_arguments, outputs_decoder, same_value, selector, topic, types_of,
 )
 from opgkit.inprocess.evm import InProcessChain, Reverted
@@ -112,7 +113,7 @@ class _Provider:
         self.chain_id = chain.chain_id
 
 
-class ContractInstance:
+class ContractInstance(AddressIdentity):
     """A deployed contract: its functions, events and custom errors by name."""
 
     def __init__(self, chain: InProcessChain, address: str, contract_type):
@@ -149,17 +150,6 @@ class ContractInstance:
 
     def call_view_method(self, name: str, *args, sender=None):
         return getattr(self, name).call(*args, sender=sender)
-
-    def __eq__(self, other) -> bool:
-        return same_value(other, self.address)
-
-    def __hash__(self) -> int:
-        return hash(self.address.lower())
-
-    def __str__(self) -> str:
-        return self.address
-
-    __repr__ = __str__
 
 
 class Method:

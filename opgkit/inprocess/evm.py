@@ -193,6 +193,7 @@ class InProcessChain:
             raise Halted(str(error)) from None
 
     def _mined_empty(self, block: Block) -> None:
+        """``block`` is the new head, and the next timestamp is the clock's again."""
         self.head = self.mined[block.number] = block
         self._pending_timestamp = None
         self.transactions += 1
@@ -201,9 +202,7 @@ class InProcessChain:
         result = self.evm.result
         logs = [(log.address, [bytes(topic) if isinstance(topic, bytes) else bytes.fromhex(topic[2:])
                                for topic in log.topics], bytes(log.data[1])) for log in result.logs]
-        self.head = self.mined[block.number] = block
-        self._pending_timestamp = None
-        self.transactions += 1
+        self._mined_empty(block)
         return RawReceipt(block=block, gas_used=result.gas_used, logs=logs)
 
 

@@ -14,17 +14,11 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from opgkit import testing
-from opgkit.inprocess.accounts import DEFAULT_HD_PATH, TestAccounts
+from opgkit.inprocess.accounts import TestAccounts
 from opgkit.inprocess.contracts import ProjectContracts
 from opgkit.inprocess.evm import InProcessChain
-
-def _test_config(root: Path) -> dict:
-    config = yaml.safe_load((root / "ape-config.yaml").read_text()) or {}
-    return config.get("test", {})
-
 
 _session_chain: InProcessChain | None = None
 
@@ -52,10 +46,11 @@ def chain():
 
 
 @pytest.fixture(scope="session")
-def accounts(chain, pytestconfig):
-    settings = _test_config(Path(pytestconfig.rootpath))
-    return TestAccounts(chain, settings.get("mnemonic", "test test test test test test test test test test test junk"),
-                        settings.get("number_of_accounts", 10), settings.get("hd_path", DEFAULT_HD_PATH))
+def accounts(chain):
+    from ape import config
+
+    settings = config.get_config("test")  # ape-config.yaml's `test:` section, with ape's defaults
+    return TestAccounts(chain, settings.mnemonic, settings.number_of_accounts, settings.hd_path)
 
 
 BYTECODE_OVERRIDES_ENV = "OPG_BYTECODE_OVERRIDES"
