@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +11,8 @@ from ape import chain, project
 from ape.contracts import ContractInstance
 from ape.utils import ZERO_ADDRESS
 from eth_utils import keccak
+
+from opgkit.deployments_record import load_record, save_record
 
 OPG = 10**18
 DAY = 86_400
@@ -99,9 +99,9 @@ class Suite:
     _fresh: bool = False
 
     def __post_init__(self) -> None:
-        if self.record_path is not None and self.record_path.exists():
-            record = json.loads(self.record_path.read_text())
-            if record.get("chain_id") == chain.chain_id:
+        if self.record_path is not None:
+            record = load_record(self.record_path)
+            if record["chain_id"] == chain.chain_id:
                 self._previous = record.get("contracts", {})
 
     def reusable(self, name: str, json_args, identity: str | None = None) -> dict | None:
@@ -145,32 +145,10 @@ class Suite:
             "constructor_args": json_args,
             "code_hash": code_hash(latest.contract.address),
         } | ({"identity": identity} if identity is not None else {})
-        self.record_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.record_path.with_name(self.record_path.name + ".tmp")
-        tmp.write_text(json.dumps({"chain_id": chain.chain_id, "contracts": self._previous}, indent=2) + "\n")
-        os.replace(tmp, self.record_path)
+        save_record(self.record_path, chain.chain_id, self._previous)
 
     def __getitem__(self, name: str) -> ContractInstance:
         return next(d.contract for d in self.deployments if d.name == name)
-
-
-class RecordError(Exception):
-    """The deployments record does not say what was asked; the message says what to do instead."""
-
-
-def recorded_address(record_path: Path, name: str) -> str:
-    """The address ``name`` was deployed at according to the deployments record."""
-    try:
-        return json.loads(record_path.read_text())["contracts"][name]["address"]
-    except FileNotFoundError as error:
-        raise RecordError(f"no deployments record at {record_path}; deploy first or give the address") from error
-    except (KeyError, json.JSONDecodeError) as error:
-        raise RecordError(f"{record_path} records no {name}; deploy it or give the address") from error
-
-
-def record_path_for(ecosystem: str, network: str, root: Path) -> Path:
-    """Where the deployments record of ``ecosystem:network`` lives."""
-    return root / "deployments" / f"{ecosystem}-{network}.json"
 
 
 class WiringError(Exception):
@@ -224,19 +202,52 @@ def deployment_steps(deployer: str, treasury: str, params: ProtocolParameters, h
          if params.example_vault_model else [])
 
 
-def wiring_steps(handover: bool = True) -> list[str]:
+@dataclass(frozen=True)
+class WiringStep:
+    """One wiring step after the deployments; ``done`` reads the chain to tell whether a run already did it."""
+
+    description: str
+    done: Callable[[Mapping[str, ContractInstance], str], bool] | None = None  # None: runs every time
+
+
+def _admin_handed_over(name: str) -> Callable[[Mapping[str, ContractInstance], str], bool]:
+    def done(c, deployer):
+        contract, admin = c[name], c[name].DEFAULT_ADMIN_ROLE()
+        return contract.hasRole(admin, c["OPGTimelock"]) and not contract.hasRole(admin, deployer)
+    return done
+
+
+def wiring_steps(handover: bool = True) -> list[WiringStep]:
     """What happens after the contracts are deployed, in order (each skipped when already done)."""
     steps = [
-        "connect BatchSettlement to InferenceSettlement (setBatchSettlement, once ever)",
-        "grant InferenceSettlement SLASHER_ROLE on NodeStaking (missed proofs)",
-        "grant BatchSettlement SLASHER_ROLE on NodeStaking (rejected batches)",
-        "grant OPGGovernor PROPOSER_ROLE and CANCELLER_ROLE on OPGTimelock",
+        WiringStep("connect BatchSettlement to InferenceSettlement (setBatchSettlement, once ever)",
+                   lambda c, d: c["InferenceSettlement"].batchSettlement() == c["BatchSettlement"].address),
+        WiringStep("grant InferenceSettlement SLASHER_ROLE on NodeStaking (missed proofs)",
+                   lambda c, d: c["NodeStaking"].hasRole(c["NodeStaking"].SLASHER_ROLE(), c["InferenceSettlement"])),
+        WiringStep("grant BatchSettlement SLASHER_ROLE on NodeStaking (rejected batches)",
+                   lambda c, d: c["NodeStaking"].hasRole(c["NodeStaking"].SLASHER_ROLE(), c["BatchSettlement"])),
+        WiringStep("grant OPGGovernor PROPOSER_ROLE and CANCELLER_ROLE on OPGTimelock",
+                   lambda c, d: all(c["OPGTimelock"].hasRole(role, c["OPGGovernor"]) for role in
+                                    (c["OPGTimelock"].PROPOSER_ROLE(), c["OPGTimelock"].CANCELLER_ROLE()))),
     ]
     if handover:
-        steps += ["grant OPGTimelock DEFAULT_ADMIN_ROLE on NodeStaking; the deployer renounces it",
-                  "grant OPGTimelock DEFAULT_ADMIN_ROLE on InferenceSettlement; the deployer renounces it",
-                  "the deployer renounces DEFAULT_ADMIN_ROLE on OPGTimelock"]
-    return steps + ["read every role and parameter back (wiring check)"]
+        steps += [
+            WiringStep("grant OPGTimelock DEFAULT_ADMIN_ROLE on NodeStaking; the deployer renounces it",
+                       _admin_handed_over("NodeStaking")),
+            WiringStep("grant OPGTimelock DEFAULT_ADMIN_ROLE on InferenceSettlement; the deployer renounces it",
+                       _admin_handed_over("InferenceSettlement")),
+            WiringStep("the deployer renounces DEFAULT_ADMIN_ROLE on OPGTimelock",
+                       lambda c, d: not c["OPGTimelock"].hasRole(c["OPGTimelock"].DEFAULT_ADMIN_ROLE(), d)),
+        ]
+    return steps + [WiringStep("read every role and parameter back (wiring check)")]
+
+
+def planned_wiring(planned: list[PlannedStep], deployer: str, handover: bool = True) -> list[tuple[WiringStep, bool]]:
+    """Each wiring step with whether the chain shows it done already (only possible when every contract is
+    reused: a contract deployed anew starts unwired)."""
+    reused = {step.name: getattr(project, step.name).at(step.address) for step in planned if step.action == "reuse"}
+    complete = len(reused) == len(planned)
+    return [(step, complete and step.done is not None and step.done(reused, deployer)) for step in wiring_steps(handover)]
 
 
 def deploy_all(

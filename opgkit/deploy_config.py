@@ -19,9 +19,9 @@ import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import yaml
 from eth_utils import is_address, to_checksum_address
 
+from opgkit.cli import UserError, read_yaml
 from opgkit.deploy import DAY, OPG, PROOF_REPORT_MARGIN, ProtocolParameters
 
 HOUR, MINUTE = 3_600, 60
@@ -36,7 +36,7 @@ INTEGERS = {"reporter_reward_bps", "quorum_percent", "attestor_threshold", "twin
             "twin_min_shares_to_create", "example_vault_max_risk_score"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """The parameters file is unusable; the message lists every problem, one per line."""
 
 
@@ -55,9 +55,12 @@ def _decimal(value) -> Decimal:
     if isinstance(value, bool):
         raise ValueError
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation as error:
         raise ValueError from error
+    if not number.is_finite() or abs(number) > 10**30:  # no parameter is anywhere near 10^30 units
+        raise ValueError
+    return number
 
 
 def _opg(value) -> int:
@@ -184,12 +187,13 @@ def parameters_from_mapping(data, local: bool = True) -> ProtocolParameters:
 
 
 def load_parameters(path: Path, local: bool = True) -> ProtocolParameters:
+    """The parameters file at ``path``, read (size-limited, UTF-8 YAML) and checked in full."""
+    if not path.exists():
+        raise ConfigError(f"no parameters file at {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as error:
-        raise ConfigError(f"no parameters file at {path}") from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        data = read_yaml(path, "parameters file")
+    except UserError as error:
+        raise ConfigError(str(error)) from error
     return parameters_from_mapping(data, local)
 
 

@@ -8,11 +8,12 @@ each event, so a monitor stopped by SIGINT/SIGTERM and restarted reports every e
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from opgkit.cli import UserError, read_json, require_object, with_backoff, write_atomically
 
 ONE = 10**18
 BLOCK_DONE = 2**63  # log index meaning "every event of this block has been reported"
@@ -28,8 +29,8 @@ WATCHED_EVENTS = (
 )
 
 
-class MonitorError(Exception):
-    """A problem the operator can fix (bad address, unreadable checkpoint, RPC down); the message says how."""
+class MonitorError(UserError):
+    """A problem the operator can fix (unreadable checkpoint, another market's checkpoint); the message says how."""
 
 
 def percent(fraction: int) -> str:
@@ -143,16 +144,17 @@ class Checkpoint:
         fresh = cls(path, market, chain_id, last_block=from_block - 1, last_log_index=BLOCK_DONE)
         if path is None or not path.exists():
             return fresh
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise MonitorError(f"cannot read checkpoint {path}: {error}; fix or delete it to start over") from error
+        data = require_object(read_json(path, "checkpoint"), "checkpoint", path)
         if data.get("market") != market or data.get("chain_id") != chain_id:
             raise MonitorError(
                 f"checkpoint {path} belongs to market {data.get('market')} on chain {data.get('chain_id')}; "
                 "use another --state file for this market"
             )
-        return cls(path, market, chain_id, int(data["last_block"]), int(data["last_log_index"]))
+        last_block, last_log_index = data.get("last_block"), data.get("last_log_index")
+        if not _position_field(last_block) or not _position_field(last_log_index):
+            raise MonitorError(f"checkpoint {path} has no valid last_block/last_log_index (integers >= -1); fix it, "
+                               "or delete it and give --from-block to start over")
+        return cls(path, market, chain_id, last_block, last_log_index)
 
     @property
     def next_block(self) -> int:
@@ -174,25 +176,16 @@ class Checkpoint:
     def _save(self) -> None:
         if self.path is None:
             return
-        data = {"market": self.market, "chain_id": self.chain_id, "last_block": self.last_block,
-                "last_log_index": self.last_log_index}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps({"market": self.market, "chain_id": self.chain_id,
+                                                "last_block": self.last_block, "last_log_index": self.last_log_index}))
 
 
-def with_retries(call: Callable, attempts: int = 5, first_delay: float = 0.5, sleep=time.sleep):
-    """Run ``call()``, retrying RPC failures with exponential backoff; raise MonitorError when they persist."""
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except (ConnectionError, TimeoutError, OSError) as error:
-            if attempt == attempts:
-                raise MonitorError(f"the RPC endpoint keeps failing ({error}); check the network and try again") from error
-            sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+def _position_field(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -1 <= value <= BLOCK_DONE
+
+
+Retry = Callable[[Callable], object]
+"""How the monitor retries a read from the node (``with_backoff`` with the run's policy)."""
 
 
 def fetch_events(market, start_block: int, stop_block: int) -> list[FeeEvent]:
@@ -213,13 +206,13 @@ def fetch_events(market, start_block: int, stop_block: int) -> list[FeeEvent]:
 
 
 def report_new_events(market, checkpoint: Checkpoint, head: int, rules: AlertRules, emit: Callable[[FeeEvent, list[str]], None],
-                      should_stop: Callable[[], bool] = lambda: False) -> list[Alert]:
+                      should_stop: Callable[[], bool] = lambda: False, retry: Retry = with_backoff) -> list[Alert]:
     """Emit every event after the checkpoint up to block ``head``, advancing the checkpoint after each."""
     alerts = []
     if checkpoint.next_block > head:
         return alerts
     tracker = FeeTracker()
-    for event in with_retries(lambda: fetch_events(market, checkpoint.next_block, head)):
+    for event in retry(lambda: fetch_events(market, checkpoint.next_block, head)):
         fees_before = tracker.before(event)
         tracker.after(event)
         if not checkpoint.is_new(event):
@@ -249,11 +242,12 @@ def snapshot_alerts(snapshot: Snapshot, rules: AlertRules) -> list[str]:
     return reasons
 
 
-def follow_heads(get_head: Callable[[], int], poll_seconds: float, should_stop: Callable[[], bool], sleep=time.sleep) -> Iterator[int]:
+def follow_heads(get_head: Callable[[], int], poll_seconds: float, should_stop: Callable[[], bool], sleep=time.sleep,
+                 retry: Retry = with_backoff) -> Iterator[int]:
     """Yield the chain head each time it moves, until ``should_stop()``."""
     last = None
     while not should_stop():
-        head = with_retries(get_head)
+        head = retry(get_head)
         if head != last:
             last = head
             yield head

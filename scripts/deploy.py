@@ -1,37 +1,43 @@
 """Deploy the OPG protocol and print what was deployed.
 
     ape run deploy --network ethereum:local:foundry --account TEST::0
-    ape run deploy --network ethereum:sepolia:node --account deployer --treasury 0x... [--config file] [--dry-run]
+    ape run deploy --network ethereum:sepolia:node --account deployer --autosign --treasury 0x... [--config file] [--dry-run]
 
-Parameters come from --config, else config/deploy/<network>.yaml, else the built-in defaults; they are
-checked in full before any transaction. A run that stops part-way (a crash, a kill) resumes from the
-deployments record when run again: recorded contracts are reused and finished wiring steps skipped. Exit codes: 0 deployed (or planned), 1 wiring check failed,
-2 bad input (parameters, addresses, options).
+Parameters come from --config, else config/deploy/local.yaml on any development chain (chain id 31337 or
+1337), else config/deploy/<network>.yaml; they, the deployments record and every path are checked in full
+before any transaction. A run that stops part-way (a crash, a kill) resumes from the deployments record
+when run again: recorded contracts are reused and finished wiring steps skipped.
 """
 
+import sys
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option, ape_cli_context
+from ape.cli import ape_cli_context
 
 from opgkit import PROJECT_ROOT
-from opgkit.cli import is_development_chain, nonzero_address
-from opgkit.deploy import ProtocolParameters, WiringError, deploy_all, plan, record_path_for, wiring_steps
-from opgkit.deploy_config import ConfigError, config_path_for, load_parameters
+from opgkit.cli import (
+    ExitCode, NetworkCommand, UserError, ensure_writable, exit_codes_help, is_development_chain, nonzero_address,
+    prepare_signer, signing_options,
+)
+from opgkit.deploy import ProtocolParameters, WiringError, deploy_all, plan, planned_wiring
+from opgkit.deploy_config import config_path_for, load_parameters
+from opgkit.deployments_record import load_record, record_path_for
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(PROJECT_ROOT)) if path.resolve().is_relative_to(PROJECT_ROOT) else str(path)
 
 
 def _parameters(config: Path | None, network: str, local: bool) -> tuple[ProtocolParameters, str]:
-    path = config or config_path_for(network, PROJECT_ROOT)
+    path = config or config_path_for("local" if local else network, PROJECT_ROOT)
     if config is None and not path.exists():
         if not local:
-            raise click.UsageError(f"no parameters for {network}: write {path.relative_to(PROJECT_ROOT)} "
-                                   "(see config/deploy/sepolia.yaml) or pass --config")
+            raise UserError(f"no parameters for {network}: write {_shown(path)} (see config/deploy/sepolia.yaml) "
+                            "or pass --config")
         return ProtocolParameters(), "built-in defaults"
-    try:
-        shown = path.relative_to(PROJECT_ROOT) if path.resolve().is_relative_to(PROJECT_ROOT) else path
-        return load_parameters(path, local=local), str(shown)
-    except ConfigError as error:
-        raise click.UsageError(f"{path}:\n{error}") from error
+    params = load_parameters(path, local=local)
+    return params, _shown(path) + (" (a development chain)" if local and config is None else "")
 
 
 def _publish(provider, suite, logger) -> None:
@@ -42,47 +48,57 @@ def _publish(provider, suite, logger) -> None:
             logger.info(f"published {deployment.name} to {explorer.name}")
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Deploy the OPG protocol")
+def _print_plan(account, treasury, params, record, handover) -> None:
+    click.echo(f"{'plan':<22} (nothing is sent)")
+    steps = plan(account.address, treasury, params, record, handover)
+    for step in steps:
+        where = step.address if step.action == "reuse" else ""
+        click.echo(f"  {step.action:<7} {step.name:<22} {where}".rstrip())
+    for step, done in planned_wiring(steps, account.address, handover):
+        click.echo(f"  {'done' if done else 'wire':<7} {step.description}")
+
+
+@click.command(cls=NetworkCommand, short_help="Deploy the OPG protocol",
+               epilog=exit_codes_help("deployed (or planned, with --dry-run)", "the wiring check failed"))
 @ape_cli_context()
-@account_option()
+@signing_options
 @click.option("--treasury", callback=nonzero_address,
               help="Address that receives the whole OPG supply. Defaults to the deploying account.")
-@click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
-              help="Parameters YAML (default: config/deploy/<network>.yaml).")
+@click.option("--config", type=click.Path(path_type=Path),
+              help="Parameters YAML (default: config/deploy/local.yaml on a development chain, else "
+                   "config/deploy/<network>.yaml).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (deploy or reuse, step by step) and send nothing.")
 @click.option("--handover/--no-handover", default=True, show_default=True,
               help="Hand every admin role to the timelock and renounce the deployer's.")
-@click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--record", type=click.Path(path_type=Path),
               help="Deployments record to write and resume from (default: deployments/<ecosystem>-<network>.json).")
 @click.option("--publish", is_flag=True, help="Publish each new contract's source to the network's explorer "
                                                "(needs the ape-etherscan plugin and an API key).")
-def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, record, publish):
+def cli(cli_ctx, provider, account, autosign, treasury, config, dry_run, handover, record, publish):
     """Deploy every contract in dependency order, wire the roles, check the wiring, print a summary."""
     treasury = treasury or account.address
     local = is_development_chain(provider)
     params, source = _parameters(config, provider.network.name, local)
     if publish and provider.network.explorer is None:
-        raise click.UsageError("--publish needs an explorer plugin: pip install ape-etherscan==0.8.7 and set "
-                               "ETHERSCAN_API_KEY")
-    network = f"{provider.network_choice} (chain id {provider.chain_id})"
+        raise UserError("--publish needs an explorer plugin: pip install ape-etherscan==0.8.7 and set ETHERSCAN_API_KEY")
     record = record or record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
-    click.echo(f"{'network':<22} {network}")
+    load_record(record)
+    ensure_writable(record, "deployments record")
+    click.echo(f"{'network':<22} {provider.network_choice} (chain id {provider.chain_id})")
     click.echo(f"{'deployer':<22} {account.address}")
     click.echo(f"{'parameters':<22} {source}")
-
     if dry_run:
-        click.echo(f"{'plan':<22} (nothing is sent)")
-        for step in plan(account.address, treasury, params, record, handover):
-            where = step.address if step.action == "reuse" else ""
-            click.echo(f"  {step.action:<7} {step.name:<22} {where}".rstrip())
-        for description in wiring_steps(handover):
-            click.echo(f"  wire    {description}")
+        _print_plan(account, treasury, params, record, handover)
         return
+    unattended = prepare_signer(account, autosign)
+    if unattended:
+        click.echo(f"{'signing':<22} {unattended}")
 
     try:
         suite = deploy_all(account, treasury, params, record_path=record, handover=handover)
     except WiringError as error:
-        raise click.ClickException(str(error)) from error
+        click.echo(f"error: {error}", err=True)
+        sys.exit(int(ExitCode.CHECK_FAILED))
 
     click.echo(f"{'contract':<22} {'address':<42}  {'status':<8} {'block':>6}  tx")
     for deployment in suite.deployments:
@@ -94,7 +110,6 @@ def cli(cli_ctx, provider, account, treasury, config, dry_run, handover, record,
     admin = "the timelock is the only admin" if handover else "the deployer keeps every admin role (no handover)"
     click.echo(f"{'wiring':<22} verified: {admin}; InferenceSettlement records BatchSettlement's batches; both may "
                "slash; the governor proposes to the timelock")
-    shown = record.relative_to(PROJECT_ROOT) if record.resolve().is_relative_to(PROJECT_ROOT) else record
-    click.echo(f"{'record':<22} {shown}")
+    click.echo(f"{'record':<22} {_shown(record)}")
     if publish:
         _publish(provider, suite, cli_ctx.logger)

@@ -3,29 +3,26 @@
     ape run monitor_fees --network ethereum:sepolia:node --market 0x... --state fees.json --alert-above 8
     ape run monitor_fees --network ... --market 0x... --follow --json
 
-Exit codes: 0 nothing alarming, 1 at least one alert, 2 error (bad input, RPC down, bad checkpoint).
+Reads from the node are retried with exponential backoff (5 attempts; with --follow, until the node is back,
+with a warning per retry), so a node restart does not end a follower.
 """
 
 import json
 import signal
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import click
 from ape import chain, project
-from ape.cli import ConnectedProviderCommand
-from ape.exceptions import ApeException
 
 from opgkit import PROJECT_ROOT
-from opgkit.cli import nonzero_address
-from opgkit.deploy import RecordError, record_path_for, recorded_address
+from opgkit.cli import ExitCode, NetworkCommand, contract_at, ensure_writable, exit_codes_help, nonzero_address, with_backoff
+from opgkit.deployments_record import record_path_for, recorded_address
 from opgkit.fee_monitor import (
-    AlertRules, Checkpoint, MonitorError, Snapshot, event_json, event_line, follow_heads, percent, report_new_events,
-    snapshot_alerts, with_retries,
+    AlertRules, Checkpoint, Snapshot, event_json, event_line, follow_heads, percent, report_new_events, snapshot_alerts,
 )
-
-EXIT_QUIET, EXIT_ALERT, EXIT_ERROR = 0, 1, 2
 
 
 def _fraction(percent_value):
@@ -49,14 +46,19 @@ def _print_snapshot(snapshot: Snapshot, reasons, as_json: bool) -> None:
         click.echo(f"ALERT: {reason}")
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Watch a TwinMarket's fees")
+def _warn(reason: str, delay: float) -> None:
+    click.echo(f"warning: {reason}; retrying in {delay:g} s", err=True)
+
+
+@click.command(cls=NetworkCommand, short_help="Watch a TwinMarket's fees",
+               epilog=exit_codes_help("nothing alarming", "at least one alert"))
 @click.option("--market", callback=nonzero_address, help="The TwinMarket address (default: from the deployments record).")
 @click.option("--from-block", type=click.IntRange(min=0), default=0, show_default=True, help="First block to report (ignored when a checkpoint exists).")
-@click.option("--follow", is_flag=True, help="Keep polling for new blocks until interrupted.")
+@click.option("--follow", is_flag=True, help="Keep polling for new blocks until interrupted; rides out node restarts.")
 @click.option("--poll", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds between polls with --follow.")
 @click.option("--alert-above", type=click.FloatRange(min=0, max=100), help="Alert when a fee is, or is scheduled to be, above this percentage.")
 @click.option("--alert-step", type=click.FloatRange(min=0, max=100), help="Alert when a fee rises by more than this many percentage points.")
-@click.option("--state", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint file: restarts report every event exactly once.")
+@click.option("--state", type=click.Path(path_type=Path), help="Checkpoint file: restarts report every event exactly once.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a readable table.")
 def cli(provider, market, from_block, follow, poll, alert_above, alert_step, state, as_json):
     """Print the market's fees, then every fee, destination and owner change since the checkpoint."""
@@ -67,22 +69,25 @@ def cli(provider, market, from_block, follow, poll, alert_above, alert_step, sta
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    should_stop = lambda: stop["requested"]  # noqa: E731
+    retry = partial(with_backoff, attempts=None if follow else 5, on_retry=_warn, should_stop=should_stop)
     rules = AlertRules(above=_fraction(alert_above), step=_fraction(alert_step))
     emit = (lambda event, reasons: click.echo(event_json(event, reasons))) if as_json else (
         lambda event, reasons: click.echo(event_line(event, reasons)))
-    try:
-        if market is None:
-            market = recorded_address(record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT), "TwinMarket")
-        contract = with_retries(lambda: project.TwinMarket.at(market))
-        checkpoint = Checkpoint.load(state, market, provider.chain_id, from_block)
-        snapshot = with_retries(lambda: Snapshot.read(contract))
-        reasons = snapshot_alerts(snapshot, rules)
-        _print_snapshot(snapshot, reasons, as_json)
-        alerted = bool(reasons)
-        heads = follow_heads(lambda: chain.blocks.head.number, poll, lambda: stop["requested"]) if follow else [chain.blocks.head.number]
-        for head in heads:
-            alerted |= bool(report_new_events(contract, checkpoint, head, rules, emit, lambda: stop["requested"]))
-    except (MonitorError, RecordError, ApeException) as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_ALERT if alerted else EXIT_QUIET)
+
+    if state is not None:
+        ensure_writable(state, "checkpoint")
+    if market is None:
+        market = recorded_address(record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT),
+                                  "TwinMarket")
+    contract = retry(lambda: contract_at(project.TwinMarket, market, "--market"))
+    checkpoint = Checkpoint.load(state, market, provider.chain_id, from_block)
+    snapshot = retry(lambda: Snapshot.read(contract))
+    reasons = snapshot_alerts(snapshot, rules)
+    _print_snapshot(snapshot, reasons, as_json)
+    alerted = bool(reasons)
+    get_head = lambda: chain.blocks.head.number  # noqa: E731
+    heads = follow_heads(get_head, poll, should_stop, retry=retry) if follow else [retry(get_head)]
+    for head in heads:
+        alerted |= bool(report_new_events(contract, checkpoint, head, rules, emit, should_stop, retry=retry))
+    sys.exit(int(ExitCode.CHECK_FAILED if alerted else ExitCode.OK))

@@ -20,7 +20,7 @@ from eth_utils import is_hex, to_bytes
 
 from opgkit import PROJECT_ROOT
 from opgkit.cli import nonzero_address
-from opgkit.deploy import RecordError, record_path_for, recorded_address
+from opgkit.deployments_record import RecordError, record_path_for, recorded_address
 from opgkit.receipt_verifier import (
     ReceiptDocumentError, document_json, load_document, parse_document, verify_document, verify_request,
 )

@@ -27,7 +27,7 @@ from eth_utils import is_hex, to_bytes
 from opgkit import PROJECT_ROOT
 from opgkit.benchmarks import zkml as zkml_benchmark
 from opgkit.cli import is_development_chain, nonzero_address
-from opgkit.deploy import RecordError, record_path_for, recorded_address
+from opgkit.deployments_record import RecordError, record_path_for, recorded_address
 from opgkit.zkml import pipeline
 from opgkit.zkml.models import LIQUIDATION_RISK, MODELS, model_named
 from opgkit.zkml.onchain import check_registration, deploy_model

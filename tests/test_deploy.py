@@ -8,9 +8,9 @@ from ape.utils import ZERO_ADDRESS
 
 import opgkit.deploy
 from opgkit.deploy import (
-    NODE_SLASH_BPS, RELAYER_SLASH_BPS, ProtocolParameters, RecordError, Suite, WiringError, deploy_all, plan,
-    recorded_address, verify_wiring,
+    NODE_SLASH_BPS, RELAYER_SLASH_BPS, ProtocolParameters, Suite, WiringError, deploy_all, plan, verify_wiring,
 )
+from opgkit.deployments_record import RecordError, recorded_address
 
 # The deploy toolkit sends its transactions through ape's provider (a node).
 pytestmark = pytest.mark.anvil_only

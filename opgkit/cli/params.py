@@ -1,4 +1,4 @@
-"""Click helpers shared by the `ape run` scripts: address options, user-facing errors, chain kinds."""
+"""Click parameter callbacks shared by the scripts (addresses), and what counts as a development chain."""
 
 from __future__ import annotations
 

@@ -1,0 +1,92 @@
+"""Click command classes for the `ape run` scripts: every failure becomes one `error:` line and its exit code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from typing import Any, Callable
+
+import click
+from ape.cli import ConnectedProviderCommand
+from ape.cli.commands import parse_network
+
+from opgkit.cli.errors import debugging, explain
+from opgkit.cli.exits import ExitCode
+from opgkit.cli.retry import with_backoff
+
+
+def fail(message: str, code: ExitCode = ExitCode.ERROR) -> None:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(int(code))
+
+
+def run_guarded(invoke: Callable[[], Any]) -> Any:
+    """Run a command body: usage errors stay click's (exit 2); everything else is named here, never a traceback."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return invoke()
+    except (click.exceptions.Exit, click.UsageError):
+        raise
+    except click.ClickException as error:
+        fail(error.format_message())
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as error:  # noqa: BLE001 - the one place failures become messages and exit codes
+        message = explain(error)
+        if debugging():
+            traceback.print_exc()
+        if message is None:
+            fail(f"internal error, a bug in this script ({type(error).__name__}: {error}); rerun with OPG_DEBUG=1 "
+                 "and report the traceback", ExitCode.INTERNAL)
+        fail(message)
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class ScriptCommand(click.Command):
+    """A command that needs no chain (e.g. proving off chain), with the project's error handling."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return run_guarded(lambda: super(ScriptCommand, self).invoke(ctx))
+
+
+class NetworkCommand(ConnectedProviderCommand):
+    """A command connected to ``--network``, with the project's error handling.
+
+    Connecting is retried with backoff while the node does not answer (a node still starting, a restart); only
+    the connection is retried, never the command's own transactions.
+    """
+
+    connect_attempts = 4
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return run_guarded(lambda: self._connect_and_invoke(ctx))
+
+    def _connect_and_invoke(self, ctx: click.Context) -> Any:
+        if self.callback is None:
+            return None
+        network = parse_network(ctx)
+        if network is None:
+            return self._invoke(ctx)
+        provider = with_backoff(network.__enter__, attempts=self.connect_attempts, on_retry=_say_retrying)
+        try:
+            result = self._invoke(ctx, provider=provider)
+        except BaseException:
+            network.__exit__(*sys.exc_info())
+            raise
+        network.__exit__(None, None, None)
+        return result
+
+
+def _say_retrying(reason: str, delay: float) -> None:
+    click.echo(f"warning: {reason}; retrying in {delay:g} s", err=True)

@@ -1,0 +1,58 @@
+"""The deployments record: which contract was deployed where, per network, written atomically after each step.
+
+Shape: ``{"chain_id": int, "contracts": {name: {"address": "0x…", "tx_hash": …, "block": int,
+"constructor_args": [...], "code_hash": "0x…", "identity"?: str}}}``. Scripts read contract addresses from
+it when the user gives none; the deploy resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eth_utils import is_address
+
+from opgkit.cli import UserError, read_json, write_atomically
+
+RECORD_FIELDS = ("address", "tx_hash", "block", "constructor_args", "code_hash")
+
+
+class RecordError(UserError):
+    """The deployments record does not say what was asked, or is not a record; the message says what to do."""
+
+
+def record_path_for(ecosystem: str, network: str, root: Path) -> Path:
+    """Where the deployments record of ``ecosystem:network`` lives."""
+    return root / "deployments" / f"{ecosystem}-{network}.json"
+
+
+def load_record(path: Path) -> dict:
+    """The record at ``path``, its shape checked; an empty record if there is no file yet."""
+    if not path.exists():
+        return {"chain_id": None, "contracts": {}}
+    data = read_json(path, "deployments record")
+    contracts = data.get("contracts") if isinstance(data, dict) else None
+    if not isinstance(contracts, dict) or not isinstance(data.get("chain_id"), int):
+        raise RecordError(f"{path} is not a deployments record (no chain_id and contracts); give another --record "
+                          "or move it away to deploy afresh")
+    for name, entry in contracts.items():
+        if not isinstance(entry, dict) or any(field not in entry for field in RECORD_FIELDS) or not (
+                isinstance(entry["address"], str) and is_address(entry["address"])):
+            raise RecordError(f"{path}: the entry of {name!r} is damaged (needs {', '.join(RECORD_FIELDS)}); restore "
+                              "the file or move it away to deploy afresh")
+    return data
+
+
+def save_record(path: Path, chain_id: int, contracts: dict) -> None:
+    """Replace the record atomically: a kill leaves the previous record or this one."""
+    write_atomically(path, json.dumps({"chain_id": chain_id, "contracts": contracts}, indent=2) + "\n")
+
+
+def recorded_address(record_path: Path, name: str) -> str:
+    """The address ``name`` was deployed at according to the deployments record."""
+    if not record_path.exists():
+        raise RecordError(f"no deployments record at {record_path}; deploy first or give the address")
+    contracts = load_record(record_path)["contracts"]
+    if name not in contracts:
+        raise RecordError(f"{record_path} records no {name}; deploy it or give the address")
+    return contracts[name]["address"]
