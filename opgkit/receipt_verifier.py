@@ -23,15 +23,15 @@ check. ``ReceiptDocumentError`` is raised only for a document that cannot be rea
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ape import project
 from ape.utils import ZERO_ADDRESS
 from eth_keys.exceptions import BadSignature
-from eth_utils import ValidationError, is_hex, to_bytes
+from eth_utils import ValidationError, is_address, is_hex, to_bytes
 
+from opgkit.cli import UserError, read_json
 from opgkit.manifest import ManifestError, manifest_from_response
 from opgkit.receipts import Fault, Mode, Receipt, Status, instances_hash, recover_receipt_signer
 
@@ -56,7 +56,7 @@ _BYTES32_FIELDS = ("requestId", "modelId", "inputHash", "outputHash")
 RECORDED_HASH_BYTES = 24
 
 
-class ReceiptDocumentError(ValueError):
+class ReceiptDocumentError(UserError, ValueError):
     """The receipt document cannot be read; the message says which part and why."""
 
 
@@ -141,66 +141,80 @@ def _hex_bytes(value, name: str, length: int | None = None) -> bytes:
 
 def _mode(value) -> Mode:
     try:
-        return Mode[value.upper()] if isinstance(value, str) else Mode(int(value))
+        return Mode[value.upper()] if isinstance(value, str) else Mode(_integer(value, "receipt.mode", 2**8))
     except (KeyError, ValueError) as error:
         raise ReceiptDocumentError(f"receipt.mode must be VANILLA, TEE or ZKML (or 0, 1, 2), not {value!r}") from error
 
 
+def _integer(value, name: str, bound: int) -> int:
+    """``value`` as an integer in [0, bound): a JSON number without a fraction, or a decimal string."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        raise ReceiptDocumentError(f"{name} must be an integer, not {type(value).__name__}")
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (ValueError, OverflowError):
+        number = None
+    if number is None or not 0 <= number < bound:
+        raise ReceiptDocumentError(f"{name} must be an integer from 0 to {bound - 1}, not {str(value)[:80]!r}")
+    return number
+
+
+def _address(value, name: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise ReceiptDocumentError(f"{name} must be a 0x address (40 hex digits), not {str(value)[:80]!r}")
+    return value
+
+
+def _object(value, name: str, shape: str) -> dict:
+    if not isinstance(value, dict):
+        raise ReceiptDocumentError(f"{name} must be an object {shape}, not {type(value).__name__}")
+    return value
+
+
+def _list(value, name: str) -> list:
+    if not isinstance(value, list):
+        raise ReceiptDocumentError(f"{name} must be a list, not {type(value).__name__}")
+    return value
+
+
 def parse_document(data: dict) -> ReceiptDocument:
-    """A receipt document from its JSON object."""
+    """A receipt document from its JSON object; every field's type and range checked."""
     if not isinstance(data, dict) or not isinstance(data.get("receipt"), dict):
         raise ReceiptDocumentError('the document needs a "receipt" object')
     raw = data["receipt"]
     missing = [name for name in (*_BYTES32_FIELDS, "mode", "signer", "timestamp") if name not in raw]
     if missing:
         raise ReceiptDocumentError(f"receipt is missing {', '.join(missing)}")
-    try:
-        receipt = Receipt(
-            **{name: _hex_bytes(raw[name], f"receipt.{name}", 32) for name in _BYTES32_FIELDS},
-            mode=_mode(raw["mode"]),
-            signer=raw["signer"],
-            timestamp=int(raw["timestamp"]),
-            payer=raw.get("payer") or ZERO_ADDRESS,
-            price=int(raw.get("price", 0)),
-        )
-    except (TypeError, ValueError) as error:
-        if isinstance(error, ReceiptDocumentError):
-            raise
-        raise ReceiptDocumentError(f"receipt has an invalid field: {error}") from error
+    receipt = Receipt(
+        **{name: _hex_bytes(raw[name], f"receipt.{name}", 32) for name in _BYTES32_FIELDS},
+        mode=_mode(raw["mode"]),
+        signer=_address(raw["signer"], "receipt.signer"),
+        timestamp=_integer(raw["timestamp"], "receipt.timestamp", 2**64),
+        payer=_address(raw.get("payer") or ZERO_ADDRESS, "receipt.payer"),
+        price=_integer(raw.get("price", 0), "receipt.price", 2**256),
+    )
     signature = _hex_bytes(data["signature"], "signature", 65) if data.get("signature") else None
-    batch = data.get("batch") or {}
-    if not isinstance(batch, dict):
-        raise ReceiptDocumentError('batch must be an object {"batchId": n, "proof": ["0x…", …]}')
-    proof = tuple(_hex_bytes(node, "batch.proof[]", 32) for node in batch.get("proof", []))
-    try:
-        batch_id = int(batch["batchId"]) if "batchId" in batch else None
-    except (TypeError, ValueError) as error:
-        raise ReceiptDocumentError(f"batch.batchId must be an integer, not {batch['batchId']!r}") from error
+    batch = _object(data.get("batch") or {}, "batch", '{"batchId": n, "proof": ["0x…", …]}')
+    proof = tuple(_hex_bytes(node, "batch.proof[]", 32) for node in _list(batch.get("proof", []), "batch.proof"))
+    batch_id = _integer(batch["batchId"], "batch.batchId", 2**256) if "batchId" in batch else None
+    response = data.get("response")
+    if response is not None:
+        _object(response, "response", '{"text": …, "images": […], "tool_calls": […], "usage": {…}}')
     zkml = _zkml_evidence(data["zkml"]) if data.get("zkml") else None
-    return ReceiptDocument(receipt, signature, batch_id, proof, data.get("response"), zkml)
+    return ReceiptDocument(receipt, signature, batch_id, proof, response, zkml)
 
 
 def _zkml_evidence(raw) -> ZkmlEvidence:
     if not isinstance(raw, dict) or not all(isinstance(raw.get(key), list) for key in ("inputs", "outputs")):
         raise ReceiptDocumentError('zkml needs "proof" and the "inputs" and "outputs" instance lists')
-    try:
-        return ZkmlEvidence(_hex_bytes(raw.get("proof"), "zkml.proof"), tuple(int(v) for v in raw["inputs"]),
-                            tuple(int(v) for v in raw["outputs"]))
-    except (TypeError, ValueError) as error:
-        if isinstance(error, ReceiptDocumentError):
-            raise
-        raise ReceiptDocumentError(f"zkml instances must be integers: {error}") from error
+    return ZkmlEvidence(_hex_bytes(raw.get("proof"), "zkml.proof"),
+                        tuple(_integer(v, "zkml.inputs[]", 2**256) for v in raw["inputs"]),
+                        tuple(_integer(v, "zkml.outputs[]", 2**256) for v in raw["outputs"]))
 
 
 def load_document(path: Path) -> ReceiptDocument:
-    try:
-        return parse_document(json.loads(path.read_text()))
-    except FileNotFoundError as error:
-        raise ReceiptDocumentError(f"no file {path}") from error
-    except (IsADirectoryError, UnicodeDecodeError) as error:
-        raise ReceiptDocumentError(f"{path} is not a JSON file") from error
-    except json.JSONDecodeError as error:
-        raise ReceiptDocumentError(f"{path} is not JSON: {error}") from error
+    """The receipt document in the file ``path`` (JSON, at most ``DOCUMENT_LIMIT`` bytes)."""
+    return parse_document(read_json(path, "receipt document"))
 
 
 def document_json(receipt: Receipt, signature: bytes | None = None, batch_id: int | None = None, proof=(),

@@ -6,21 +6,18 @@
 
 A request is recorded in its payer's namespace, so a bare requestId needs --payer (a receipt document names
 its payer). Batch inclusion is checked against the BatchSettlement the settlement contract is connected to.
-Exit codes: 0 every check held, 1 a check failed, 2 error (unreadable input, no contract, RPC down).
 """
 
-import json
+import sys
 from pathlib import Path
 
 import click
 from ape import project
-from ape.cli import ConnectedProviderCommand
-from ape.exceptions import ApeException
 from eth_utils import is_hex, to_bytes
 
 from opgkit import PROJECT_ROOT
-from opgkit.cli import nonzero_address
-from opgkit.deployments_record import RecordError, record_path_for, recorded_address
+from opgkit.cli import ExitCode, NetworkCommand, contract_at, exit_codes_help, nonzero_address, read_json
+from opgkit.deployments_record import record_path_for, recorded_address
 from opgkit.receipt_verifier import (
     ReceiptDocumentError, document_json, load_document, parse_document, verify_document, verify_request,
 )
@@ -72,13 +69,14 @@ def _print(report) -> None:
     click.echo(f"{'result':<13} {result}")
 
 
-@cli.command(cls=ConnectedProviderCommand, short_help="Check one receipt against the chain")
+@cli.command(cls=NetworkCommand, short_help="Check one receipt against the chain",
+             epilog=exit_codes_help("every check held", "a check failed"))
 @click.argument("target")
 @click.option("--payer", callback=nonzero_address,
               help="Whose namespace a requestId TARGET is looked up in (a document names its own payer).")
 @click.option("--settlement", callback=nonzero_address,
               help="InferenceSettlement address (default: from the deployments record).")
-@click.option("--proof", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--proof", type=click.Path(path_type=Path),
               help='JSON {"batchId": n, "proof": ["0x…", …]} for a batched receipt (overrides the document\'s).')
 def verify(provider, target, payer, settlement, proof):
     """TARGET is a receipt document (JSON) or a 0x-prefixed 32-byte requestId (with --payer)."""
@@ -90,39 +88,29 @@ def verify(provider, target, payer, settlement, proof):
         raise click.UsageError("--payer is for a requestId; a receipt document names its own payer")
     if request_id is not None and proof is not None:
         raise click.UsageError("--proof is for a receipt document; a requestId has no leaf to prove")
-    try:
-        document = None
-        if request_id is None:
-            if target.startswith("0x") and is_hex(target) and not Path(target).exists():
-                raise ReceiptDocumentError(f"{target} is neither a 32-byte requestId nor a file")
-            document = load_document(Path(target))
-            if proof is not None:
-                document = _with_proof(document, proof)
-        if settlement is None:
-            record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
-            settlement = recorded_address(record, "InferenceSettlement")
-    except (ReceiptDocumentError, RecordError) as error:
-        raise click.UsageError(str(error)) from error
-    try:
-        contract = project.InferenceSettlement.at(settlement)
-        if document is None:
-            report = verify_request(contract, payer, request_id)
-        else:
-            report = verify_document(
-                contract, project.TEERegistry.at(contract.teeRegistry()), project.NodeStaking.at(contract.staking()),
-                project.ModelRegistry.at(contract.models()), document,
-            )
-    except ApeException as error:
-        click.echo(f"Error: could not read the settlement contract at {settlement}: {error}", err=True)
-        raise SystemExit(2) from error
+    document = None
+    if request_id is None:
+        if target.startswith("0x") and is_hex(target) and not Path(target).exists():
+            raise ReceiptDocumentError(f"{target} is neither a 32-byte requestId nor a file")
+        document = load_document(Path(target))
+        if proof is not None:
+            document = _with_proof(document, proof)
+    if settlement is None:
+        record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
+        settlement = recorded_address(record, "InferenceSettlement")
+    contract = contract_at(project.InferenceSettlement, settlement, "--settlement")
+    if document is None:
+        report = verify_request(contract, payer, request_id)
+    else:
+        report = verify_document(
+            contract, project.TEERegistry.at(contract.teeRegistry()), project.NodeStaking.at(contract.staking()),
+            project.ModelRegistry.at(contract.models()), document,
+        )
     _print(report)
-    raise SystemExit(0 if report.passed else 1)
+    sys.exit(int(ExitCode.OK if report.passed else ExitCode.CHECK_FAILED))
 
 
 def _with_proof(document, path: Path):
-    try:
-        batch = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ReceiptDocumentError(f"{path} is not JSON: {error}") from error
+    batch = read_json(path, "batch proof")
     data = document_json(document.receipt, document.signature, response=document.response, zkml=document.zkml)
     return parse_document(data | {"batch": batch})

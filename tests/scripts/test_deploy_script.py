@@ -27,7 +27,7 @@ def test_deploy__local_chain__prints_every_address_and_stops_anvil():
     assert re.search(r"^treasury\s+0x70997970C51812dc3A010C7d01b50e0d17dc79C8  holds 1,000,000,000 OPG$", result.stdout, re.M)
     assert re.search(r"^wiring\s+verified: the timelock is the only admin; InferenceSettlement records "
                      r"BatchSettlement's batches; both may slash", result.stdout, re.M)
-    assert re.search(r"^parameters\s+.*config/deploy/local.yaml$", result.stdout, re.M)
+    assert re.search(r"^parameters\s+config/deploy/local.yaml \(a development chain\)$", result.stdout, re.M)
     assert "Stopping 'anvil' process" in result.stderr + result.stdout
 
 

@@ -127,7 +127,7 @@ def test_verify__request_id_without_a_usable_payer__exit_2_without_traceback(net
 
 
 @pytest.mark.parametrize("content, message", [
-    ("not json", "is not JSON"),
+    ("not json", "is not valid JSON"),
     ('{"receipt": {"requestId": "0x12"}}', "receipt is missing modelId"),
     ('{"receipt": {"requestId": "0x12", "modelId": "0x00", "inputHash": "0x00", "outputHash": "0x00", "mode": "FAST",'
      ' "signer": "0x0000000000000000000000000000000000000001", "timestamp": 1}}', "receipt.requestId must be 32 bytes"),
