@@ -32,5 +32,6 @@ def contract_at(container: ContractContainer, address: str, option: str) -> Cont
     missing = missing_functions(code, container)
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise UserError(f"{option} {address} is not a {name}: its code lacks {shown}; give the {name} address")
+        raise UserError(f"{option} {address} is some other contract, not {name}: its code lacks {shown}; give the "
+                        f"{name} address")
     return container.at(address)

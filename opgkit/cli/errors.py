@@ -54,7 +54,7 @@ def is_unreachable(error: BaseException) -> bool:
 
 
 # What ape and web3 say when nothing answers at the node's URI.
-_UNREACHABLE_MARKERS = ("No node found", "Missing latest block", "Connection refused", "Max retries exceeded",
+_UNREACHABLE_MARKERS = ("No node found", "node found on", "Missing latest block", "Connection refused", "Max retries exceeded",
                         "Not connected", "not connected to a provider")
 
 
