@@ -22,10 +22,12 @@ COVERAGE ?=
 COVERAGE_DATA := build/coverage/data
 COVERAGE_REPORT := reports/coverage
 
-.PHONY: help setup compile demo test coverage lint gas zkml-bench audit mutation clean
+.PHONY: help setup compile demo chain test coverage lint gas zkml-bench audit mutation clean
 
 help:
 	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
+	@echo "make chain  - a local anvil chain that keeps its state across restarts (build/chain/); scripts reach it"
+	@echo "               with --network ethereum:devchain (CHAIN_PORT=n: another port; FRESH=1: start over)"
 	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
 	@echo "make coverage - the same suite run with line/branch coverage of the contracts (reports/coverage/); fails below the thresholds"
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
@@ -61,6 +63,10 @@ compile: setup
 
 demo: compile
 	ape run demo --network $(NETWORK)
+
+# Foreground anvil on 127.0.0.1:8555 whose state survives Ctrl-C; see opgkit/local_chain.py.
+chain: setup
+	$(BIN)/python -m opgkit.local_chain $(if $(CHAIN_PORT),--port $(CHAIN_PORT)) $(if $(FRESH),--fresh)
 
 ifeq ($(COVERAGE),)
 test: compile
