@@ -14,14 +14,12 @@ an SRS from a public powers-of-tau ceremony (``ezkl.get_srs`` downloads the righ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import inspect
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -290,9 +288,10 @@ def _run_pipeline(model: DenseReluModel, directory: Path, srs_path: Path | None,
         setattr(run_args, name, value)
     _require(_call(ezkl.gen_settings, onnx, settings, py_run_args=run_args), "gen_settings")
     progress("calibration")
-    with _stdout_silenced():  # EZKL prints a fidelity table straight to the process's stdout
-        _require(_call(ezkl.calibrate_settings, str(calibration), onnx, settings, CALIBRATION_TARGET),
-                 "calibrate_settings")
+    # EZKL logs a fidelity table here (a warning on the `ezkl` logger): callers that want a clean report run
+    # the build inside opgkit.quiet.output_to.
+    _require(_call(ezkl.calibrate_settings, str(calibration), onnx, settings, CALIBRATION_TARGET),
+             "calibrate_settings")
     progress("circuit")
     _require(_call(ezkl.compile_circuit, onnx, circuit, settings), "compile_circuit")
     recorded = json.loads(Path(settings).read_text())
@@ -339,19 +338,6 @@ def _create_evm_verifier(vk: str, settings: str, verifier: Path, directory: Path
         offline_abi_step = "solc" in str(error) or "svm" in str(error)
         if not (verifier.is_file() and offline_abi_step):
             raise ZkmlError(f"EZKL could not write the Solidity verifier: {error}") from None
-
-
-@contextlib.contextmanager
-def _stdout_silenced():
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _remove_abandoned_builds(model_folder: Path) -> None:
