@@ -25,7 +25,9 @@ COVERAGE_REPORT := reports/coverage
 .PHONY: help setup compile demo chain test coverage lint gas zkml-bench audit mutation clean
 
 help:
-	@echo "make demo   - start a local anvil chain, deploy the protocol, print addresses, stop the chain"
+	@echo "make demo   - run the protocol's whole story on a fresh local anvil chain and report each step: deploy, stake,"
+	@echo "               govern, settle, a forged batch challenged, a vault payout, an attacker refused, a ZKML liquidation,"
+	@echo "               an audit, twin trades, a fee alert; then stop the chain (compiler and EZKL output: build/logs/demo.log)"
 	@echo "make chain  - a local anvil chain that keeps its state across restarts (build/chain/); scripts reach it"
 	@echo "               with --network ethereum:devchain (CHAIN_PORT=n: another port; FRESH=1: start over)"
 	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
@@ -38,12 +40,21 @@ help:
 	@echo "               (MUTANTS=N: a seeded sample of N mutants per contract; JOBS=N workers;"
 	@echo "                SURVIVORS=1: test the last run's survivors again after writing tests for them;"
 	@echo "                MUTATION_SEED=n: another sample)"
-	@echo "make setup  - only install (also done by every target above)"
+	@echo "make setup  - only install (also done by every target above); PYTHON=python3.x picks the virtualenv's Python"
+	@echo "make clean  - delete what setup and the targets made: .venv, node_modules, .solcx, .build, contracts/.cache,"
+	@echo "               the EZKL cache .zkml, build/ (logs, coverage data, the make chain state) and reports/"
 
 setup: $(VENV)/.installed node_modules/.installed $(SOLCX_BINARY_PATH)/.installed
 
+# Refuses, in one line, a Python that pyproject.toml's requires-python does not allow: the one .venv was made
+# with, or $(PYTHON) before it makes .venv.
 $(VENV)/.installed: pyproject.toml constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if test -x $(BIN)/python; then \
+		$(BIN)/python opgkit/toolchain/supported_python.py --venv $(VENV) --goal "$(or $(MAKECMDGOALS),setup)"; \
+	else \
+		$(PYTHON) opgkit/toolchain/supported_python.py --python $(PYTHON) --goal "$(or $(MAKECMDGOALS),setup)" \
+			&& $(PYTHON) -m venv $(VENV); \
+	fi
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lint,mutation]'
 	@touch $@
 

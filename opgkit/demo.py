@@ -1,12 +1,14 @@
 """The protocol's story on a local chain, end to end, with real contracts, keys and signatures.
 
 Each chapter is a method of ``Story`` that acts and then reports what happened through ``say``. The
-chapters build on each other in the order of ``Story.CHAPTERS``.
+chapters build on each other in the order of ``Story.CHAPTERS``. Steps that print diagnostics of their own
+(EZKL, compiling the generated verifier) run inside ``quiet()``, which the demo script points at its log.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -70,8 +72,10 @@ class Story:
                 "consumer_vault", "adversary_refused", "zkml_liquidation", "audit_receipt", "twin_market",
                 "monitor_fees")
 
-    def __init__(self, cast: Cast, say, params: ProtocolParameters = ProtocolParameters()):
-        self.cast, self.say, self.params = cast, say, params
+    def __init__(self, cast: Cast, say, params: ProtocolParameters = ProtocolParameters(), *,
+                 quiet=contextlib.nullcontext):
+        """``say`` prints one report line; ``quiet()`` is a context manager the noisy steps run inside."""
+        self.cast, self.say, self.params, self.quiet = cast, say, params, quiet
         self.suite: Suite | None = None
         self.start_block = chain.blocks.head.number
 
@@ -275,8 +279,9 @@ class Story:
         """Liquidations need ZKML: EZKL proofs of a risk model, verified on chain, before collateral moves"""
         settlement, token, deployer = self.suite["InferenceSettlement"], self.suite["OPGToken"], self.cast.deployer
         liquidator = self.cast.challenger
-        artifacts = pipeline.build(LIQUIDATION_RISK)  # cached in .zkml/ after the first run
-        model = deploy_model(artifacts, project, self.suite["ModelRegistry"], self.cast.model_owner)
+        with self.quiet():
+            artifacts = pipeline.build(LIQUIDATION_RISK)  # cached in .zkml/ after the first run
+            model = deploy_model(artifacts, project, self.suite["ModelRegistry"], self.cast.model_owner)
         threshold = 2**artifacts.output_scale  # a risk score of 1.0
         guard = deployer.deploy(project.LiquidationGuard, settlement, token, model.model_id, 0, threshold, deployer)
         token.approve(guard, 2**256 - 1, sender=deployer)
@@ -289,7 +294,8 @@ class Story:
             tx = guard.openPosition(self.cast.beneficiary, 300 * OPG, artifacts.quantize(features), sender=deployer)
             positions[label] = tx.events.filter(guard.PositionOpened)[0].positionId
 
-        safe = pipeline.prove(artifacts, SAFE_POSITION)
+        with self.quiet():
+            safe = pipeline.prove(artifacts, SAFE_POSITION)
         r = self._zkml_receipt("demo zkml safe", model.model_id, safe, payer=liquidator)
         evidence = zkml_evidence(sign_receipt(settlement, r, self.cast.node.private_key), safe.proof, safe.inputs,
                                  safe.outputs)
@@ -298,7 +304,8 @@ class Story:
                  f"liquidator who asked for it settles it FINAL with the proof ({tx.gas_used:,} gas); "
                  f"liquidation refused: {self._liquidation_refusal(guard, positions['safe'], r, safe.outputs)}")
 
-        risky = pipeline.prove(artifacts, RISKY_POSITION)
+        with self.quiet():
+            risky = pipeline.prove(artifacts, RISKY_POSITION)
         r = self._zkml_receipt("demo zkml risky", model.model_id, risky, payer=liquidator)
         authorization = PaymentAuthorization.for_receipt(r, chain.pending_timestamp + 600)
         settlement.postPending(r.as_args(), authorization.as_args(),

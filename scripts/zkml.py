@@ -32,6 +32,7 @@ from opgkit.zkml import pipeline
 from opgkit.zkml.models import LIQUIDATION_RISK, MODELS, model_named
 from opgkit.zkml.onchain import check_registration, deploy_model
 from opgkit.zkml.pipeline import DEVELOPMENT_SRS_WARNING, InferenceProof, ZkmlError
+from opgkit.zkml.features import checked_features
 
 model_option = click.option(
     "--model", "model_name", type=click.Choice(sorted(MODELS)), default=LIQUIDATION_RISK.name, show_default=True,
@@ -49,7 +50,7 @@ def cli():
 
 
 def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"error: {message}", err=True)
     raise SystemExit(2)
 
 
@@ -89,14 +90,23 @@ def setup(model_name, srs_path, rebuild):
     click.echo(f"{'verifier':<16} {artifacts.verifier_source.relative_to(artifacts.directory)}")
 
 
-@cli.command(short_help="Prove one inference")
-@click.argument("features", nargs=-1, type=float, required=True)
+# Unknown options pass through as features, so that a negative number is refused as out of range, not as an option.
+@cli.command(short_help="Prove one inference", context_settings={"ignore_unknown_options": True})
+@click.argument("features", nargs=-1, required=True)
 @model_option
 @srs_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the proof document here (JSON).")
 def prove(features, model_name, srs_path, out):
-    """Run the model on FEATURES inside the circuit, prove it, and check the proof."""
+    """Run the model on FEATURES (one number per feature, each in the model's range: [0, 1] for the shipped
+    models) inside the circuit, prove it, and check the proof."""
     model = model_named(model_name)
+    unknown = next((value for value in features if value.startswith("--")), None)
+    if unknown is not None:
+        _fail(f"no such option: {unknown} (see `ape run zkml prove --help`)")
+    try:
+        features = checked_features(model, features)
+    except ValueError as error:
+        _fail(str(error))
     try:
         artifacts = _artifacts(model, srs_path)
         proof = pipeline.prove(artifacts, features)

@@ -44,6 +44,13 @@ class DenseReluModel:
     def path(self) -> Path:
         return MODELS_DIR / f"{self.name}.onnx"
 
+    @property
+    def feature_range(self) -> tuple[float, float]:
+        """The interval every feature must lie in: the one the circuit is calibrated over (the smallest and
+        largest calibration values)."""
+        values = [x for sample in self.calibration for x in sample]
+        return min(values), max(values)
+
     def evaluate(self, features) -> list[float]:
         """The model in plain floating point (what the circuit approximates in fixed point)."""
         if len(features) != len(self.features):

@@ -14,14 +14,12 @@ an SRS from a public powers-of-tau ceremony (``ezkl.get_srs`` downloads the righ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import inspect
 import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -32,6 +30,7 @@ from eth_utils import keccak
 
 from opgkit import PROJECT_ROOT
 from opgkit.receipts import instances_hash
+from opgkit.zkml.features import checked_features
 from opgkit.zkml.models import DenseReluModel
 
 CACHE_ROOT = Path(os.environ.get("OPG_ZKML_CACHE") or PROJECT_ROOT / ".zkml")
@@ -115,8 +114,8 @@ class Artifacts:
     def quantize(self, features: Sequence[float]) -> tuple[int, ...]:
         """The public input instances EZKL makes of ``features`` (fixed point at the input scale)."""
         ezkl = _ezkl()
-        _check_features(self.model, features)
-        return tuple(_felt_to_uint(ezkl.float_to_felt(float(x), self.input_scale)) for x in features)
+        features = _check_features(self.model, features)
+        return tuple(_felt_to_uint(ezkl.float_to_felt(x, self.input_scale)) for x in features)
 
 
 @dataclass(frozen=True)
@@ -225,13 +224,14 @@ def build(
 
 
 def prove(artifacts: Artifacts, features: Sequence[float]) -> InferenceProof:
-    """Run the model on ``features`` in the circuit and prove it; the proof is checked before returning."""
+    """Run the model on ``features`` in the circuit and prove it; the proof is checked before returning.
+    Features must be finite and inside the model's range (see ``opgkit.zkml.features``)."""
     ezkl = _ezkl()
-    _check_features(artifacts.model, features)
+    features = _check_features(artifacts.model, features)
     with tempfile.TemporaryDirectory(prefix="opg-zkml-proof-") as scratch:
         scratch = Path(scratch)
         data, witness, proof_file = scratch / "input.json", scratch / "witness.json", scratch / "proof.json"
-        data.write_text(json.dumps({"input_data": [[float(x) for x in features]]}))
+        data.write_text(json.dumps({"input_data": [list(features)]}))
         _call(ezkl.gen_witness, str(data), str(artifacts.circuit), str(witness))
         started = time.perf_counter()
         _call(ezkl.prove, str(witness), str(artifacts.circuit), str(artifacts.proving_key), str(proof_file),
@@ -290,9 +290,10 @@ def _run_pipeline(model: DenseReluModel, directory: Path, srs_path: Path | None,
         setattr(run_args, name, value)
     _require(_call(ezkl.gen_settings, onnx, settings, py_run_args=run_args), "gen_settings")
     progress("calibration")
-    with _stdout_silenced():  # EZKL prints a fidelity table straight to the process's stdout
-        _require(_call(ezkl.calibrate_settings, str(calibration), onnx, settings, CALIBRATION_TARGET),
-                 "calibrate_settings")
+    # EZKL logs a fidelity table here (a warning on the `ezkl` logger): callers that want a clean report run
+    # the build inside opgkit.quiet.output_to.
+    _require(_call(ezkl.calibrate_settings, str(calibration), onnx, settings, CALIBRATION_TARGET),
+             "calibrate_settings")
     progress("circuit")
     _require(_call(ezkl.compile_circuit, onnx, circuit, settings), "compile_circuit")
     recorded = json.loads(Path(settings).read_text())
@@ -341,19 +342,6 @@ def _create_evm_verifier(vk: str, settings: str, verifier: Path, directory: Path
             raise ZkmlError(f"EZKL could not write the Solidity verifier: {error}") from None
 
 
-@contextlib.contextmanager
-def _stdout_silenced():
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _remove_abandoned_builds(model_folder: Path) -> None:
     for partial in model_folder.glob("*.partial-*"):
         pid = partial.name.split(".partial-", 1)[1].split("-", 1)[0]
@@ -371,11 +359,11 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _check_features(model: DenseReluModel, features: Sequence[float]) -> None:
-    if len(features) != len(model.features):
-        raise ZkmlError(
-            f"{model.name} takes {len(model.features)} features ({', '.join(model.features)}), got {len(features)}"
-        )
+def _check_features(model: DenseReluModel, features: Sequence[float]) -> tuple[float, ...]:
+    try:
+        return checked_features(model, features)
+    except ValueError as error:
+        raise ZkmlError(str(error)) from None
 
 
 def _felt_to_uint(little_endian_hex: str) -> int:

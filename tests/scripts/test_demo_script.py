@@ -1,15 +1,32 @@
 """`ape run demo`, the README's main command: its own anvil, the whole story, a readable report."""
 
 import os
+import shutil
 import signal
 import subprocess
 
+import pytest
+
 from opgkit import PROJECT_ROOT
 
+# What the compiler and EZKL print on their own: the verifier's compiler listing, EZKL's fidelity table.
+COMPILER_LISTING = ("Compiling using Solidity compiler", "contracts/Halo2Verifier.sol")
+EZKL_DIAGNOSTICS = ("Numerical Fidelity Report", "mean_abs_error")
 
-def test_demo__local_chain__runs_every_chapter_and_reports():
-    result = subprocess.run(["ape", "run", "demo", "--network", "ethereum:local:foundry"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=600)
+
+@pytest.fixture
+def fresh_zkml_cache(tmp_path):
+    """An empty EZKL cache, so the demo builds its keys and compiles its verifier (and says so in its log)."""
+    cache = tmp_path / "zkml"
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)  # the proving key alone is over 100 MB
+
+
+def test_demo__local_chain__runs_every_chapter_and_reports(tmp_path, fresh_zkml_cache):
+    log = tmp_path / "demo.log"
+    result = subprocess.run(["ape", "run", "demo", "--network", "ethereum:local:foundry", "--log", str(log)],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+                            env=os.environ | {"OPG_ZKML_CACHE": str(fresh_zkml_cache)})
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     for line in (
@@ -43,6 +60,12 @@ def test_demo__local_chain__runs_every_chapter_and_reports():
     ):
         assert line in out, line
     assert "FAIL" not in out and "Traceback" not in out + result.stderr
+    assert "EZKL keys built in" in out  # so the compiler and EZKL did have something to say
+    assert f"details: {log}" in out.splitlines()[:3]
+    details = log.read_text()
+    for noise in COMPILER_LISTING + EZKL_DIAGNOSTICS:
+        assert noise not in out + result.stderr, noise
+        assert noise in details, noise
 
 
 def _anvil_count() -> int:

@@ -60,6 +60,26 @@ def test_prove__wrong_feature_count__exit_2_without_traceback():
     assert "takes 4 features" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("features, complaint", [
+    (("1.5", "0.5", "0.5", "0.5"), "loan_to_value must be in [0, 1], got 1.5"),
+    (("0.5", "-1", "0.5", "0.5"), "price_volatility must be in [0, 1], got -1"),
+    (("0.5", "0.5", "1e30", "0.5"), "utilization must be in [0, 1], got 1e30"),
+    (("0.5", "0.5", "0.5", "nan"), "collateral_liquidity must be a finite number in [0, 1], got nan"),
+    (("inf", "0.5", "0.5", "0.5"), "loan_to_value must be a finite number in [0, 1], got inf"),
+    (("0.5", "-inf", "0.5", "0.5"), "price_volatility must be a finite number in [0, 1], got -inf"),
+    (("0.5", "0.5", "high", "0.5"), "utilization must be a number in [0, 1], got 'high'"),
+    (("0.5",) * 5, "liquidation_risk takes 4 features (loan_to_value, price_volatility, utilization, "
+                   "collateral_liquidity), each in [0, 1]; got 5"),
+])
+def test_prove__features_not_finite_numbers_in_range__one_line_error_exit_2(features, complaint):
+    """NaN and infinities used to crash witness generation with a traceback, as did values far out of range;
+    values just out of range were proved although the model is only calibrated over [0, 1]."""
+    result = zkml("prove", *features)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"error: {complaint}"]
+    assert result.stdout == ""
+
+
 def test_deploy__run_twice__registers_once_and_reuses_the_contracts(chain_uri, models, tmp_path):
     command = ["deploy", "--network", chain_uri, "--account", "TEST::0", "--registry", models.address,
                "--model", "credit_limit", "--record", str(tmp_path / "zkml.json")]

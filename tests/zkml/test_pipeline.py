@@ -8,6 +8,7 @@ import pytest
 from eth_utils import keccak
 
 from opgkit.zkml import pipeline
+from opgkit.zkml.features import checked_features
 from opgkit.zkml.models import (
     LIQUIDATION_RISK, MODELS, MODELS_DIR, RISKY_POSITION, SAFE_POSITION, DenseReluModel, model_named, write_models,
 )
@@ -98,6 +99,20 @@ def test_prove__wrong_number_of_features__zkml_error(liquidation_artifacts):
         pipeline.prove(liquidation_artifacts, [0.5, 0.5])
     with pytest.raises(ZkmlError, match="takes 4 features"):
         liquidation_artifacts.quantize([0.5])
+
+
+def test_prove__feature_not_finite_or_out_of_range__zkml_error(liquidation_artifacts):
+    with pytest.raises(ZkmlError, match=r"loan_to_value must be a finite number in \[0, 1\], got nan"):
+        pipeline.prove(liquidation_artifacts, [float("nan"), 0.5, 0.5, 0.5])
+    with pytest.raises(ZkmlError, match=r"collateral_liquidity must be in \[0, 1\], got 1.01"):
+        liquidation_artifacts.quantize([0.5, 0.5, 0.5, 1.01])
+
+
+def test_checked_features__edges_of_the_range_and_text__floats():
+    assert LIQUIDATION_RISK.feature_range == (0.0, 1.0)
+    assert checked_features(LIQUIDATION_RISK, ["0", "1", 0.5, 1]) == (0.0, 1.0, 0.5, 1.0)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\], got -1e-09"):
+        checked_features(LIQUIDATION_RISK, [-1e-9, 0, 0, 0])
 
 
 def test_proof_document__round_trip__same_proof(risky_proof):

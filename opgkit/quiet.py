@@ -1,0 +1,42 @@
+"""Keep a noisy step's output out of a report: while it runs, whatever the process writes goes to a log file.
+
+Compilers and EZKL write past ``sys.stdout``: from native code, from child processes, and through logging's
+last-resort handler. So what is redirected is file descriptors 1 and 2 themselves, which all of those write
+through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+STANDARD_STREAMS = (1, 2)
+
+
+@contextlib.contextmanager
+def output_to(log: Path | str) -> Iterator[None]:
+    """Append everything written to stdout and stderr inside the block to ``log``; both streams are put back
+    when the block ends, however it ends."""
+    _flush()
+    saved = [os.dup(fd) for fd in STANDARD_STREAMS]
+    try:
+        with open(log, "ab") as target:
+            for fd in STANDARD_STREAMS:
+                os.dup2(target.fileno(), fd)
+        yield
+    finally:
+        _flush()
+        for fd, original in zip(STANDARD_STREAMS, saved):
+            os.dup2(original, fd)
+            os.close(original)
+
+
+def _flush() -> None:
+    """Write out what Python has buffered, so it lands on the side of the switch it was written on."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
