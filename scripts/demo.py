@@ -18,18 +18,19 @@ from pathlib import Path
 
 import click
 from ape import accounts, project
-from ape.cli import ConnectedProviderCommand
 from ape.exceptions import ApeException
 from ape.logging import LogLevel, logger
 
 from opgkit import PROJECT_ROOT
+from opgkit.cli import ExitCode, NetworkCommand, ensure_writable, exit_codes_help
 from opgkit.demo import Cast, Story
 from opgkit.quiet import output_to
 
 DEFAULT_LOG = PROJECT_ROOT / "build" / "logs" / "demo.log"
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Run the protocol story on a local chain")
+@click.command(cls=NetworkCommand, short_help="Run the protocol story on a local chain",
+               epilog=exit_codes_help("every step of the story ran", "a step of the story failed"))
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_LOG,
               help="Where the compiler's and EZKL's own output goes (overwritten). Default: build/logs/demo.log.")
 def cli(provider, log_path):
@@ -37,6 +38,7 @@ def cli(provider, log_path):
     if provider.network.name != "local":
         raise click.UsageError("the demo uses the local test accounts and time travel: run it with "
                                "--network ethereum:local:foundry")
+    ensure_writable(log_path, "log file")
     _start_log(log_path)
     logger.set_level(LogLevel.WARNING)  # the report below says what each transaction did
     click.echo(f"OPG protocol demo on {provider.network_choice} (chain id {provider.chain_id})")
@@ -47,12 +49,9 @@ def cli(provider, log_path):
         with quiet():
             project.load_contracts()  # compile up front: the compiler's listing goes to the log
         story.run()
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted; stopping the local chain", err=True)
-        raise SystemExit(130)
     except ApeException as error:
-        click.echo(f"\nError: the demo stopped: {error}", err=True)
-        raise SystemExit(1) from error
+        click.echo(f"\nerror: the demo stopped: {error}", err=True)
+        raise SystemExit(int(ExitCode.CHECK_FAILED)) from error
     click.echo("\ndone: every step above ran on chain with real signatures")
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 from ape import accounts, chain
-from ape.cli import ConnectedProviderCommand
 
 from opgkit import PROJECT_ROOT
 from opgkit.benchmarks import BLOCK_TIME, registry, render_table, settlement, staking, token, twin
+from opgkit.cli import NetworkCommand, ensure_writable, exit_codes_help
 
 FIXED_START = 2_000_000_000  # 2033-05-18
 
@@ -21,12 +21,13 @@ Each figure is `gasUsed` of one transaction receipt, intrinsic 21,000 included.
 """
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Regenerate benchmarks/gas.md")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=PROJECT_ROOT / "benchmarks" / "gas.md", show_default=True)
+@click.command(cls=NetworkCommand, short_help="Regenerate benchmarks/gas.md", epilog=exit_codes_help("written", None))
+@click.option("--output", type=click.Path(path_type=Path), default=PROJECT_ROOT / "benchmarks" / "gas.md", show_default=True)
 def cli(provider, output):
     """Deploy each benchmarked contract, run its operations and write the gas table."""
     if provider.name != "foundry":
         raise click.UsageError("gas figures are taken on anvil: use --network ethereum:local:foundry")
+    ensure_writable(output, "gas table")
     from ape import config
 
     # A fixed clock (a fixed start, one block every BLOCK_TIME seconds) makes every figure reproducible:

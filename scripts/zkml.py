@@ -9,8 +9,6 @@
 
 Artifacts (keys, SRS, generated verifier) go to the git-ignored .zkml/ folder and are reused. Without --srs
 the SRS is a development one generated locally: fine for anvil, NOT for production.
-Exit codes: 0 done (verify: the proof holds; check: every check held), 1 the proof does not hold or a check
-failed, 2 bad input.
 """
 
 import json
@@ -19,20 +17,21 @@ from pathlib import Path
 
 import click
 from ape import accounts, config, project
-from ape.cli import ConnectedProviderCommand, account_option
-from ape.exceptions import ApeException
 from ape.logging import LogLevel, logger
 from eth_utils import is_hex, to_bytes
 
 from opgkit import PROJECT_ROOT
 from opgkit.benchmarks import zkml as zkml_benchmark
-from opgkit.cli import is_development_chain, nonzero_address
-from opgkit.deployments_record import RecordError, record_path_for, recorded_address
+from opgkit.cli import (
+    ExitCode, NetworkCommand, ScriptCommand, UserError, contract_at, ensure_writable, exit_codes_help, fail, is_development_chain,
+    nonzero_address, prepare_signer, read_json, signing_options,
+)
+from opgkit.deployments_record import record_path_for, recorded_address
 from opgkit.zkml import pipeline
 from opgkit.zkml.models import LIQUIDATION_RISK, MODELS, model_named
 from opgkit.zkml.onchain import check_registration, deploy_model
-from opgkit.zkml.pipeline import DEVELOPMENT_SRS_WARNING, InferenceProof, ZkmlError
 from opgkit.zkml.features import checked_features
+from opgkit.zkml.pipeline import DEVELOPMENT_SRS_WARNING, InferenceProof
 
 model_option = click.option(
     "--model", "model_name", type=click.Choice(sorted(MODELS)), default=LIQUIDATION_RISK.name, show_default=True,
@@ -49,9 +48,7 @@ def cli():
     """Prove the shipped ONNX models with EZKL and verify the proofs on chain."""
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(2)
+DONE = exit_codes_help("done", None)
 
 
 def _artifacts(model, srs_path, rebuild=False):
@@ -66,17 +63,14 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:,.1f} MiB"
 
 
-@cli.command(short_help="Run the EZKL pipeline for a model (cached)")
+@cli.command(cls=ScriptCommand, short_help="Run the EZKL pipeline for a model (cached)", epilog=DONE)
 @model_option
 @srs_option
 @click.option("--rebuild", is_flag=True, help="Discard the cached artifacts and build them again.")
 def setup(model_name, srs_path, rebuild):
     """Settings, calibration, circuit, SRS, keys and the Solidity verifier for one model."""
     model = model_named(model_name)
-    try:
-        artifacts = _artifacts(model, srs_path, rebuild)
-    except ZkmlError as error:
-        _fail(str(error))
+    artifacts = _artifacts(model, srs_path, rebuild)
     shown = artifacts.directory.relative_to(PROJECT_ROOT) if artifacts.directory.is_relative_to(PROJECT_ROOT) \
         else artifacts.directory
     click.echo(f"{'model':<16} {model.name} ({len(model.features)} features -> {len(model.outputs)} outputs)")
@@ -91,7 +85,8 @@ def setup(model_name, srs_path, rebuild):
 
 
 # Unknown options pass through as features, so that a negative number is refused as out of range, not as an option.
-@cli.command(short_help="Prove one inference", context_settings={"ignore_unknown_options": True})
+@cli.command(cls=ScriptCommand, short_help="Prove one inference", context_settings={"ignore_unknown_options": True},
+             epilog=DONE)
 @click.argument("features", nargs=-1, required=True)
 @model_option
 @srs_option
@@ -102,16 +97,15 @@ def prove(features, model_name, srs_path, out):
     model = model_named(model_name)
     unknown = next((value for value in features if value.startswith("--")), None)
     if unknown is not None:
-        _fail(f"no such option: {unknown} (see `ape run zkml prove --help`)")
+        fail(f"no such option: {unknown} (see `ape run zkml prove --help`)")
     try:
         features = checked_features(model, features)
     except ValueError as error:
-        _fail(str(error))
-    try:
-        artifacts = _artifacts(model, srs_path)
-        proof = pipeline.prove(artifacts, features)
-    except ZkmlError as error:
-        _fail(str(error))
+        fail(str(error))
+    if out is not None:
+        ensure_writable(out, "proof document")
+    artifacts = _artifacts(model, srs_path)
+    proof = pipeline.prove(artifacts, features)
     for name, value, instance in zip(model.features, features, proof.inputs):
         click.echo(f"  in   {name:<22} {value:<10g} instance {instance}")
     for name, value, instance in zip(model.outputs, proof.output_values, proof.outputs):
@@ -126,8 +120,8 @@ def prove(features, model_name, srs_path, out):
         click.echo(f"{'written':<16} {out}")
 
 
-@cli.command(cls=ConnectedProviderCommand, short_help="Deploy a model's verifier and register the model")
-@account_option()
+@cli.command(cls=NetworkCommand, short_help="Deploy a model's verifier and register the model", epilog=DONE)
+@signing_options
 @model_option
 @srs_option
 @click.option("--registry", callback=nonzero_address,
@@ -138,22 +132,19 @@ def prove(features, model_name, srs_path, out):
               help="Deploy development-SRS artifacts to a non-development chain (throwaway tests only).")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path),
               help="Record to write and resume from (default: deployments/<ecosystem>-<network>-zkml.json).")
-def deploy(provider, account, model_name, srs_path, registry, price, uri, allow_development_srs, record):
+def deploy(provider, account, autosign, model_name, srs_path, registry, price, uri, allow_development_srs, record):
     """Compile the generated verifier with the project's compiler settings, deploy it and its adapter, and
     register the model as ZKML-only. Safe to re-run: recorded contracts and registrations are reused."""
     model = model_named(model_name)
     ecosystem, network = provider.network.ecosystem.name, provider.network.name
-    try:
-        registry = registry or recorded_address(record_path_for(ecosystem, network, PROJECT_ROOT), "ModelRegistry")
-        artifacts = _artifacts(model, srs_path)
-        on_chain = deploy_model(
-            artifacts, project, project.ModelRegistry.at(registry), account,
-            record_path=record or PROJECT_ROOT / "deployments" / f"{ecosystem}-{network}-zkml.json",
-            price=price, uri=uri,
-            allow_development_srs=allow_development_srs or is_development_chain(provider),
-        )
-    except (ZkmlError, RecordError) as error:
-        _fail(str(error))
+    registry = registry or recorded_address(record_path_for(ecosystem, network, PROJECT_ROOT), "ModelRegistry")
+    record = record or PROJECT_ROOT / "deployments" / f"{ecosystem}-{network}-zkml.json"
+    ensure_writable(record, "record")
+    models = contract_at(project.ModelRegistry, registry, "--registry")
+    artifacts = _artifacts(model, srs_path)
+    prepare_signer(account, autosign)
+    on_chain = deploy_model(artifacts, project, models, account, record_path=record, price=price, uri=uri,
+                            allow_development_srs=allow_development_srs or is_development_chain(provider))
     click.echo(f"{'network':<16} {provider.network_choice} (chain id {provider.chain_id})")
     click.echo(f"{'Halo2Verifier':<16} {on_chain.halo2_verifier.address}")
     click.echo(f"{'adapter':<16} {on_chain.adapter.address}")
@@ -165,16 +156,25 @@ def deploy(provider, account, model_name, srs_path, registry, price, uri, allow_
 
 def _model_id(value: str) -> bytes:
     if not (value.startswith("0x") and is_hex(value) and len(value) == 66):
-        _fail(f"--model-id must be 0x followed by 64 hex digits, got {value!r}")
+        raise click.BadParameter(f"must be 0x followed by 64 hex digits, got {value!r}", param_hint="--model-id")
     return to_bytes(hexstr=value)
+
+
+def _registered(provider, registry, model_id: bytes):
+    """The ModelRegistry (given or recorded), once it is known to hold ``model_id``."""
+    models = _registry(provider, registry)
+    if not models.exists(model_id):
+        raise UserError(f"model 0x{model_id.hex()} is not registered in {models.address}")
+    return models
 
 
 def _registry(provider, registry):
     record = record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
-    return project.ModelRegistry.at(registry or recorded_address(record, "ModelRegistry"))
+    return contract_at(project.ModelRegistry, registry or recorded_address(record, "ModelRegistry"), "--registry")
 
 
-@cli.command(cls=ConnectedProviderCommand, short_help="Check a registered model against the local artifacts")
+@cli.command(cls=NetworkCommand, short_help="Check a registered model against the local artifacts",
+             epilog=exit_codes_help("every check held", "a check failed"))
 @click.option("--model-id", required=True, help="The registered model (0x + 64 hex digits).")
 @model_option
 @srs_option
@@ -183,48 +183,33 @@ def _registry(provider, registry):
 def check(provider, model_id, model_name, srs_path, registry):
     """Is MODEL-ID this ONNX model, with this verifying key, checked by the verifier EZKL generates from it?"""
     model_id = _model_id(model_id)
-    try:
-        models = _registry(provider, registry)
-        if not models.exists(model_id):
-            _fail(f"model 0x{model_id.hex()} is not registered in {models.address}")
-        checks = check_registration(_artifacts(model_named(model_name), srs_path), project, models, model_id)
-    except (ZkmlError, RecordError) as error:
-        _fail(str(error))
-    except ApeException as error:
-        _fail(f"could not ask the chain: {error}")
+    models = _registered(provider, registry, model_id)
+    checks = check_registration(_artifacts(model_named(model_name), srs_path), project, models, model_id)
     for item in checks:
         click.echo(f"  {'ok  ' if item.ok else 'FAIL'} {item.name:<14} {item.detail}")
     passed = all(item.ok for item in checks)
     click.echo(f"{'result':<16} {'this model, this key, this verifier' if passed else 'NOT the local model and key'}")
-    raise SystemExit(0 if passed else 1)
+    raise SystemExit(int(ExitCode.OK if passed else ExitCode.CHECK_FAILED))
 
 
-@cli.command(cls=ConnectedProviderCommand, short_help="Check a proof document against a model's verifier")
-@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@cli.command(cls=NetworkCommand, short_help="Check a proof document against a model's verifier",
+             epilog=exit_codes_help("the proof holds", "the verifier rejects the proof"))
+@click.argument("document", type=click.Path(path_type=Path))
 @click.option("--model-id", required=True, help="The registered model (0x + 64 hex digits).")
 @click.option("--registry", callback=nonzero_address,
               help="ModelRegistry address (default: from the deployments record).")
 def verify(provider, document, model_id, registry):
     """Ask the model's registered verifier whether DOCUMENT (from `prove --out`) proves its inference."""
     model_id = _model_id(model_id)
-    try:
-        proof = InferenceProof.from_json(json.loads(document.read_text()))
-        models = _registry(provider, registry)
-        if not models.exists(model_id):
-            _fail(f"model 0x{model_id.hex()} is not registered in {models.address}")
-        verifier = models.zkVerifierOf(model_id)
-        valid = project.EzklVerifierAdapter.at(verifier).verifyInference(proof.proof, proof.inputs, proof.outputs)
-    except json.JSONDecodeError as error:
-        _fail(f"{document} is not JSON: {error}")
-    except (ZkmlError, RecordError) as error:
-        _fail(str(error))
-    except ApeException as error:
-        _fail(f"could not ask the chain: {error}")
+    proof = InferenceProof.from_json(read_json(document, "proof document"))
+    models = _registered(provider, registry, model_id)
+    verifier = models.zkVerifierOf(model_id)
+    valid = project.EzklVerifierAdapter.at(verifier).verifyInference(proof.proof, proof.inputs, proof.outputs)
     click.echo(f"{'verifier':<16} {verifier}")
     click.echo(f"{'inputHash':<16} 0x{proof.input_hash.hex()}")
     click.echo(f"{'outputHash':<16} 0x{proof.output_hash.hex()}")
     click.echo(f"{'result':<16} {'proof holds' if valid else 'proof REJECTED'}")
-    raise SystemExit(0 if valid else 1)
+    raise SystemExit(int(ExitCode.OK if valid else ExitCode.CHECK_FAILED))
 
 
 BENCH_HEADER = """# ZKML benchmark
@@ -235,7 +220,7 @@ a few hundred gas between runs; times depend on the machine.
 """
 
 
-@cli.command(cls=ConnectedProviderCommand, short_help="Measure ZKML gas, proving time and key sizes")
+@cli.command(cls=NetworkCommand, short_help="Measure ZKML gas, proving time and key sizes", epilog=DONE)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               default=PROJECT_ROOT / "benchmarks" / "zkml.md", show_default=True)
 @click.option("--proofs", type=click.IntRange(min=1), default=3, show_default=True, help="Proofs to time.")
@@ -245,10 +230,8 @@ def bench(provider, output, proofs):
     if provider.name != "foundry":
         raise click.UsageError("ZKML gas is measured on anvil: use --network ethereum:local:foundry")
     logger.set_level(LogLevel.WARNING)  # the table says what each transaction cost
-    try:
-        figures = zkml_benchmark.measure(accounts.test_accounts[0], accounts.test_accounts[1:], proofs)
-    except ZkmlError as error:
-        _fail(str(error))
+    ensure_writable(output, "benchmark table")
+    figures = zkml_benchmark.measure(accounts.test_accounts[0], accounts.test_accounts[1:], proofs)
     header = BENCH_HEADER.format(solc=config.solidity.version, evm=config.solidity.evm_version,
                                  ezkl=pipeline._ezkl().__version__)
     output.write_text(zkml_benchmark.render(figures, header))

@@ -29,6 +29,7 @@ from typing import Sequence
 from eth_utils import keccak
 
 from opgkit import PROJECT_ROOT
+from opgkit.cli.errors import UserError
 from opgkit.receipts import instances_hash
 from opgkit.zkml.features import checked_features
 from opgkit.zkml.models import DenseReluModel
@@ -49,7 +50,7 @@ DEVELOPMENT_SRS_WARNING = (
 )
 
 
-class ZkmlError(Exception):
+class ZkmlError(UserError):
     """A problem the user can fix; the message says how."""
 
 
@@ -164,7 +165,7 @@ class InferenceProof:
                 outputs=tuple(int(value) for value in document["outputs"]),
                 output_scale=int(document["outputScale"]),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise ZkmlError(f"not a proof document written by `ape run zkml prove`: {error}") from None
 
 
