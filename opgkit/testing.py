@@ -12,9 +12,12 @@ its own with :func:`use_chain`; :func:`reverts` and :func:`json_rpc` work with e
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from contextlib import contextmanager
 
 import ape
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine
 
@@ -155,3 +158,41 @@ class ChainStateMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         active_chain().restore(self._snapshot)
+
+
+class LineReader:
+    """A process's stdout lines, read on a thread. (select() on the pipe misses lines that an earlier
+    readline() already pulled into Python's buffer, and then waits for output that already came.)"""
+
+    def __init__(self, process):
+        self.process, self.lines, self.history = process, queue.Queue(), []
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
+
+    def _pump(self):
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def next(self, timeout=60) -> str:
+        """The next line, or a test failure (never a hang) if none comes in ``timeout`` seconds."""
+        try:
+            line = self.lines.get(timeout=timeout)
+            self.history.append(line)
+            return line
+        except queue.Empty:
+            self.process.kill()
+            pytest.fail(f"the process printed nothing for {timeout} s; stderr: {self.process.stderr.read()[-2000:]}")
+
+    def drain(self) -> list[str]:
+        """Every line the process printed, once it has exited."""
+        self.pump.join(timeout=30)
+        while not self.lines.empty():
+            self.history.append(self.lines.get())
+        return self.history
+
+    def until(self, predicate, timeout=60) -> list[str]:
+        """Lines up to and including the first one ``predicate`` accepts."""
+        seen = []
+        while not seen or not predicate(seen[-1]):
+            seen.append(self.next(timeout))
+        return seen

@@ -16,13 +16,17 @@ from contextlib import contextmanager
 
 import pytest
 import yaml
+from eth_abi import encode
+from eth_utils import keccak
 
 from opgkit import PROJECT_ROOT
 from opgkit.local_chain import CHAIN_ID, DEFAULT_PORT, chain_id_at
+from opgkit.testing import LineReader
 
 # Starts anvil and `ape run` processes of its own.
 pytestmark = pytest.mark.anvil_only
 
+DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # TEST::0
 PAYER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # TEST::1
 FEES = re.compile(r"^fees\s+protocol \d+(\.\d+)?% \(cap \d+(\.\d+)?%\), subject", re.M)
 
@@ -137,3 +141,52 @@ def test_devchain_network__ape_config__points_at_the_chain_default_port():
     network = next(n for n in config["networks"]["custom"] if n["name"] == "devchain")
     assert network["chain_id"] == CHAIN_ID
     assert config["node"]["ethereum"]["devchain"]["uri"] == f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+SET_FEES = keccak(text="setFees(uint256,uint256)")[:4]
+PERCENT = 10**16
+
+
+def lower_fees(port, market, percent_points):
+    """TEST::0 (the market's owner without handover, unlocked in anvil) lowers both fees: effective at once."""
+    data = SET_FEES + encode(["uint256", "uint256"], [percent_points * PERCENT, percent_points * PERCENT])
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_sendTransaction",
+                       "params": [{"from": DEPLOYER, "to": market, "data": "0x" + data.hex()}]}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert "result" in json.load(response)
+
+
+def test_monitor_follow__node_restarts__rides_it_out_and_reports_each_event_once(tmp_path):
+    port, state_dir, record = free_port(), tmp_path / "chain", tmp_path / "record.json"
+    monitor = None
+    with running_chain(port, state_dir, tmp_path / "first.log") as node:
+        deployed = ape_run(port, "deploy", "--account", "TEST::0", "--record", str(record), "--no-handover")
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        market = json.loads(record.read_text())["contracts"]["TwinMarket"]["address"]
+        monitor = subprocess.Popen(
+            ["ape", "run", "monitor_fees", "--network", f"ethereum:devchain:http://127.0.0.1:{port}", "--market",
+             market, "--follow", "--poll", "0.2", "--json", "--state", str(tmp_path / "monitor.json")],
+            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = LineReader(monitor)
+        lines.until(lambda line: '"type": "snapshot"' in line)
+        lower_fees(port, market, 4)
+        lines.until(lambda line: '"protocolFeePercent": 40000000000000000' in line)
+        assert stop(node, signal.SIGINT) == 130
+    time.sleep(2.5)  # the monitor meets a dead node and backs off
+    try:
+        with running_chain(port, state_dir, tmp_path / "second.log") as node:
+            lower_fees(port, market, 3)
+            lines.until(lambda line: '"protocolFeePercent": 30000000000000000' in line, timeout=120)
+            monitor.terminate()
+            assert monitor.wait(timeout=60) == 0
+            stop(node, signal.SIGTERM)
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+    events = [json.loads(line) for line in lines.drain() if line.startswith("{")]
+    positions = [(event["block"], event["log_index"]) for event in events if event["type"] == "event"]
+    assert len(positions) == len(set(positions)), "an event was reported twice"
+    stderr = monitor.stderr.read()
+    assert "warning: the node does not answer" in stderr, stderr
+    assert "Traceback" not in stderr

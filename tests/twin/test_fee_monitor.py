@@ -1,15 +1,13 @@
 """The fee monitor: reports every change once, even across interruptions; alerts; CLI exit codes."""
 
 import json
-import queue
 import subprocess
-import threading
 
 import pytest
 
 from opgkit import PROJECT_ROOT
 from opgkit.fee_monitor import AlertRules, Checkpoint, FeeEvent, report_new_events
-from opgkit.testing import advance
+from opgkit.testing import LineReader, advance
 from twin_constants import FEE_DELAY, PERCENT
 
 # The fee monitor reads logs over JSON-RPC and runs as a subprocess.
@@ -129,27 +127,6 @@ def test_cli__not_a_market__exits_2_without_traceback(networks, changed_market):
     assert result.returncode == 2
     assert result.stderr.startswith("error:") or "error:" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-
-
-class LineReader:
-    """A process's stdout lines, read on a thread. (select() on the pipe misses lines that an earlier
-    readline() already pulled into Python's buffer, and then waits for output that already came.)"""
-
-    def __init__(self, process):
-        self.process, self.lines = process, queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def next(self, timeout=60) -> str:
-        """The next line, or a failure (never a hang) if none comes in ``timeout`` seconds."""
-        try:
-            return self.lines.get(timeout=timeout)
-        except queue.Empty:
-            self.process.kill()
-            pytest.fail(f"the monitor printed nothing for {timeout} s; stderr: {self.process.stderr.read()[-2000:]}")
 
 
 def test_cli__follow__reports_new_changes_and_stops_cleanly_on_sigterm(networks, chain, changed_market, gov, tmp_path):
