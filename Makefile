@@ -56,6 +56,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 			&& $(PYTHON) -m venv $(VENV); \
 	fi
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lint,mutation]'
+	$(BIN)/python -m opgkit.toolchain.environment
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
