@@ -8,7 +8,8 @@ from ape.utils import ZERO_ADDRESS
 
 import opgkit.deploy
 from opgkit.deploy import (
-    NODE_SLASH_BPS, RELAYER_SLASH_BPS, ProtocolParameters, Suite, WiringError, deploy_all, plan, verify_wiring,
+    NODE_SLASH_BPS, RELAYER_SLASH_BPS, ProtocolParameters, Suite, WiringError, deploy_all, plan, planned_wiring,
+    verify_wiring,
 )
 from opgkit.deployments_record import RecordError, recorded_address
 
@@ -197,7 +198,26 @@ def test_plan__after_a_deploy__reuses_everything_and_sends_nothing(deployer, tre
     nonce = deployer.nonce
     steps = plan(deployer.address, treasury.address, ProtocolParameters(), record)
     assert [s.action for s in steps] == ["reuse"] * len(ALL)
+    wiring = planned_wiring(steps, deployer.address)
+    assert [done for _, done in wiring] == [True] * (len(wiring) - 1) + [False]  # the check always runs
     assert deployer.nonce == nonce
+
+
+def test_planned_wiring__nothing_deployed_yet__every_step_to_do(deployer, treasury):
+    steps = plan(deployer.address, treasury.address, ProtocolParameters(), None)
+    assert [done for _, done in planned_wiring(steps, deployer.address)] == [False] * 8
+
+
+def test_planned_wiring__interrupted_before_the_handover__shows_what_is_left(deployer, treasury, tmp_path):
+    record = tmp_path / "record.json"
+    deploy_all(deployer, treasury.address, record_path=record, handover=False)
+    steps = plan(deployer.address, treasury.address, ProtocolParameters(), record, handover=False)
+    # The same contracts, planned with a handover: wired, not yet handed to the timelock.
+    wiring = planned_wiring(steps, deployer.address, handover=True)
+    assert [(step.description.split(" ")[0], done) for step, done in wiring] == [
+        ("connect", True), ("grant", True), ("grant", True), ("grant", True),
+        ("grant", False), ("grant", False), ("the", False), ("read", False),
+    ]
 
 
 def test_plan__parameter_changed__deploys_from_that_contract_on(deployer, treasury, tmp_path):

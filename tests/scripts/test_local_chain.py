@@ -93,6 +93,13 @@ def test_chain__deploy_then_scripts_then_restart__one_chain_throughout(tmp_path)
         contracts = {name: entry["address"] for name, entry in json.loads(record.read_text())["contracts"].items()}
         market, settlement = contracts["TwinMarket"], contracts["InferenceSettlement"]
 
+        planned = ape_run(port, "deploy", "--account", "TEST::0", "--record", str(record), "--dry-run")
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        assert len(re.findall(r"^  reuse\s+\w+\s+0x[0-9a-fA-F]{40}$", planned.stdout, re.M)) == len(contracts)
+        assert "  done    connect BatchSettlement to InferenceSettlement" in planned.stdout
+        assert "  done    the deployer renounces DEFAULT_ADMIN_ROLE on OPGTimelock" in planned.stdout
+        assert "  wire    read every role and parameter back (wiring check)" in planned.stdout
+
         fees = ape_run(port, "monitor_fees", "--market", market)
         assert fees.returncode == 0, fees.stdout + fees.stderr
         assert FEES.search(fees.stdout), fees.stdout
