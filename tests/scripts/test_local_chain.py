@@ -90,6 +90,7 @@ def test_chain__deploy_then_scripts_then_restart__one_chain_throughout(tmp_path)
 
         deployed = ape_run(port, "deploy", "--account", "TEST::0", "--record", str(record))
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert re.search(r"^parameters\s+config/deploy/local.yaml \(a development chain\)$", deployed.stdout, re.M)
         contracts = {name: entry["address"] for name, entry in json.loads(record.read_text())["contracts"].items()}
         market, settlement = contracts["TwinMarket"], contracts["InferenceSettlement"]
 
