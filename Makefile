@@ -71,7 +71,7 @@ $(SOLCX_BINARY_PATH)/.installed: $(VENV)/.installed node_modules/.installed ape-
 
 # Compile everything up front: scripts that tests start as subprocesses then never write .build/ concurrently.
 compile: setup
-	ape compile
+	$(BIN)/python -m opgkit.toolchain.build
 
 demo: compile
 	ape run demo --network $(NETWORK)

@@ -1,10 +1,14 @@
 """Fixtures shared by every test: named roles, deploy fixtures, and the Hypothesis profile."""
 
+from contextlib import nullcontext
+
+import ape
 import pytest
 from eth_account import Account
 
 from opgkit.deploy import ProtocolParameters
 from opgkit.testing import load_hypothesis_profile
+from opgkit.toolchain.build import BuildError, ensure_fresh_build
 from opgkit.toolchain.coverage_plugin import plugin_from_environment
 from opgkit.zkml import pipeline
 from opgkit.zkml.models import CREDIT_APPLICANT, CREDIT_LIMIT, LIQUIDATION_RISK, RISKY_POSITION, SAFE_POSITION
@@ -13,10 +17,31 @@ load_hypothesis_profile()
 
 
 def pytest_configure(config):
+    compile_in_full_if_stale(config)
     # `make coverage` (OPG_COVERAGE=<dir>): trace every transaction and call for the coverage report.
     plugin = plugin_from_environment()
     if plugin is not None:
         config.pluginmanager.register(plugin, "opg-coverage")
+
+
+def compile_in_full_if_stale(config):
+    """`ape test` alone does what `make compile` does: a full compile first if any source changed since the last.
+
+    Ape's own compile on first use recompiles only the edited files, and would leave the contracts that inherit
+    an edited one with their old bytecode. In-process runs without ape's plugin (`make audit`, `make mutation`)
+    and xdist workers (their controller checked) leave the build alone.
+    """
+    if config.getoption("help") or hasattr(config, "workerinput") or not config.pluginmanager.has_plugin("ape_test"):
+        return
+    capture = config.pluginmanager.getplugin("capturemanager")
+    try:
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            rebuilt = ensure_fresh_build(config.rootpath)
+    except BuildError as error:
+        raise pytest.UsageError(f"the contracts could not be compiled: {error}") from None
+    if rebuilt:
+        # Ape read .build/ when it started: read again what the full compile wrote there.
+        ape.project.load_manifest()
 
 
 @pytest.fixture(scope="session")
