@@ -70,6 +70,8 @@ $(SOLCX_BINARY_PATH)/.installed: $(VENV)/.installed node_modules/.installed ape-
 	@touch $@
 
 # Compile everything up front: scripts that tests start as subprocesses then never write .build/ concurrently.
+# In full whenever a source changed since the last full compile: ape's incremental compile would keep the old
+# bytecode of the contracts that inherit an edited file.
 compile: setup
 	$(BIN)/python -m opgkit.toolchain.build
 

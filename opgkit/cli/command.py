@@ -11,9 +11,11 @@ import click
 from ape.cli import ConnectedProviderCommand
 from ape.cli.commands import parse_network
 
-from opgkit.cli.errors import debugging, explain
+from opgkit import PROJECT_ROOT
+from opgkit.cli.errors import UserError, debugging, explain
 from opgkit.cli.exits import ExitCode
 from opgkit.cli.retry import with_backoff
+from opgkit.toolchain.build import BuildError, rebuild, staleness
 
 
 def fail(message: str, code: ExitCode = ExitCode.ERROR) -> None:
@@ -75,6 +77,7 @@ class NetworkCommand(ConnectedProviderCommand):
     def _connect_and_invoke(self, ctx: click.Context) -> Any:
         if self.callback is None:
             return None
+        _compile_in_full_if_sources_changed()
         network = parse_network(ctx)
         if network is None:
             return self._invoke(ctx)
@@ -86,6 +89,21 @@ class NetworkCommand(ConnectedProviderCommand):
             raise
         network.__exit__(None, None, None)
         return result
+
+
+def _compile_in_full_if_sources_changed() -> None:
+    """Never deploy or call stale bytecode: ape recompiles only edited files, not the contracts inheriting them."""
+    reason = staleness(PROJECT_ROOT, sources_only=True)
+    if reason is None:
+        return
+    click.echo(f"{reason}: compiling every contract first", err=True)
+    try:
+        rebuild(PROJECT_ROOT, output=sys.stderr)
+    except BuildError as error:
+        raise UserError(f"{error}; fix the contracts and run again") from error
+    from ape import project  # ape read .build/ when it started: read what the full compile wrote
+
+    project.load_manifest()
 
 
 def _say_retrying(reason: str, delay: float) -> None:

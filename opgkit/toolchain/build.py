@@ -118,11 +118,11 @@ def _listing(names: list[str]) -> str:
     return f"{shown} and {hidden} more" if hidden > 0 else shown
 
 
-def staleness(project_root: Path | str) -> str | None:
+def staleness(project_root: Path | str, sources_only: bool = False) -> str | None:
     """Why ``.build/`` may differ from a full compile of the current sources; None when it cannot.
 
     The build is stale when there is none, when it carries no stamp, when an entry of the fingerprint changed
-    since its last full compile, or when another compile rewrote its manifest since.
+    since its last full compile, or (unless ``sources_only``) when another compile rewrote its manifest since.
     """
     root = Path(project_root)
     current = fingerprint(root)
@@ -136,7 +136,7 @@ def staleness(project_root: Path | str) -> str | None:
                      if stamped.inputs.get(name) != current.get(name))
     if changed:
         return f"sources changed since the last build ({_listing(changed)})"
-    if _sha256(manifest) != stamped.manifest:
+    if not sources_only and _sha256(manifest) != stamped.manifest:
         return "the build was recompiled in part since its last full compile"
     return None
 
@@ -149,16 +149,17 @@ def _ape_executable() -> str:
     return found
 
 
-def rebuild(project_root: Path | str) -> None:
+def rebuild(project_root: Path | str, output=None) -> None:
     """Compile the whole project (``ape compile --force``), then stamp the build with what it was made from.
 
     The fingerprint is taken before the compile: a source edited while it runs leaves the build stale.
-    Raises ``BuildError`` if the compile fails; the stamp is then left as it was.
+    Raises ``BuildError`` if the compile fails; the stamp is then left as it was. ``output``: where the
+    compiler's listing goes (default: this process's stdout).
     """
     root = Path(project_root)
     inputs = fingerprint(root)
     command = [_ape_executable(), "compile", "--force"]
-    status = subprocess.run(command, cwd=root).returncode
+    status = subprocess.run(command, cwd=root, stdout=output).returncode
     if status != 0:
         raise BuildError(f"`ape compile --force` failed (exit status {status}); the build is still stale")
     manifest = root / MANIFEST_FILE
