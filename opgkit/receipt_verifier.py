@@ -141,21 +141,21 @@ def _hex_bytes(value, name: str, length: int | None = None) -> bytes:
 
 def _mode(value) -> Mode:
     try:
-        return Mode[value.upper()] if isinstance(value, str) else Mode(_integer(value, "receipt.mode", 2**8))
+        return Mode[value.upper()] if isinstance(value, str) else Mode(_integer(value, "receipt.mode", 8))
     except (KeyError, ValueError) as error:
         raise ReceiptDocumentError(f"receipt.mode must be VANILLA, TEE or ZKML (or 0, 1, 2), not {value!r}") from error
 
 
-def _integer(value, name: str, bound: int) -> int:
-    """``value`` as an integer in [0, bound): a JSON number without a fraction, or a decimal string."""
+def _integer(value, name: str, bits: int) -> int:
+    """``value`` as an integer in [0, 2^bits): a JSON number without a fraction, or a decimal string."""
     if isinstance(value, bool) or not isinstance(value, (int, str, float)):
         raise ReceiptDocumentError(f"{name} must be an integer, not {type(value).__name__}")
     try:
         number = int(value) if not isinstance(value, float) or value.is_integer() else None
     except (ValueError, OverflowError):
         number = None
-    if number is None or not 0 <= number < bound:
-        raise ReceiptDocumentError(f"{name} must be an integer from 0 to {bound - 1}, not {str(value)[:80]!r}")
+    if number is None or not 0 <= number < 2**bits:
+        raise ReceiptDocumentError(f"{name} must be an integer from 0 to 2^{bits}-1, not {str(value)[:80]!r}")
     return number
 
 
@@ -189,14 +189,14 @@ def parse_document(data: dict) -> ReceiptDocument:
         **{name: _hex_bytes(raw[name], f"receipt.{name}", 32) for name in _BYTES32_FIELDS},
         mode=_mode(raw["mode"]),
         signer=_address(raw["signer"], "receipt.signer"),
-        timestamp=_integer(raw["timestamp"], "receipt.timestamp", 2**64),
+        timestamp=_integer(raw["timestamp"], "receipt.timestamp", 64),
         payer=_address(raw.get("payer") or ZERO_ADDRESS, "receipt.payer"),
-        price=_integer(raw.get("price", 0), "receipt.price", 2**256),
+        price=_integer(raw.get("price", 0), "receipt.price", 256),
     )
     signature = _hex_bytes(data["signature"], "signature", 65) if data.get("signature") else None
     batch = _object(data.get("batch") or {}, "batch", '{"batchId": n, "proof": ["0x…", …]}')
     proof = tuple(_hex_bytes(node, "batch.proof[]", 32) for node in _list(batch.get("proof", []), "batch.proof"))
-    batch_id = _integer(batch["batchId"], "batch.batchId", 2**256) if "batchId" in batch else None
+    batch_id = _integer(batch["batchId"], "batch.batchId", 256) if "batchId" in batch else None
     response = data.get("response")
     if response is not None:
         _object(response, "response", '{"text": …, "images": […], "tool_calls": […], "usage": {…}}')
@@ -208,8 +208,8 @@ def _zkml_evidence(raw) -> ZkmlEvidence:
     if not isinstance(raw, dict) or not all(isinstance(raw.get(key), list) for key in ("inputs", "outputs")):
         raise ReceiptDocumentError('zkml needs "proof" and the "inputs" and "outputs" instance lists')
     return ZkmlEvidence(_hex_bytes(raw.get("proof"), "zkml.proof"),
-                        tuple(_integer(v, "zkml.inputs[]", 2**256) for v in raw["inputs"]),
-                        tuple(_integer(v, "zkml.outputs[]", 2**256) for v in raw["outputs"]))
+                        tuple(_integer(v, "zkml.inputs[]", 256) for v in raw["inputs"]),
+                        tuple(_integer(v, "zkml.outputs[]", 256) for v in raw["outputs"]))
 
 
 def load_document(path: Path) -> ReceiptDocument:

@@ -201,7 +201,7 @@ def test_parse_document__malformed_zkml_section__document_error():
                         "outputHash": "0x" + "44" * 32, "mode": "ZKML", "signer": ZERO_ADDRESS, "timestamp": 1}}
     with pytest.raises(ReceiptDocumentError, match="instance lists"):
         parse_document(base | {"zkml": {"proof": "0x00"}})
-    with pytest.raises(ReceiptDocumentError, match="must be integers"):
+    with pytest.raises(ReceiptDocumentError, match="zkml.inputs\\[\\] must be an integer from 0 to 2\\^256-1"):
         parse_document(base | {"zkml": {"proof": "0x00", "inputs": ["x"], "outputs": []}})
 
 
