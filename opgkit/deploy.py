@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from ape.contracts import ContractInstance
 from ape.utils import ZERO_ADDRESS
 from eth_utils import keccak
 
+from opgkit.cli import UserError, is_unreachable, shown
 from opgkit.deployments_record import load_record, save_record
 
 OPG = 10**18
@@ -155,6 +157,11 @@ class WiringError(Exception):
     """A deployed contract's roles or parameters differ from what was asked for."""
 
 
+class DeploymentBlocked(WiringError, UserError):
+    """The deployment cannot go on as asked (a missing model, a settlement already connected elsewhere, roles
+    only governance can grant now); the message names the step to take. Raised before the step's transaction."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One contract to deploy: its name (also its project contract type) and its constructor arguments, built
@@ -263,7 +270,7 @@ def deploy_all(
     deployed: dict[str, ContractInstance] = {}
     for step in deployment_steps(deployer.address, treasury, params, handover):
         if step.name == "RiskGatedVault" and not deployed["ModelRegistry"].exists(params.example_vault_model):
-            raise WiringError(
+            raise DeploymentBlocked(
                 f"example_vault_model 0x{params.example_vault_model.hex()} is not registered in the ModelRegistry at "
                 f"{deployed['ModelRegistry'].address}: register the model, then run deploy again (the rest is reused)"
             )
@@ -314,6 +321,36 @@ def plan(deployer: str, treasury: str, params: ProtocolParameters, record_path: 
     return planned
 
 
+_PLACEHOLDER = "0x" + "11" * 20  # stands for a contract not deployed yet when constructor inputs are encoded
+
+
+def preflight(deployer: str, treasury: str, params: ProtocolParameters, planned: list[PlannedStep],
+              handover: bool = True) -> None:
+    """Everything about a deployment that can be known before its first transaction; raises DeploymentBlocked.
+
+    Every constructor's inputs must encode to its ABI types (a duration too large for a uint32 would otherwise
+    fail after the contracts before it were sent), and the example vault's model must already be registered
+    in a ModelRegistry the run reuses.
+    """
+    addresses = defaultdict(lambda: _PLACEHOLDER, {step.name: step.address for step in planned if step.address})
+    for step in deployment_steps(deployer, treasury, params, handover):
+        try:
+            getattr(project, step.name).constructor.encode_input(*step.args(addresses))
+        except Exception as error:  # noqa: BLE001 - eth_abi and ape raise several kinds for one bad value
+            if is_unreachable(error):
+                raise
+            raise DeploymentBlocked(f"{step.name} cannot take these parameters: {shown(str(error))}; fix them in "
+                                    "the parameters file") from error
+    if params.example_vault_model:
+        registry = next(step for step in planned if step.name == "ModelRegistry")
+        if registry.action != "reuse" or not project.ModelRegistry.at(registry.address).exists(
+                params.example_vault_model):
+            raise DeploymentBlocked(
+                f"example_vault_model 0x{params.example_vault_model.hex()} is not registered in "
+                f"{'the ModelRegistry at ' + registry.address if registry.address else 'a ModelRegistry yet'}: deploy "
+                "without example_vault_model first, register the model, then add it and run deploy again")
+
+
 def _require_free_batch_slot(suite: Suite, settlement, args: list) -> None:
     """Stop before deploying a BatchSettlement that ``settlement`` could never be connected to: it takes one
     batch contract, once ever, and a reused settlement may already have one."""
@@ -323,7 +360,7 @@ def _require_free_batch_slot(suite: Suite, settlement, args: list) -> None:
     previous = suite.reusable("BatchSettlement", _json_arg(list(args)))
     if previous is not None and previous["address"] == current:
         return
-    raise WiringError(
+    raise DeploymentBlocked(
         f"InferenceSettlement at {settlement.address} is already connected to BatchSettlement {current} (a "
         "settlement takes one batch contract, once ever), so a new BatchSettlement could never record batches "
         f"there: deploy with the parameters BatchSettlement {current} was deployed with (challenge_window, "
@@ -343,7 +380,7 @@ def _connect_batches(settlement, batches, deployer) -> None:
             "InferenceSettlement (drop it from the deployments record)"
         )
     if not settlement.hasRole(settlement.DEFAULT_ADMIN_ROLE(), deployer):
-        raise WiringError(
+        raise DeploymentBlocked(
             f"InferenceSettlement at {settlement.address} is not yet connected to BatchSettlement {batches.address} "
             f"and the deployer no longer administers it: propose setBatchSettlement({batches.address}) through "
             "governance"
@@ -358,7 +395,7 @@ def _grant_slasher(staking, slashers, deployer) -> None:
     if missing and not staking.hasRole(admin, deployer):
         names = " and ".join(f"{c.contract_type.name} at {c.address}" for c in missing)
         calls = ", ".join(f"grantRole(SLASHER_ROLE, {c.address})" for c in missing)
-        raise WiringError(
+        raise DeploymentBlocked(
             f"{names} {'needs' if len(missing) == 1 else 'need'} SLASHER_ROLE on NodeStaking, which the timelock "
             f"now administers: propose {calls} through governance, then run deploy again"
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from eth_utils import is_address, to_checksum_address
 
-from opgkit.cli import UserError, read_yaml
+from opgkit.cli import UserError, read_yaml, shown
 from opgkit.deploy import DAY, OPG, PROOF_REPORT_MARGIN, ProtocolParameters
 
 HOUR, MINUTE = 3_600, 60
@@ -108,7 +108,7 @@ def _convert(key, value, errors):
                 raise ValueError
             return tuple(to_checksum_address(a) for a in value)
     except ValueError:
-        errors.append(f"{key}: {value!r} is not {_expected(key)}")
+        errors.append(f"{key}: {shown(value)} is not {_expected(key)}")
         return None
     raise AssertionError(key)
 
@@ -175,7 +175,7 @@ def parameters_from_mapping(data, local: bool = True) -> ProtocolParameters:
     if not isinstance(data, dict):
         raise ConfigError("the parameters file must be a mapping of parameter names to values")
     known = {f.name for f in dataclasses.fields(ProtocolParameters)}
-    errors = [f"{key}: unknown parameter (known: {', '.join(sorted(known))})" for key in data if key not in known]
+    errors = [f"{shown(key)}: unknown parameter (known: {', '.join(sorted(known))})" for key in data if key not in known]
     values = {key: _convert(key, value, errors) for key, value in data.items() if key in known}
     if errors:
         raise ConfigError("\n".join(errors))

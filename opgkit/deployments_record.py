@@ -36,11 +36,18 @@ def load_record(path: Path) -> dict:
         raise RecordError(f"{path} is not a deployments record (no chain_id and contracts); give another --record "
                           "or move it away to deploy afresh")
     for name, entry in contracts.items():
-        if not isinstance(entry, dict) or any(field not in entry for field in RECORD_FIELDS) or not (
-                isinstance(entry["address"], str) and is_address(entry["address"])):
+        if not _entry_ok(entry):
             raise RecordError(f"{path}: the entry of {name!r} is damaged (needs {', '.join(RECORD_FIELDS)}); restore "
                               "the file or move it away to deploy afresh")
     return data
+
+
+def _entry_ok(entry) -> bool:
+    return (isinstance(entry, dict) and all(field in entry for field in RECORD_FIELDS)
+            and isinstance(entry["address"], str) and is_address(entry["address"])
+            and isinstance(entry["tx_hash"], str) and isinstance(entry["code_hash"], str)
+            and isinstance(entry["block"], int) and not isinstance(entry["block"], bool)
+            and isinstance(entry["constructor_args"], list))
 
 
 def save_record(path: Path, chain_id: int, contracts: dict) -> None:

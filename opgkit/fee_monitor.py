@@ -151,10 +151,18 @@ class Checkpoint:
                 "use another --state file for this market"
             )
         last_block, last_log_index = data.get("last_block"), data.get("last_log_index")
-        if not _position_field(last_block) or not _position_field(last_log_index):
+        if not (_position_field(last_block) and _position_field(last_log_index)
+                and (last_block >= 0 or last_log_index == BLOCK_DONE)):
             raise MonitorError(f"checkpoint {path} has no valid last_block/last_log_index (integers >= -1); fix it, "
                                "or delete it and give --from-block to start over")
         return cls(path, market, chain_id, last_block, last_log_index)
+
+    def require_within(self, head: int) -> None:
+        """A checkpoint past the chain's head belongs to another history (a chain reset, a redeploy at the same
+        address): continuing would silently skip every event up to it."""
+        if self.last_block > head:
+            raise MonitorError(f"checkpoint {self.path} is at block {self.last_block} but the chain's head is {head}: "
+                               "the chain was reset or this is another chain; delete the checkpoint to start over")
 
     @property
     def next_block(self) -> int:

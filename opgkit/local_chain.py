@@ -197,6 +197,10 @@ def main(port: int, state_dir: Path, fresh: bool) -> None:
     except ChainError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_STARTUP)
+    except OSError as error:
+        click.echo(f"error: cannot use the state directory {state_dir}: {error.strerror or error}; choose another "
+                   "with --state-dir", err=True)
+        sys.exit(EXIT_STARTUP)
     sys.exit(code)
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
+from opgkit.cli.files import loads_json
+
 MANIFEST_VERSION = 1
 _DATA_URI = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>[A-Za-z0-9+/=\s]*)$")
 
@@ -91,7 +93,7 @@ def _image(item, index: int) -> Image:
         return Image(media_type="application/octet-stream", data=bytes(item))
     if isinstance(item, str):
         return Image.from_data_uri(item)
-    if isinstance(item, Mapping) and "data" in item:
+    if isinstance(item, Mapping) and isinstance(item.get("data"), (bytes, bytearray)):
         return Image(media_type=str(item.get("media_type", "application/octet-stream")), data=bytes(item["data"]))
     raise ManifestError(f"image {index} must be bytes, a data URI, or {{'media_type', 'data'}}; got {type(item).__name__}")
 
@@ -104,8 +106,8 @@ def _tool_call(item, index: int) -> ToolCall:
     arguments = item.get("arguments", {})
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError as error:
+            arguments = loads_json(arguments)
+        except (ValueError, RecursionError) as error:
             raise ManifestError(f"tool call {index} has arguments that are not JSON: {error}") from error
     return ToolCall(name=str(item["name"]), arguments=arguments)
 
@@ -117,6 +119,8 @@ def manifest_from_response(response: Mapping) -> OutputManifest:
     images: Sequence = response.get("images") or ()
     calls: Sequence = response.get("tool_calls") or ()
     usage = response.get("usage") or {}
+    if not isinstance(usage, Mapping) or not isinstance(images, (list, tuple)) or not isinstance(calls, (list, tuple)):
+        raise ManifestError("images and tool_calls must be lists and usage a mapping of counts")
     if not all(isinstance(v, int) and v >= 0 for v in usage.values()):
         raise ManifestError("usage counts must be non-negative integers")
     return OutputManifest(

@@ -31,7 +31,7 @@ from ape.utils import ZERO_ADDRESS
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, is_address, is_hex, to_bytes
 
-from opgkit.cli import UserError, read_json
+from opgkit.cli import UserError, read_json, shown
 from opgkit.manifest import ManifestError, manifest_from_response
 from opgkit.receipts import Fault, Mode, Receipt, Status, instances_hash, recover_receipt_signer
 
@@ -141,7 +141,8 @@ def _hex_bytes(value, name: str, length: int | None = None) -> bytes:
 
 def _mode(value) -> Mode:
     try:
-        return Mode[value.upper()] if isinstance(value, str) else Mode(_integer(value, "receipt.mode", 8))
+        return Mode[value.upper() if value.isascii() else value] if isinstance(value, str) else Mode(
+            _integer(value, "receipt.mode", 8))
     except (KeyError, ValueError) as error:
         raise ReceiptDocumentError(f"receipt.mode must be VANILLA, TEE or ZKML (or 0, 1, 2), not {value!r}") from error
 
@@ -151,7 +152,10 @@ def _integer(value, name: str, bits: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str, float)):
         raise ReceiptDocumentError(f"{name} must be an integer, not {type(value).__name__}")
     try:
-        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+        if isinstance(value, str):
+            number = int(value) if value.isascii() and value.isdigit() and len(value) <= 80 else None
+        else:
+            number = int(value) if not isinstance(value, float) or value.is_integer() else None
     except (ValueError, OverflowError):
         number = None
     if number is None or not 0 <= number < 2**bits:
@@ -330,9 +334,9 @@ def _output_check(document) -> Check:
         return Check("output", None, "no response in the document: the output hash was not recomputed")
     try:
         manifest = manifest_from_response(document.response)
-    except ManifestError as error:
-        return Check("output", False, f"the response cannot be hashed: {error}")
-    computed = manifest.output_hash()
+        computed = manifest.output_hash()
+    except (ManifestError, ValueError, TypeError, AttributeError, OverflowError, MemoryError, RecursionError) as error:
+        return Check("output", False, f"the response cannot be hashed: {shown(error)}")
     if computed == document.receipt.outputHash:
         return Check("output", True, f"the response (text, {len(manifest.images)} image(s), "
                                      f"{len(manifest.tool_calls)} tool call(s), usage) hashes to outputHash")

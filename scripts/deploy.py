@@ -20,7 +20,7 @@ from opgkit.cli import (
     ExitCode, NetworkCommand, UserError, ensure_writable, exit_codes_help, is_development_chain, nonzero_address,
     prepare_signer, signing_options,
 )
-from opgkit.deploy import ProtocolParameters, WiringError, deploy_all, plan, planned_wiring
+from opgkit.deploy import DeploymentBlocked, ProtocolParameters, WiringError, deploy_all, plan, planned_wiring, preflight
 from opgkit.deploy_config import config_path_for, load_parameters
 from opgkit.deployments_record import load_record, record_path_for
 
@@ -48,9 +48,8 @@ def _publish(provider, suite, logger) -> None:
             logger.info(f"published {deployment.name} to {explorer.name}")
 
 
-def _print_plan(account, treasury, params, record, handover) -> None:
+def _print_plan(account, steps, handover) -> None:
     click.echo(f"{'plan':<22} (nothing is sent)")
-    steps = plan(account.address, treasury, params, record, handover)
     for step in steps:
         where = step.address if step.action == "reuse" else ""
         click.echo(f"  {step.action:<7} {step.name:<22} {where}".rstrip())
@@ -82,13 +81,18 @@ def cli(cli_ctx, provider, account, autosign, treasury, config, dry_run, handove
     if publish and provider.network.explorer is None:
         raise UserError("--publish needs an explorer plugin: pip install ape-etherscan==0.8.7 and set ETHERSCAN_API_KEY")
     record = record or record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
-    load_record(record)
+    recorded = load_record(record)
+    if recorded["contracts"] and recorded["chain_id"] != provider.chain_id:
+        raise UserError(f"{_shown(record)} records a deployment on chain {recorded['chain_id']}, not this chain "
+                        f"({provider.chain_id}); give another --record (or move that file away) so it is kept")
     ensure_writable(record, "deployments record")
+    steps = plan(account.address, treasury, params, record, handover)
+    preflight(account.address, treasury, params, steps, handover)
     click.echo(f"{'network':<22} {provider.network_choice} (chain id {provider.chain_id})")
     click.echo(f"{'deployer':<22} {account.address}")
     click.echo(f"{'parameters':<22} {source}")
     if dry_run:
-        _print_plan(account, treasury, params, record, handover)
+        _print_plan(account, steps, handover)
         return
     unattended = prepare_signer(account, autosign)
     if unattended:
@@ -96,6 +100,8 @@ def cli(cli_ctx, provider, account, autosign, treasury, config, dry_run, handove
 
     try:
         suite = deploy_all(account, treasury, params, record_path=record, handover=handover)
+    except DeploymentBlocked:
+        raise
     except WiringError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(int(ExitCode.CHECK_FAILED))

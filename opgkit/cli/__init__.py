@@ -9,13 +9,15 @@ from opgkit.cli.command import NetworkCommand, ScriptCommand, fail, run_guarded
 from opgkit.cli.contracts import contract_at
 from opgkit.cli.errors import UserError, explain, is_unreachable
 from opgkit.cli.exits import ExitCode, exit_codes_help
-from opgkit.cli.files import DOCUMENT_LIMIT, ensure_writable, read_json, read_text, read_yaml, require_object, write_atomically
-from opgkit.cli.params import DEVELOPMENT_CHAIN_IDS, is_development_chain, nonzero_address
+from opgkit.cli.files import (
+    DOCUMENT_LIMIT, ensure_writable, loads_json, read_json, read_text, read_yaml, require_object, shown, write_atomically,
+)
+from opgkit.cli.params import DEVELOPMENT_CHAIN_IDS, finite_number, is_development_chain, nonzero_address
 from opgkit.cli.retry import with_backoff
 
 __all__ = [
     "DEVELOPMENT_CHAIN_IDS", "DOCUMENT_LIMIT", "ExitCode", "NetworkCommand", "ScriptCommand", "UserError", "contract_at",
-    "ensure_writable", "exit_codes_help", "explain", "fail", "is_development_chain", "is_unreachable",
+    "ensure_writable", "exit_codes_help", "explain", "fail", "finite_number", "is_development_chain", "is_unreachable", "loads_json",
     "nonzero_address", "passphrase_variable", "prepare_signer", "read_json", "read_text", "read_yaml",
-    "require_object", "run_guarded", "signing_options", "with_backoff", "write_atomically",
+    "require_object", "run_guarded", "shown", "signing_options", "with_backoff", "write_atomically",
 ]

@@ -55,10 +55,14 @@ def prepare_signer(account, autosign: bool) -> str | None:
                             f"answer: add --autosign and set {variable}")
         return None
     passphrase = os.environ.get(variable)
+    if passphrase == "":
+        raise UserError(f"{variable} is set but empty; set it to the passphrase of '{account.alias}' (a name with "
+                        f"a dash needs `env '{variable}=…' ape run …`)")
     if passphrase is None:
         if not sys.stdin.isatty():
             raise UserError(f"--autosign needs the passphrase of '{account.alias}' and there is no terminal to ask: "
-                            f"set {variable}")
+                            f"set {variable}" + ("" if variable.isidentifier() else f" (with `env '{variable}=…'`: "
+                                                 "a shell cannot export a name with a dash)"))
         passphrase = click.prompt(f"Passphrase of '{account.alias}'", hide_input=True)
     try:
         account.set_autosign(True, passphrase=passphrase)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -10,6 +11,7 @@ from typing import Any, Callable
 import click
 from ape.cli import ConnectedProviderCommand
 from ape.cli.commands import parse_network
+from ape.logging import LogLevel, logger
 
 from opgkit import PROJECT_ROOT
 from opgkit.cli.errors import UserError, debugging, explain
@@ -38,6 +40,10 @@ def run_guarded(invoke: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         click.echo("\ninterrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except BrokenPipeError:
+        # Whoever read our output went away (`| head`): nothing to tell them, and nothing more to flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(int(ExitCode.ERROR))
     except Exception as error:  # noqa: BLE001 - the one place failures become messages and exit codes
         message = explain(error)
         if debugging():
@@ -77,6 +83,8 @@ class NetworkCommand(ConnectedProviderCommand):
     def _connect_and_invoke(self, ctx: click.Context) -> Any:
         if self.callback is None:
             return None
+        if ctx.params.get("as_json"):
+            logger.set_level(LogLevel.WARNING)  # ape's INFO lines would break a stream of JSON lines
         _compile_in_full_if_sources_changed()
         network = parse_network(ctx)
         if network is None:

@@ -45,6 +45,8 @@ def is_unreachable(error: BaseException) -> bool:
     """The node did not answer (down, restarting, wrong URI): worth retrying, never the user's input."""
     cause: BaseException | None = error
     while cause is not None:
+        if isinstance(cause, BrokenPipeError):  # our own output closed (`| head`), not the node
+            return False
         if isinstance(cause, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
             return True
         if any(marker in str(cause) for marker in _UNREACHABLE_MARKERS):

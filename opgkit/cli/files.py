@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import reprlib
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +40,70 @@ def read_text(path: Path, what: str, limit: int = DOCUMENT_LIMIT) -> str:
         raise UserError(f"{what} {path} is not text (byte {error.start} is not UTF-8); is it the right file?") from error
 
 
+MAX_NESTING = 200
+"""Deepest nesting a parsed document may have; no input of this project comes near it."""
+
+
+@contextmanager
+def shallow_parsing():
+    """Parse with a low recursion limit: some libraries (py_ecc) raise Python's limit so high that a deeply
+    nested document would overflow the C stack (a crash) instead of raising RecursionError."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(previous, MAX_NESTING + 100 + len(_stack_depth())))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def _stack_depth() -> list:
+    frame, frames = sys._getframe(), []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return frames
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` that raises RecursionError, never crashes, on nesting deeper than MAX_NESTING or so."""
+    with shallow_parsing():
+        return json.loads(text)
+
+
 def read_json(path: Path, what: str, limit: int = DOCUMENT_LIMIT) -> Any:
     """The parsed JSON in ``path`` (any shape: callers check theirs)."""
     text = read_text(path, what, limit)
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise UserError(f"{what} {path} is not valid JSON: {error}") from error
+        return loads_json(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, and integers of too many digits
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+        raise UserError(f"{what} {path} is not valid JSON: {reason}") from error
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors' aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted here",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 def read_yaml(path: Path, what: str, limit: int = DOCUMENT_LIMIT) -> Any:
-    """The parsed YAML in ``path`` (any shape: callers check theirs)."""
+    """The parsed YAML in ``path`` (any shape: callers check theirs); aliases refused."""
     text = read_text(path, what, limit)
     try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as error:
-        raise UserError(f"{what} {path} is not valid YAML: {str(error).splitlines()[0]}") from error
+        with shallow_parsing():
+            return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else " ".join(str(error).split())[:200]
+        raise UserError(f"{what} {path} is not valid YAML: {reason}") from error
+
+
+def shown(value: Any) -> str:
+    """A value as it may appear in a message: abbreviated, whatever its size."""
+    return reprlib.repr(value)
 
 
 def require_object(data: Any, what: str, path: Path) -> dict:
@@ -67,19 +117,28 @@ def require_object(data: Any, what: str, path: Path) -> dict:
 def ensure_writable(path: Path, what: str) -> None:
     """Raise a UserError unless ``path`` can be created or overwritten; run it before sending anything.
 
-    Probes by creating (and removing) a file beside it, which also catches read-only file systems and
-    permissions a superuser ignores elsewhere. Missing parent directories are fine if they can be created.
+    Creates missing parent directories, then probes by creating (and removing) the temporary file
+    ``write_atomically`` writes first, which also catches names too long, read-only file systems and
+    permissions a superuser ignores elsewhere. An existing file is opened for appending, never changed.
     """
     if path.is_dir():
         raise UserError(f"{what} {path} is a directory; give a file path")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{what} {path} is not a regular file; give a file path")
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UserError(f"cannot write {what} {path}: {ancestor} is a file, not a directory; choose another path")
     try:
-        with tempfile.NamedTemporaryFile(dir=ancestor, prefix=".opg-write-check-"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Probe the very name write_atomically uses first, in the very directory.
+        temporary = path.with_name(path.name + ".tmp")
+        existed = temporary.exists()
+        with open(temporary, "ab"):
             pass
+        if not existed:
+            temporary.unlink()
         if path.exists():
             with open(path, "ab"):
                 pass

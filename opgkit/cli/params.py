@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 from eth_utils import is_address, to_checksum_address
 from ape.utils import ZERO_ADDRESS
@@ -21,6 +23,13 @@ def nonzero_address(ctx: click.Context, param: click.Parameter, value: str | Non
             raise click.BadParameter("the zero address pays for no request: give the payer that asked for it")
         raise click.BadParameter("the zero address holds no contract; give the deployed contract's address")
     return address
+
+
+def finite_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Click callback: refuse NaN and infinity, which FloatRange lets through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 DEVELOPMENT_CHAIN_IDS = (31337, 1337)

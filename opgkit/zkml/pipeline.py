@@ -157,12 +157,19 @@ class InferenceProof:
 
     @classmethod
     def from_json(cls, document: dict) -> "InferenceProof":
+        def instances(key: str) -> tuple[int, ...]:
+            values = document[key]
+            if not isinstance(values, list) or not all(
+                    isinstance(v, (int, str)) and not isinstance(v, bool) and 0 <= int(v) < 2**256 for v in values):
+                raise ValueError(f"{key} must be a list of integers from 0 to 2^256-1")
+            return tuple(int(value) for value in values)
+
         try:
             return cls(
                 model=str(document["model"]),
                 proof=bytes.fromhex(str(document["proof"]).removeprefix("0x")),
-                inputs=tuple(int(value) for value in document["inputs"]),
-                outputs=tuple(int(value) for value in document["outputs"]),
+                inputs=instances("inputs"),
+                outputs=instances("outputs"),
                 output_scale=int(document["outputScale"]),
             )
         except (KeyError, TypeError, ValueError, OverflowError) as error:

@@ -9,6 +9,7 @@ traceback, and sends no transaction.
 import json
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from opgkit.cli import ExitCode, UserError
 from opgkit.deploy import ProtocolParameters, deploy_all
 from opgkit.deploy_config import load_parameters
 from opgkit.deployments_record import load_record
+from opgkit.testing import LineReader
 
 pytestmark = pytest.mark.anvil_only
 
@@ -292,3 +294,60 @@ def test_receipts__settlement_address_of_something_else__named_error(uri, suite,
                      "--settlement", address)
     line = assert_named_error(result)
     assert ("no contract code" if settlement == "account" else "some other contract, not InferenceSettlement") in line
+
+
+# ------------------------------------------------------------------------------------------------ found in review
+
+
+def test_deploy__value_too_large_for_its_abi_type__refused_before_any_transaction(uri, tmp_path, nothing_sent):
+    """voting_period passes the parameter rules but not OPGGovernor's uint32: it used to fail after three
+    contracts were deployed."""
+    config = write(tmp_path, "params.yaml", b"voting_period: 5000000000\n")
+    result = ape_run("deploy", "--network", uri, "--account", "TEST::0", "--config", str(config),
+                     "--record", str(tmp_path / "r.json"))
+    assert "OPGGovernor cannot take these parameters" in assert_named_error(result)
+
+
+def test_deploy__vault_model_not_in_a_new_registry__refused_before_any_transaction(uri, tmp_path, nothing_sent):
+    config = write(tmp_path, "params.yaml", f'example_vault_model: "0x{"ab" * 32}"\n'.encode())
+    result = ape_run("deploy", "--network", uri, "--account", "TEST::0", "--config", str(config),
+                     "--record", str(tmp_path / "r.json"))
+    assert "is not registered" in assert_named_error(result)
+
+
+def test_deploy__record_of_another_chain__kept_and_refused(uri, suite, tmp_path, nothing_sent):
+    record = {"chain_id": 11155111, "contracts": {"OPGToken": {
+        "address": suite["OPGToken"].address, "tx_hash": "0x" + "00" * 32, "block": 1, "constructor_args": [],
+        "code_hash": "0x" + "00" * 32}}}
+    path = write(tmp_path, "sepolia.json", json.dumps(record).encode())
+    result = ape_run("deploy", "--network", uri, "--account", "TEST::0", "--record", str(path))
+    assert "records a deployment on chain 11155111" in assert_named_error(result)
+    assert json.loads(path.read_text()) == record
+
+
+def test_monitor__checkpoint_ahead_of_the_chain__named_error(uri, suite, chain, tmp_path):
+    market = suite["TwinMarket"].address
+    state = write(tmp_path, "state.json", json.dumps({"market": market, "chain_id": chain.chain_id,
+                                                      "last_block": 10**9, "last_log_index": 2**63}).encode())
+    result = ape_run("monitor_fees", "--network", uri, "--market", market, "--state", str(state))
+    assert "the chain was reset" in assert_named_error(result)
+
+
+def test_monitor__non_finite_poll__usage_error(uri, suite):
+    result = ape_run("monitor_fees", "--network", uri, "--market", suite["TwinMarket"].address, "--follow",
+                     "--poll", "nan")
+    assert "not a finite number" in assert_named_error(result)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, ExitCode.INTERRUPTED), (signal.SIGTERM, ExitCode.OK)])
+def test_monitor_follow__ctrl_c_is_interrupted_sigterm_a_clean_stop(uri, suite, signum, code):
+    process = subprocess.Popen(["ape", "run", "monitor_fees", "--network", uri, "--market", suite["TwinMarket"].address,
+                                "--follow", "--poll", "30", "--json"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        lines = LineReader(process)
+        assert json.loads(lines.next())["type"] == "snapshot", "--json prints JSON lines only"
+        process.send_signal(signum)
+        assert process.wait(timeout=20) == code  # not after the 30 s poll: a stop cuts the wait short
+    finally:
+        process.kill()

@@ -2,6 +2,7 @@
 
 import errno
 import os
+import sys
 
 import click
 import pytest
@@ -10,7 +11,7 @@ from ape.exceptions import ContractNotFoundError, ProviderError, SignatureError
 from ape_accounts.accounts import InvalidPasswordError
 
 from opgkit.cli import (
-    DOCUMENT_LIMIT, ExitCode, UserError, ensure_writable, exit_codes_help, explain, is_unreachable, read_json,
+    DOCUMENT_LIMIT, ExitCode, UserError, ensure_writable, exit_codes_help, explain, is_unreachable, read_json, read_yaml,
     run_guarded, with_backoff,
 )
 
@@ -151,9 +152,48 @@ def test_ensure_writable__existing_file__kept_intact_and_nothing_left_behind(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
 
 
-def test_ensure_writable__missing_directories__fine_and_not_created(tmp_path):
+def test_ensure_writable__missing_directories__created_and_left_empty(tmp_path):
     ensure_writable(tmp_path / "a" / "b" / "record.json", "record")
-    assert not (tmp_path / "a").exists()
+    assert (tmp_path / "a" / "b").is_dir() and not any((tmp_path / "a" / "b").iterdir())
+
+
+def test_ensure_writable__fifo__refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UserError, match="is not a regular file"):
+        ensure_writable(tmp_path / "fifo", "checkpoint")
+
+
+def test_ensure_writable__name_with_no_room_for_its_temporary__refused(tmp_path):
+    """The record is written through `<name>.tmp`: a name that fits but whose temporary does not must fail here,
+    not after the first contract was deployed."""
+    with pytest.raises(UserError, match="cannot write record"):
+        ensure_writable(tmp_path / ("a" * 250 + ".json"), "record")
+
+
+def test_read_json__nested_deeper_than_the_limit__named_error_not_a_crash(tmp_path, monkeypatch):
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)  # what py_ecc sets on import: the C parser would overflow the stack
+    try:
+        path = tmp_path / "deep.json"
+        path.write_text("[" * 300_000 + "]" * 300_000)
+        with pytest.raises(UserError, match="nested too deeply"):
+            read_json(path, "checkpoint")
+        assert sys.getrecursionlimit() == 100_000
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def test_read_yaml__alias_bomb__refused_before_expanding(tmp_path):
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]" for previous, name in zip("abcdefgh", "bcdefghi")]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(levels) + "\nattestors: *i\n")
+    with pytest.raises(UserError, match="aliases"):
+        read_yaml(path, "parameters file")
+
+
+def test_is_unreachable__broken_pipe__is_our_output_not_the_node():
+    assert not is_unreachable(BrokenPipeError(errno.EPIPE, "Broken pipe"))
 
 
 def test_ensure_writable__under_a_file_or_a_directory__named(tmp_path):
