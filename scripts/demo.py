@@ -22,7 +22,7 @@ from ape.exceptions import ApeException
 from ape.logging import LogLevel, logger
 
 from opgkit import PROJECT_ROOT
-from opgkit.cli import ExitCode, NetworkCommand, ensure_writable, exit_codes_help
+from opgkit.cli import ExitCode, NetworkCommand, ensure_writable, exit_codes_help, is_unreachable
 from opgkit.demo import Cast, Story
 from opgkit.quiet import output_to
 
@@ -50,6 +50,8 @@ def cli(provider, log_path):
             project.load_contracts()  # compile up front: the compiler's listing goes to the log
         story.run()
     except ApeException as error:
+        if is_unreachable(error):
+            raise  # the node, not the story: exit 2 with the node's message
         click.echo(f"\nerror: the demo stopped: {error}", err=True)
         raise SystemExit(int(ExitCode.CHECK_FAILED)) from error
     click.echo("\ndone: every step above ran on chain with real signatures")

@@ -86,10 +86,13 @@ class NetworkCommand(ConnectedProviderCommand):
         if ctx.params.get("as_json"):
             logger.set_level(LogLevel.WARNING)  # ape's INFO lines would break a stream of JSON lines
         _compile_in_full_if_sources_changed()
-        network = parse_network(ctx)
-        if network is None:
-            return self._invoke(ctx)
-        provider = with_backoff(network.__enter__, attempts=self.connect_attempts, on_retry=_say_retrying)
+        try:
+            network = parse_network(ctx)
+            if network is None:
+                return self._invoke(ctx)
+            provider = with_backoff(network.__enter__, attempts=self.connect_attempts, on_retry=_say_retrying)
+        except ValueError as error:  # a malformed URI in --network (a port out of range, a broken IPv6 host)
+            raise UserError(f"--network cannot be used: {error}; see `ape networks list`") from error
         try:
             result = self._invoke(ctx, provider=provider)
         except BaseException:

@@ -148,7 +148,8 @@ def test_monitor__wrong_market__named_error(uri, suite, market):
         assert "is some other contract, not TwinMarket" in line
 
 
-@pytest.mark.parametrize("network", ["ethereum:nowhere", "nonsense", "http://127.0.0.1:9", "ethereum:sepolia:node"])
+@pytest.mark.parametrize("network", ["ethereum:nowhere", "nonsense", "http://127.0.0.1:9", "ethereum:sepolia:node",
+                                     "ethereum:devchain:http://127.0.0.1:99999"])
 def test_monitor__wrong_or_unreachable_network__named_error(suite, network):
     result = ape_run("monitor_fees", "--network", network, "--market", suite["TwinMarket"].address)
     assert_named_error(result)
