@@ -175,7 +175,8 @@ def parameters_from_mapping(data, local: bool = True) -> ProtocolParameters:
     if not isinstance(data, dict):
         raise ConfigError("the parameters file must be a mapping of parameter names to values")
     known = {f.name for f in dataclasses.fields(ProtocolParameters)}
-    errors = [f"{shown(key)}: unknown parameter (known: {', '.join(sorted(known))})" for key in data if key not in known]
+    errors = [f"{key if isinstance(key, str) and len(key) <= 60 else shown(key)}: unknown parameter "
+              f"(known: {', '.join(sorted(known))})" for key in data if key not in known]
     values = {key: _convert(key, value, errors) for key, value in data.items() if key in known}
     if errors:
         raise ConfigError("\n".join(errors))
