@@ -16,7 +16,7 @@ from ape import project
 from eth_utils import is_hex, to_bytes
 
 from opgkit import PROJECT_ROOT
-from opgkit.cli import ExitCode, NetworkCommand, contract_at, exit_codes_help, nonzero_address, read_json
+from opgkit.cli import GROUP_EXIT_CODES, ExitCode, NetworkCommand, contract_at, exit_codes_help, nonzero_address, read_json
 from opgkit.deployments_record import record_path_for, recorded_address
 from opgkit.receipt_verifier import (
     ReceiptDocumentError, document_json, load_document, parse_document, verify_document, verify_request,
@@ -25,7 +25,7 @@ from opgkit.receipt_verifier import (
 MARK = {True: "ok  ", False: "FAIL", None: "--  "}
 
 
-@click.group(short_help="Check inference receipts")
+@click.group(short_help="Check inference receipts", epilog=GROUP_EXIT_CODES)
 def cli():
     """Auditor tools for inference receipts."""
 

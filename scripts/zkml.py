@@ -23,8 +23,8 @@ from eth_utils import is_hex, to_bytes
 from opgkit import PROJECT_ROOT
 from opgkit.benchmarks import zkml as zkml_benchmark
 from opgkit.cli import (
-    ExitCode, NetworkCommand, ScriptCommand, UserError, contract_at, ensure_writable, exit_codes_help, fail, is_development_chain,
-    nonzero_address, prepare_signer, read_json, signing_options,
+    GROUP_EXIT_CODES, ExitCode, NetworkCommand, ScriptCommand, UserError, contract_at, ensure_writable, exit_codes_help,
+    fail, is_development_chain, nonzero_address, prepare_signer, read_json, signing_options,
 )
 from opgkit.deployments_record import record_path_for, recorded_address
 from opgkit.zkml import pipeline
@@ -43,7 +43,7 @@ srs_option = click.option(
 )
 
 
-@click.group(short_help="ZKML with EZKL: setup, prove, deploy, verify")
+@click.group(short_help="ZKML with EZKL: setup, prove, deploy, verify", epilog=GROUP_EXIT_CODES)
 def cli():
     """Prove the shipped ONNX models with EZKL and verify the proofs on chain."""
 

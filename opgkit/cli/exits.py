@@ -27,3 +27,8 @@ def exit_codes_help(ok: str, check_failed: str | None) -> str:
               "3 internal error (a bug: rerun with OPG_DEBUG=1 and report the traceback)",
               "130 interrupted"]
     return "\b\nExit codes:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+GROUP_EXIT_CODES = ("\b\nExit codes (each command's --help says which it uses):\n  0 ok\n  1 what it checked did not hold\n"
+                    "  2 error\n  3 internal error\n  130 interrupted")
+"""The epilog of a group of commands (`receipts`, `zkml`)."""
