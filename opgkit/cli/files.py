@@ -49,19 +49,18 @@ def shallow_parsing():
     """Parse with a low recursion limit: some libraries (py_ecc) raise Python's limit so high that a deeply
     nested document would overflow the C stack (a crash) instead of raising RecursionError."""
     previous = sys.getrecursionlimit()
-    sys.setrecursionlimit(min(previous, MAX_NESTING + 100 + len(_stack_depth())))
+    sys.setrecursionlimit(min(previous, MAX_NESTING + 100 + _stack_depth()))
     try:
         yield
     finally:
         sys.setrecursionlimit(previous)
 
 
-def _stack_depth() -> list:
-    frame, frames = sys._getframe(), []
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
     while frame is not None:
-        frames.append(frame)
-        frame = frame.f_back
-    return frames
+        depth, frame = depth + 1, frame.f_back
+    return depth
 
 
 def loads_json(text: str) -> Any:

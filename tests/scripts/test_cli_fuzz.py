@@ -83,13 +83,6 @@ def suite(deployer, tmp_path_factory):
     return deploy_all(deployer, deployer.address, ProtocolParameters(), handover=False)
 
 
-@pytest.fixture(scope="module")
-def uri(networks):
-    if networks.provider.name != "foundry":
-        pytest.skip("the scripts run as their own processes against the test's anvil")
-    return networks.provider.uri
-
-
 @pytest.fixture
 def nothing_sent(chain, deployer):
     """Fails the test if the chain gained a block or the deployer a nonce while it ran."""

@@ -20,13 +20,6 @@ pytestmark = pytest.mark.anvil_only
 PASSPHRASE = "correct horse battery staple"
 
 
-@pytest.fixture(scope="module")
-def uri(networks):
-    if networks.provider.name != "foundry":
-        pytest.skip("the deploy runs as its own process against the test's anvil")
-    return networks.provider.uri
-
-
 @pytest.fixture
 def keystore_account(accounts):
     """A fresh keystore account with ETH for gas, removed from ape's accounts folder afterwards."""
