@@ -1,0 +1,134 @@
+"""The batch document a relayer publishes where a batch's ``dataUri`` points, and how watchers fetch it.
+
+    {
+      "format": "opg-batch/1",
+      "chainId": 31337,
+      "batchSettlement": "0x…",
+      "root": "0x…",                       (the Merkle root posted on chain)
+      "count": 2,                          (the leaf count posted on chain)
+      "leaves": [{"receipt": {…}, "signature": "0x…"}, …]   (receipt documents, in the relayer's order)
+    }
+
+The leaves rebuild the OpenZeppelin StandardMerkleTree whose root was posted (``opgkit.receipts.ReceiptBatch``),
+so anyone holding the document can produce each leaf's proof. A document is named by its root
+(``0x<root>.json``): content-addressed, so publishing the same batch twice writes the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import requests
+from eth_utils import is_address, to_checksum_address
+
+from opgkit.cli import UserError, loads_json, write_atomically
+from opgkit.receipt_verifier import ReceiptDocumentError, document_json, parse_document
+from opgkit.receipts import ReceiptBatch, SignedReceipt
+
+FORMAT = "opg-batch/1"
+DOCUMENT_LIMIT = 64 << 20
+"""Largest batch document a watcher downloads (64 MiB: about 90,000 leaves)."""
+
+
+class BatchDataError(Exception):
+    """The batch data cannot be had or does not match what was posted; the message says which."""
+
+
+@dataclass(frozen=True)
+class BatchDocument:
+    chain_id: int
+    batch_settlement: str
+    leaves: tuple[SignedReceipt, ...]
+
+    def batch(self) -> ReceiptBatch:
+        return ReceiptBatch(list(self.leaves))
+
+    def to_json(self, batch: ReceiptBatch | None = None) -> dict:
+        batch = batch or self.batch()
+        return {
+            "format": FORMAT, "chainId": self.chain_id, "batchSettlement": self.batch_settlement,
+            "root": "0x" + batch.root.hex(), "count": len(batch),
+            "leaves": [document_json(item.receipt, item.signature) for item in self.leaves],
+        }
+
+
+def document_name(root: bytes) -> str:
+    return f"0x{root.hex()}.json"
+
+
+def publish(directory: Path, document: BatchDocument) -> tuple[Path, bytes]:
+    """Write ``document`` into ``directory`` under its root's name (atomically: a reader never sees half of it)."""
+    batch = document.batch()
+    path = directory / document_name(batch.root)
+    write_atomically(path, json.dumps(document.to_json(batch), separators=(",", ":")))
+    return path, batch.root
+
+
+def parse(raw: bytes, chain_id: int, batch_settlement: str) -> BatchDocument:
+    """A batch document from its bytes, checked against the chain and contract it must belong to."""
+    try:
+        data = loads_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise BatchDataError(f"the batch data is not a JSON document ({str(error)[:120]})") from error
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("leaves"), list):
+        raise BatchDataError(f'the batch data is not an "{FORMAT}" document with a "leaves" list')
+    if data.get("chainId") != chain_id or not is_address(data.get("batchSettlement") or "") or (
+            to_checksum_address(data["batchSettlement"]) != to_checksum_address(batch_settlement)):
+        raise BatchDataError(f"the batch data names chain {data.get('chainId')} and contract "
+                             f"{data.get('batchSettlement')}, not this batch settlement")
+    leaves = []
+    for index, leaf in enumerate(data["leaves"]):
+        try:
+            document = parse_document(leaf)
+        except ReceiptDocumentError as error:
+            raise BatchDataError(f"leaf {index}: {error}") from error
+        if document.signature is None:
+            raise BatchDataError(f"leaf {index} has no signature")
+        leaves.append(SignedReceipt(document.receipt, document.signature))
+    if not leaves:
+        raise BatchDataError("the batch data has no leaves")
+    return BatchDocument(chain_id, to_checksum_address(batch_settlement), tuple(leaves))
+
+
+def fetch(uri: str, timeout: float = 10.0, limit: int = DOCUMENT_LIMIT) -> bytes:
+    """The bytes behind a ``dataUri``: ``http(s)://`` (at most ``limit`` bytes, ``timeout`` seconds per read) or
+    ``file://`` (a publisher and watcher sharing a disk)."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        try:
+            with requests.get(uri, timeout=timeout, stream=True) as response:
+                if response.status_code != 200:
+                    raise BatchDataError(f"{uri} answered HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > limit:
+                        raise BatchDataError(f"{uri} is larger than {limit:,} bytes")
+                return bytes(body)
+        except requests.RequestException as error:
+            raise BatchDataError(f"{uri} cannot be fetched: {type(error).__name__}") from error
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+        try:
+            if path.stat().st_size > limit:
+                raise BatchDataError(f"{uri} is larger than {limit:,} bytes")
+            return path.read_bytes()
+        except OSError as error:
+            raise BatchDataError(f"{uri} cannot be read: {error.strerror or error}") from error
+    raise BatchDataError(f"the dataUri {uri[:200]!r} is not an http(s):// or file:// address this watcher can fetch")
+
+
+def check_publish_directory(directory: Path) -> None:
+    """Create the publish directory if needed and make sure documents can be written there."""
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"publish directory {directory} is a file; give a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write batch documents into {directory}: {error.strerror or error}") from error

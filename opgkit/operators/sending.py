@@ -1,0 +1,69 @@
+"""Transactions an operator sends at most once, across crashes and restarts.
+
+Before a transaction is sent, the nonce it will use is committed to the operator's state under a key naming
+the action (``post:<root>``, ``challenge:<batchId>``, ``report-missed:<payer>:<requestId>``). A restart finds
+the key: if the chain shows the action done (``done()``), nothing is sent; if the account's nonce has not moved,
+the same transaction is sent again with the same nonce, so at most one of the two can ever be mined; if the
+nonce was used by something else, the action is checked and sent afresh. The signing account should serve only
+this operator, so that its nonces are this operator's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+
+from opgkit.operators.store import Store
+
+SENDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sends (
+    key TEXT PRIMARY KEY,          -- the action, e.g. challenge:7
+    nonce INTEGER NOT NULL,        -- the account nonce reserved for it
+    from_block INTEGER NOT NULL,   -- chain head when it was reserved (where to look for its effect)
+    state TEXT NOT NULL,           -- pending (maybe sent) | mined
+    tx_hash TEXT
+);
+"""
+
+
+class Sent(Enum):
+    SENT = "sent"
+    ALREADY_DONE = "already done"
+
+
+class Sender:
+    def __init__(self, store: Store, account, provider) -> None:
+        self.store = store
+        self.account = account
+        self.provider = provider
+
+    def send_once(self, key: str, transact: Callable[[int], object], done: Callable[[int], bool]) -> tuple[Sent, str | None]:
+        """Run ``transact(nonce)`` (send and wait for the receipt) unless ``done(from_block)`` says the chain already
+        shows the action. Raises whatever ``transact`` raises (a revert: nothing more is sent for this key until
+        it is called again)."""
+        row = self.store.one("SELECT nonce, from_block, state, tx_hash FROM sends WHERE key = ?", key)
+        if row is not None and row[2] == "mined":
+            return Sent.ALREADY_DONE, row[3]
+        head = self.provider.get_block("latest").number
+        if row is not None:
+            nonce, from_block = row[0], row[1]
+        else:
+            nonce, from_block = None, head
+        if done(from_block):
+            self._mark(key, None, from_block)
+            return Sent.ALREADY_DONE, None
+        if nonce is None or self.provider.get_nonce(self.account.address) > nonce:
+            nonce, from_block = self.provider.get_nonce(self.account.address), head
+            with self.store.transaction() as db:
+                db.execute("INSERT INTO sends (key, nonce, from_block, state) VALUES (?, ?, ?, 'pending') "
+                           "ON CONFLICT(key) DO UPDATE SET nonce = excluded.nonce, from_block = excluded.from_block",
+                           (key, nonce, from_block))
+        receipt = transact(nonce)
+        tx_hash = getattr(receipt, "txn_hash", None)
+        self._mark(key, None if tx_hash is None else str(tx_hash), from_block)
+        return Sent.SENT, None if tx_hash is None else str(tx_hash)
+
+    def _mark(self, key: str, tx_hash: str | None, from_block: int) -> None:
+        with self.store.transaction() as db:
+            db.execute("INSERT INTO sends (key, nonce, from_block, state, tx_hash) VALUES (?, -1, ?, 'mined', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET state = 'mined', tx_hash = excluded.tx_hash", (key, from_block, tx_hash))
