@@ -44,6 +44,14 @@ def compile_in_full_if_stale(config):
         ape.project.load_manifest()
 
 
+@pytest.fixture(scope="module")
+def uri(networks):
+    """The test's anvil, for scripts started as processes (`--network <uri>`)."""
+    if networks.provider.name != "foundry":
+        pytest.skip("the scripts run as their own processes against the test's anvil")
+    return networks.provider.uri
+
+
 @pytest.fixture(scope="session")
 def deployer(accounts):
     return accounts[0]
