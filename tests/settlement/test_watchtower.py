@@ -1,0 +1,287 @@
+"""The watchtower as a real process: it follows every batch, checks every leaf as the contract would, challenges
+each faulty batch within its window and never an honest one, alerts on withheld or tampered data, and survives
+restarts without missing a batch or challenging one twice."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+import requests
+from eth_account import Account
+from eth_utils import keccak
+from hypothesis import HealthCheck, example as hypothesis_example, given, settings
+from hypothesis import strategies as st
+
+from opgkit.batch_document import BatchDocument, document_name
+from opgkit.leaf_faults import Contracts, LeafJudge
+from opgkit.receipts import Fault, ReceiptBatch, SignedReceipt, sign_receipt
+from opgkit.testing import LineReader, advance
+from operator_helpers import (
+    events, json_lines, publish_batch, run_operator, start_operator, state_rows, wait_for,
+)
+from conftest import private_key
+from settlement_helpers import MAX_RECEIPT_AGE, OPG, RELAYER_BIT, Mode, receipt
+
+pytestmark = pytest.mark.anvil_only
+
+NODE_BOND = 50_000 * OPG
+BAD_SIGNATURE = b"\x11" * 65
+LEAF_KINDS = ("valid", "forged", "inactive", "unknown-model", "deprecated", "zkml", "too-old", "mode-not-accepted",
+              "duplicate-within", "duplicate-across")
+FAULTS = {"forged": Fault.BAD_SIGNATURE, "inactive": Fault.SIGNER_INACTIVE, "unknown-model": Fault.UNKNOWN_MODEL,
+          "deprecated": Fault.MODEL_DEPRECATED, "zkml": Fault.MODE_NOT_BATCHABLE,
+          "too-old": Fault.TIMESTAMP_OUT_OF_BOUNDS, "mode-not-accepted": Fault.MODE_NOT_ACCEPTED}
+STRANGER = Account.from_key(keccak(text="watchtower test: a key nobody staked"))
+
+
+@pytest.fixture(scope="module")
+def deprecated_model(register_model, models, carol, chain):
+    model = register_model("deprecated before signing", [Mode.VANILLA])
+    models.deprecate(model, sender=carol)
+    advance(chain, 2)
+    return model
+
+
+@pytest.fixture(scope="module")
+def fresh_relayer(accounts, token, staking, treasury):
+    """A new staked relayer per batch: a relayer whose batch is rejected is slashed and jailed."""
+
+    def make():
+        account = accounts.generate_test_account()
+        treasury.transfer(account, 10**19)
+        token.transfer(account, NODE_BOND, sender=treasury)
+        token.approve(staking, NODE_BOND, sender=account)
+        staking.registerOperator(RELAYER_BIT, NODE_BOND, 0, sender=account)
+        return account
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def leaf_maker(settlement, open_model, tee_model, deprecated_model, operator, alice, chain):
+    """Signed leaves of each kind in LEAF_KINDS (duplicates are made by the caller)."""
+    counter = iter(range(10**9))
+
+    def make(kind: str) -> SignedReceipt:
+        label = f"watchtower {kind} {next(counter)}"
+        now = chain.blocks.head.timestamp
+        model, mode, timestamp, signer = open_model, Mode.VANILLA, now - 1, operator
+        if kind == "unknown-model":
+            model = keccak(text=label)
+        elif kind == "deprecated":
+            model = deprecated_model
+        elif kind == "zkml":
+            mode = Mode.ZKML
+        elif kind == "too-old":
+            timestamp = now - MAX_RECEIPT_AGE - 60
+        elif kind == "mode-not-accepted":
+            model = tee_model  # TEE only: a VANILLA receipt is below its policy
+        elif kind == "inactive":
+            signer = STRANGER
+        r = receipt(label, model, signer.address, timestamp, mode=mode, payer=alice.address)
+        return SignedReceipt(r, BAD_SIGNATURE if kind == "forged" else sign_receipt(settlement, r, private_key(signer)))
+
+    return make
+
+
+@pytest.fixture
+def post_published(batches, chain, tmp_path):
+    """Publish a batch's document (file://) and post its root; returns (batch id, dataUri)."""
+
+    def post(batch: ReceiptBatch, relayer, uri=None):
+        uri = uri or publish_batch(batches, batch, tmp_path / "batches")
+        advance(chain, 1)
+        tx = batches.postBatch(batch.root, len(batch), uri, sender=relayer)
+        return tx.events.filter(batches.BatchPosted)[0].batchId, uri
+
+    return post
+
+
+def watch(uri, settlement, state, *options):
+    return run_operator("watchtower", uri, settlement, state, "--confirmations", "0", "--json", *options)
+
+
+def test_judge_agrees_with_fault_of_for_every_kind(settlement, batches, leaf_maker, fresh_relayer, post_published,
+                                                   chain):
+    """The Python judge the relayer and watchtower share gives the contract's answer for every kind of leaf."""
+    leaves = [leaf_maker(kind) for kind in LEAF_KINDS if not kind.startswith("duplicate")]
+    batch = ReceiptBatch(leaves)
+    batch_id, _ = post_published(batch, fresh_relayer())
+    judge = LeafJudge(settlement.provider.web3, Contracts.of(settlement))
+    posted_at = batches.batch(batch_id).postedAt
+    for index, signed in enumerate(leaves):
+        assert judge.receipt_digest(signed.receipt) == bytes(settlement.receiptDigest(signed.receipt.as_args()))
+        assert judge.fault_of(signed.receipt, signed.signature, posted_at) == Fault(batches.faultOf(batch_id,
+                                                                                                   batch.leaf(index)))
+
+
+def test_honest_batch__verified_not_challenged(uri, settlement, batches, leaf_maker, fresh_relayer, post_published,
+                                               chain, tmp_path):
+    start = chain.blocks.head.number + 1
+    batch_id, _ = post_published(ReceiptBatch([leaf_maker("valid") for _ in range(3)]), fresh_relayer())
+    result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (valid,) = events(result.stdout, "batch-valid")
+    assert valid["batch"] == batch_id and valid["leaves"] == 3
+    assert not batches.batch(batch_id).rejected
+
+
+def test_forged_leaf__challenged_once_across_restarts(uri, settlement, batches, staking, leaf_maker, fresh_relayer,
+                                                      post_published, chain, tmp_path, reporter):
+    start = chain.blocks.head.number + 1
+    relayer = fresh_relayer()
+    leaves = [leaf_maker("valid"), leaf_maker("forged"), leaf_maker("valid")]
+    batch_id, _ = post_published(ReceiptBatch(leaves), relayer)
+    state = tmp_path / "w.db"
+    result = watch(uri, settlement, state, "--from-block", str(start))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (challenged,) = events(result.stdout, "batch-challenged")
+    assert challenged["batch"] == batch_id and challenged["fault"] == "BAD_SIGNATURE"
+    assert batches.batch(batch_id).rejected
+    assert staking.pool(relayer).jailed
+    logs = list(batches.BatchChallenged.range(start, chain.blocks.head.number + 1))
+    assert [(log.batchId, log.challenger) for log in logs] == [(batch_id, reporter.address)]
+
+    again = watch(uri, settlement, state)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not events(again.stdout, "batch-challenged") and not events(again.stdout, "batch-seen")
+    assert len(list(batches.BatchChallenged.range(start, chain.blocks.head.number + 1))) == 1
+
+
+def test_withheld_data__alert_exit_1(uri, settlement, batches, leaf_maker, fresh_relayer, post_published, chain,
+                                     tmp_path):
+    start = chain.blocks.head.number + 1
+    batch = ReceiptBatch([leaf_maker("forged")])
+    batch_id, _ = post_published(batch, fresh_relayer(), uri=(tmp_path / "nowhere.json").as_uri())
+    result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start), "--fetch-attempts", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    (alert,) = events(result.stdout, "data-unavailable")
+    assert alert["level"] == "alert" and alert["batch"] == batch_id
+    assert "Traceback" not in result.stderr
+    assert not batches.batch(batch_id).rejected  # nothing to prove a fault with
+
+
+def test_tampered_data__alert_exit_1(uri, settlement, batches, leaf_maker, fresh_relayer, post_published, chain,
+                                     tmp_path):
+    """The document behind dataUri is not the batch posted (a leaf swapped): the root does not rebuild."""
+    start = chain.blocks.head.number + 1
+    posted = ReceiptBatch([leaf_maker("valid"), leaf_maker("forged")])
+    shown = ReceiptBatch([posted.signed[0], leaf_maker("valid")])
+    uri_of_other = publish_batch(batches, shown, tmp_path / "batches")
+    batch_id, _ = post_published(posted, fresh_relayer(), uri=uri_of_other)
+    result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start))
+    assert result.returncode == 1, result.stdout + result.stderr
+    (alert,) = events(result.stdout, "data-mismatch")
+    assert alert["batch"] == batch_id and "rebuilds root" in alert["message"]
+
+
+def test_data_over_http__served_document_verified(uri, settlement, batches, leaf_maker, fresh_relayer,
+                                                  post_published, chain, tmp_path):
+    """dataUri over HTTP, as a relayer serves it."""
+    import http.server
+    import threading
+    from functools import partial
+
+    directory = tmp_path / "served"
+    batch = ReceiptBatch([leaf_maker("valid"), leaf_maker("zkml")])
+    publish_batch(batches, batch, directory)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler,
+                                                                       directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        start = chain.blocks.head.number + 1
+        data_uri = f"http://127.0.0.1:{server.server_address[1]}/{document_name(batch.root)}"
+        assert requests.get(data_uri, timeout=5).ok
+        batch_id, _ = post_published(batch, fresh_relayer(), uri=data_uri)
+        result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start))
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stdout + result.stderr
+    (challenged,) = events(result.stdout, "batch-challenged")
+    assert challenged["batch"] == batch_id and challenged["fault"] == "MODE_NOT_BATCHABLE"
+
+
+def test_node_down__retries_then_exit_2(settlement, tmp_path):
+    result = run_operator("watchtower", "http://127.0.0.1:9", settlement, tmp_path / "w.db", "--rpc-attempts", "2",
+                          timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error:")
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_state_of_another_contract__refused(uri, settlement, batches, tmp_path):
+    from opgkit.operators.store import Store
+
+    Store(tmp_path / "w.db", "watchtower", 31337, "0x" + "ab" * 20, "")
+    result = watch(uri, settlement, tmp_path / "w.db")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "belongs to watchtower of contract 0xabab" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_adversarial_relayers__every_faulty_batch_challenged_never_an_honest_one(
+        uri, settlement, batches, leaf_maker, fresh_relayer, post_published, chain, tmp_path_factory):
+    """A running watchtower (--follow) against relayers posting random mixes of valid and faulty leaves:
+    every batch with a fault is challenged within its window, every batch without one is left alone (duplicates
+    within and across batches are not faults). Its metrics endpoint counts what it did."""
+    state = tmp_path_factory.mktemp("watchtower") / "w.db"
+    directory = tmp_path_factory.mktemp("batches")
+    start = chain.blocks.head.number + 1
+    process = start_operator("watchtower", uri, settlement, state, "--confirmations", "0", "--from-block", str(start),
+                             "--follow", "--poll", "0.2", "--json", "--metrics", "127.0.0.1:0")
+    lines = LineReader(process)
+    metrics_url = None
+    earlier: list[SignedReceipt] = []
+    expected = {}
+    try:
+        metrics_line = json_lines(lines.until(lambda line: '"metrics"' in line)[-1])[0]
+        metrics_url = metrics_line["message"].split("at ", 1)[1]
+
+        @settings(max_examples=int(os.environ.get("OPG_WATCHTOWER_EXAMPLES", "6")), deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(kinds=st.lists(st.sampled_from(LEAF_KINDS), min_size=1, max_size=6))
+        @hypothesis_example(kinds=["valid", "duplicate-within", "duplicate-across"])
+        @hypothesis_example(kinds=["duplicate-across", "valid"])
+        def example(kinds):
+            leaves = []
+            for kind in kinds:
+                if kind == "duplicate-within" and leaves:
+                    leaves.append(leaves[0])
+                elif kind == "duplicate-across" and earlier:
+                    leaves.append(earlier[-1])
+                elif not kind.startswith("duplicate"):
+                    leaves.append(leaf_maker(kind))
+            if not leaves:
+                return
+            honest = all(kind not in FAULTS for kind in kinds)
+            batch = ReceiptBatch(leaves)
+            uri_ = publish_batch(batches, batch, directory)
+            advance(chain, 1)
+            tx = batches.postBatch(batch.root, len(batch), uri_, sender=fresh_relayer())
+            batch_id = tx.events.filter(batches.BatchPosted)[0].batchId
+            expected[batch_id] = "honest" if honest else "challenged"
+            state_of = lambda: state_rows(state, "SELECT state FROM batches WHERE batch_id = ?", batch_id)  # noqa: E731
+            (row,) = wait_for(lambda: (rows := state_of()) and rows[0][0] not in ("new",) and rows, process=process)
+            assert row[0] == expected[batch_id], (kinds, row)
+            assert bool(batches.batch(batch_id).rejected) == (not honest)
+            # Within the window: the challenge landed before the deadline.
+            assert chain.blocks.head.timestamp <= batches.batch(batch_id).challengeDeadline
+            earlier.extend(leaf for leaf, kind in zip(leaves, kinds) if kind == "valid")
+
+        for kind in FAULTS:  # every fault at least once, hidden among valid leaves
+            example = hypothesis_example(kinds=["valid", kind, "valid"])(example)
+        example()
+        scraped = requests.get(metrics_url, timeout=10).text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert process.returncode == 0, process.stderr.read()
+    challenged = sum(1 for outcome in expected.values() if outcome == "challenged")
+    assert f"opg_watchtower_batches_seen_total {float(len(expected))}" in scraped
+    assert f"opg_watchtower_batches_challenged_total {float(challenged)}" in scraped
+    assert f"opg_watchtower_batches_verified_total {float(len(expected) - challenged)}" in scraped
+    assert "opg_watchtower_leaves_checked_total" in scraped and "opg_watchtower_head_lag_blocks" in scraped
