@@ -13,16 +13,19 @@ import hashlib
 from dataclasses import dataclass
 
 from ape import chain, project
+from ape.exceptions import ApeException
 from ape.utils import ZERO_ADDRESS
 from eth_account import Account
 from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
-from opgkit import twin_model
+from opgkit import PROJECT_ROOT, twin_model
+from opgkit.batch_document import BatchDocument, check_publish_directory, publish
 from opgkit.attestation import build_statement, quorum_evidence
 from opgkit.deploy import DAY, OPG, ProtocolParameters, Suite, deploy_all
 from opgkit.fee_monitor import AlertRules, Checkpoint, Snapshot, event_line, percent, report_new_events
 from opgkit.manifest import manifest_from_response
+from opgkit.operators.launch import json_lines, run_operator
 from opgkit.receipt_verifier import ReceiptDocument, verify_document
 from opgkit.receipts import (
     NO_AUTHORIZATION, Fault, Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, Status, sign_payment,
@@ -38,6 +41,7 @@ ENCLAVE_MEASUREMENT = hashlib.sha256(b"opg demo enclave image v1").digest()
 TEE_KEY = Account.from_key(keccak(text="opg demo tee key"))
 INFERENCE, INFERENCE_AND_TEE, RELAYER = 1, 1 | 2, 4
 FOR = 1
+CHALLENGER_INDEX = 5  # the Cast's challenger among the test accounts: operators run as TEST::5
 RAISED_PROTOCOL_FEE = 8 * 10**16
 ALERT_ABOVE = 7 * 10**16
 MAX_RISK_SCORE = 40
@@ -190,7 +194,7 @@ class Story:
                  f"stakers {opg(split.toStakers)}")
 
     def batch_and_challenge(self):
-        """The relayer commits 4 receipts to BatchSettlement, one forged; a challenger proves it and wins"""
+        """The relayer commits 4 receipts to BatchSettlement, one forged; the watchtower proves it and wins"""
         batches, staking = self.suite["BatchSettlement"], self.suite["NodeStaking"]
         settlement = self.suite["InferenceSettlement"]
         # A batch carries only receipts made strictly before it is posted, and the next block may share the
@@ -205,18 +209,29 @@ class Story:
             signature = sign_receipt(settlement, r, node_key if i != 2 else Account.create().key)
             signed.append(SignedReceipt(r, signature))
         batch = ReceiptBatch(signed)
-        tx = batches.postBatch(batch.root, len(batch), "ipfs://demo-batch", sender=self.cast.relayer)
+        # The relayer publishes the batch document where its dataUri points, then posts the root.
+        directory = PROJECT_ROOT / "build" / "demo" / "batches"
+        check_publish_directory(directory)
+        path, _ = publish(directory, BatchDocument(chain.chain_id, str(batches.address), tuple(signed)))
+        first_block = chain.blocks.head.number + 1
+        tx = batches.postBatch(batch.root, len(batch), path.resolve().as_uri(), sender=self.cast.relayer)
         batch_id = tx.events.filter(batches.BatchPosted)[0].batchId
         self.say(f"   batch {batch_id} posted: {len(batch)} receipts for {tx.gas_used:,} gas, pending for "
-                 f"{batches.challengeWindow() // 60} minutes")
+                 f"{batches.challengeWindow() // 60} minutes; its data published at {path.name}")
         bond = staking.selfBond(self.cast.relayer)
         before = self.suite["OPGToken"].balanceOf(self.cast.challenger)
-        tx = batches.challenge(batch_id, batch.leaf(2), sender=self.cast.challenger)
-        fault = tx.events.filter(batches.BatchChallenged)[0].fault
-        self.say(f"   challenge proved {Fault(fault).name} on receipt 3 ({tx.gas_used:,} gas): batch {batch_id} is "
+        watched = self._operator("watchtower", "--confirmations", "0", "--from-block", str(first_block))
+        for line in watched:
+            if line["event"] in ("batch-challenged", "batch-valid"):
+                self.say(f"   watchtower (ape run watchtower): {line['message']}")
+        challenges = list(batches.BatchChallenged.range(first_block, chain.blocks.head.number + 1))
+        if not challenges:
+            raise ApeException("the watchtower did not challenge the forged receipt")
+        fault = challenges[0].fault
+        self.say(f"   challenge proved {Fault(fault).name}: batch {batch_id} is "
                  f"{Status(batches.batchStatus(batch_id)).name}")
         self.say(f"   relayer slashed {opg(bond - staking.selfBond(self.cast.relayer))} and jailed")
-        # The slash was recorded; anyone applies it (a keeper would, on the `Slashed` event): stake, votes, payouts.
+        # The slash was recorded; anyone applies it (the keeper does, on the `Slashed` event): stake, votes, payouts.
         applied = staking.applySlash(self.cast.relayer, sender=self.cast.challenger)
         reward = self.suite["OPGToken"].balanceOf(self.cast.challenger) - before
         self.say(f"   slash applied ({applied.gas_used:,} gas): challenger rewarded {opg(reward)}")
@@ -225,6 +240,16 @@ class Story:
         self.say(f"   the payer's claim of an honest receipt in it is refused: {refusal}; that request is "
                  f"{Status(settlement.recordOf(self.cast.payer, signed[0].receipt.requestId).status).name} in the "
                  "payer's namespace, free to settle again")
+
+    def _operator(self, name: str, *options: str) -> list[dict]:
+        """Run an operator as its own process against this chain, signing as the challenger; its JSON lines."""
+        state = PROJECT_ROOT / "build" / "demo" / f"{name}.db"
+        state.unlink(missing_ok=True)  # a new chain each run: last run's state belongs to another one
+        result = run_operator(name, chain.provider.uri, str(self.suite["InferenceSettlement"].address), state,
+                              f"TEST::{CHALLENGER_INDEX}", "--json", *options)
+        if result.returncode not in (0, 1):
+            raise ApeException(f"ape run {name} failed (exit {result.returncode}): {result.stderr.strip()[-500:]}")
+        return json_lines(result.stdout)
 
     def consumer_vault(self):
         """A vault pays out only on a FINAL, TEE-or-better risk score in its owner's namespace"""

@@ -1,40 +1,24 @@
 """Running the operators (relayer, watchtower, keeper) as real `ape run` processes against the test's anvil."""
 
-import json
-import os
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
-from opgkit import PROJECT_ROOT
 from opgkit.batch_document import BatchDocument, publish
+from opgkit.operators import launch
+from opgkit.operators.launch import json_lines
 
 WATCHER_ACCOUNT = "TEST::9"  # `reporter` in tests/conftest.py: tests never send from it while an operator runs
 
 
-def operator_command(name, uri, settlement, state, *options, account=WATCHER_ACCOUNT):
-    return ["ape", "run", name, "--network", uri, "--account", account, "--settlement", str(settlement.address),
-            "--state", str(state), *options]
-
-
-def run_operator(name, uri, settlement, state, *options, account=WATCHER_ACCOUNT, timeout=600, env=None):
+def run_operator(name, uri, settlement, state, *options, account=WATCHER_ACCOUNT, timeout=600):
     """Run an operator to completion (no --follow); returns the CompletedProcess."""
-    return subprocess.run(operator_command(name, uri, settlement, state, *options, account=account),
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env=env or os.environ.copy())
+    return launch.run_operator(name, uri, settlement.address, state, account, *options, timeout=timeout)
 
 
 def start_operator(name, uri, settlement, state, *options, account=WATCHER_ACCOUNT):
-    """Start an operator that keeps running (pass --follow); stop it with `stop_operator`."""
-    return subprocess.Popen(operator_command(name, uri, settlement, state, *options, account=account),
-                            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-
-
-def json_lines(output: str) -> list[dict]:
-    """Every line of a --json run, each parsed (a line that is not JSON fails the test)."""
-    return [json.loads(line) for line in output.splitlines() if line.strip()]
+    """Start an operator that keeps running (pass --follow); stop it with SIGTERM."""
+    return launch.start_operator(name, uri, settlement.address, state, account, *options)
 
 
 def events(output: str, name: str) -> list[dict]:
