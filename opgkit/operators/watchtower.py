@@ -159,9 +159,7 @@ class Watchtower:
             "SELECT relayer, root, count, data_uri, posted_at, deadline, attempts FROM batches WHERE batch_id = ?",
             batch_id)
         if self.runtime.retry(lambda: self.batches.batch(batch_id)).rejected:
-            self._settle(batch_id, "rejected", "rejected on chain by another challenger")
-            self.runtime.log("batch-rejected", f"batch {batch_id} was already rejected by another challenger",
-                             batch=batch_id)
+            self._record_rejection(batch_id)
             return
         if now > deadline:
             self._settle(batch_id, "expired", "the challenge window closed before its data could be checked")
@@ -261,9 +259,7 @@ class Watchtower:
         except ContractLogicError as error:
             reason = str(error)
             if "BatchSettlementBatchRejected" in reason or self.batches.batch(batch_id).rejected:
-                self._settle(batch_id, "rejected", "rejected on chain by another challenger")
-                self.runtime.log("batch-rejected", f"batch {batch_id} was rejected by another challenger first",
-                                 batch=batch_id)
+                self._record_rejection(batch_id)
                 return
             self.runtime.error("challenge-failed", f"batch {batch_id}: the challenge reverted ({reason[:200]}); "
                                "trying again", batch=batch_id)
@@ -274,6 +270,24 @@ class Watchtower:
         self.runtime.log("batch-challenged", f"batch {batch_id}: leaf {index} (request {request}) is "
                          f"{verdict.fault.name}; challenged ({outcome.value}), the batch is rejected and its relayer "
                          "slashed", batch=batch_id, fault=verdict.fault.name, request_id=request, tx=tx_hash)
+
+    def _record_rejection(self, batch_id: int) -> None:
+        """The batch is rejected on chain: by this watchtower before a restart, or by someone else."""
+        block = self.store.one("SELECT block FROM batches WHERE batch_id = ?", batch_id)[0]
+        head = self.runtime.retry(lambda: self.op.provider.get_block("latest").number)
+        logs = self.runtime.retry(lambda: list(self.batches.BatchChallenged.range(
+            block, head + 1, search_topics={"batchId": batch_id})))
+        log = logs[0] if logs else None
+        if log is not None and str(log.challenger) == str(self.op.account.address):
+            fault = Fault(int(log.fault)).name
+            self._settle(batch_id, "challenged", f"{fault}, challenged before a restart", fault=fault,
+                         request_id="0x" + bytes(log.requestId).hex(), tx_hash=str(log.transaction_hash))
+            self.runtime.log("batch-challenged", f"batch {batch_id}: challenged by this watchtower before it "
+                             f"restarted ({fault})", batch=batch_id, fault=fault)
+            return
+        by = f" by {log.challenger}" if log is not None else ""
+        self._settle(batch_id, "rejected", f"rejected on chain{by}")
+        self.runtime.log("batch-rejected", f"batch {batch_id} was already rejected{by}", batch=batch_id)
 
     def _settle(self, batch_id: int, state: str, detail: str, fault: str | None = None, request_id: str | None = None,
                 tx_hash: str | None = None) -> None:

@@ -3,8 +3,10 @@ each faulty batch within its window and never an honest one, alerts on withheld 
 restarts without missing a batch or challenging one twice."""
 
 import os
+import random
 import signal
 import subprocess
+import time
 
 import pytest
 import requests
@@ -285,3 +287,50 @@ def test_adversarial_relayers__every_faulty_batch_challenged_never_an_honest_one
     assert f"opg_watchtower_batches_challenged_total {float(challenged)}" in scraped
     assert f"opg_watchtower_batches_verified_total {float(len(expected) - challenged)}" in scraped
     assert "opg_watchtower_leaves_checked_total" in scraped and "opg_watchtower_head_lag_blocks" in scraped
+
+
+def test_kill_9_at_random_points__no_batch_missed_none_challenged_twice(uri, settlement, batches, leaf_maker,
+                                                                       fresh_relayer, chain, tmp_path):
+    """Batches keep coming while the watchtower is killed (SIGKILL: no cleanup) at random moments and restarted;
+    a last run catches up. Every faulty batch is challenged exactly once, by it; no honest batch is touched."""
+    seed = int(os.environ.get("OPG_KILL_SEED", random.randrange(10**6)))
+    rng = random.Random(seed)
+    state, directory = tmp_path / "w.db", tmp_path / "batches"
+    start = chain.blocks.head.number + 1
+    faulty = {}
+    for _ in range(4):
+        for kind in ("valid", rng.choice(sorted(FAULTS))):
+            batch = ReceiptBatch([leaf_maker("valid"), leaf_maker(kind)])
+            data_uri = publish_batch(batches, batch, directory)
+            advance(chain, 1)
+            tx = batches.postBatch(batch.root, len(batch), data_uri, sender=fresh_relayer())
+            faulty[tx.events.filter(batches.BatchPosted)[0].batchId] = kind != "valid"
+        process = start_operator("watchtower", uri, settlement, state, "--confirmations", "0", "--from-block",
+                                 str(start), "--follow", "--poll", "0.1", "--json")
+        time.sleep(rng.uniform(1.0, 8.0))
+        process.kill()
+        process.wait(timeout=30)
+    result = run_operator("watchtower", uri, settlement, state, "--confirmations", "0", "--json")
+    assert result.returncode == 0, f"seed {seed}: " + result.stdout + result.stderr
+    challenges = [log.batchId for log in batches.BatchChallenged.range(start, chain.blocks.head.number + 1)]
+    assert sorted(challenges) == sorted(batch_id for batch_id, bad in faulty.items() if bad), f"seed {seed}"
+    rows = dict(state_rows(state, "SELECT batch_id, state FROM batches"))
+    assert rows == {batch_id: "challenged" if bad else "honest" for batch_id, bad in faulty.items()}, f"seed {seed}"
+
+
+def test_challenge_mined_before_a_crash__recorded_as_its_own_not_sent_again(uri, settlement, batches, leaf_maker,
+                                                                            fresh_relayer, post_published, chain,
+                                                                            tmp_path, reporter):
+    """The watchtower's account challenged (the process died before writing it down): the restart finds its own
+    challenge on chain, records it, and sends nothing."""
+    start = chain.blocks.head.number + 1
+    batch = ReceiptBatch([leaf_maker("valid"), leaf_maker("inactive")])
+    batch_id, _ = post_published(batch, fresh_relayer())
+    batches.challenge(batch_id, batch.leaf(1), sender=reporter)
+    nonce = reporter.nonce
+    result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = events(result.stdout, "batch-challenged")
+    assert "before it restarted" in line["message"] and line["fault"] == "SIGNER_INACTIVE"
+    assert reporter.nonce == nonce
+    assert state_rows(tmp_path / "w.db", "SELECT state FROM batches WHERE batch_id = ?", batch_id) == [("challenged",)]
