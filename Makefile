@@ -22,7 +22,7 @@ COVERAGE ?=
 COVERAGE_DATA := build/coverage/data
 COVERAGE_REPORT := reports/coverage
 
-.PHONY: help setup compile demo chain test coverage lint gas zkml-bench audit mutation clean
+.PHONY: help setup compile demo chain test coverage lint gas zkml-bench bench-operators audit mutation clean
 
 help:
 	@echo "make demo   - run the protocol's whole story on a fresh local anvil chain and report each step: deploy, stake,"
@@ -35,6 +35,7 @@ help:
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
+	@echo "make bench-operators - regenerate benchmarks/operators.md (watchtower and relayer throughput on anvil)"
 	@echo "make audit  - the state machines' audit campaign in-process on every core; steps/s vs anvil (EXAMPLES=N)"
 	@echo "make mutation - mutation testing of the core contracts, tests in-process; writes benchmarks/mutation.md"
 	@echo "               (MUTANTS=N: a seeded sample of N mutants per contract; JOBS=N workers;"
@@ -103,6 +104,10 @@ lint: setup
 
 gas: compile
 	ape run gas --network ethereum:local:foundry
+
+# Wall-clock figures of the operators (watchtower, relayer) on anvil: benchmarks/operators.md.
+bench-operators: compile
+	ape run operators_bench --network ethereum:local:foundry
 
 zkml-bench: compile
 	ape run zkml bench --network ethereum:local:foundry
