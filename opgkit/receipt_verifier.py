@@ -28,12 +28,12 @@ from pathlib import Path
 
 from ape import project
 from ape.utils import ZERO_ADDRESS
-from eth_keys.exceptions import BadSignature
-from eth_utils import ValidationError, is_address, is_hex, to_bytes
+from eth_utils import is_address, is_hex, to_bytes
 
 from opgkit.cli import UserError, read_json, shown
 from opgkit.manifest import ManifestError, manifest_from_response
-from opgkit.receipts import Fault, Mode, Receipt, Status, instances_hash, recover_receipt_signer
+from opgkit.leaf_faults import Contracts, LeafJudge, recover_signer
+from opgkit.receipts import Fault, Mode, Receipt, Status, instances_hash
 
 COVERAGE = {
     Mode.VANILLA: (
@@ -261,9 +261,12 @@ def verify_document(settlement, tees, staking, models, document: ReceiptDocument
     ``settlement`` records leaves from)."""
     r = document.receipt
     report = Report(receipt=r, request_id=r.requestId, payer=r.payer, claimed_mode=r.mode)
-    report.checks.append(_signature_check(settlement, document))
+    # The judge the relayer and the watchtower use: signatures and signers checked exactly as the contracts do.
+    judge = LeafJudge(settlement.provider.web3, Contracts(str(settlement.address), str(staking.address),
+                                                          str(tees.address), str(models.address)))
+    report.checks.append(_signature_check(judge, document))
     report.checks.append(_zkml_check(models, document) if r.mode == Mode.ZKML else _output_check(document))
-    report.checks.append(_signer_check(tees, staking, r))
+    report.checks.append(_signer_check(judge, r))
     report.checks.append(_policy_check(models, r))
     report.checks.append(_settlement_check(settlement, r, report))
     if document.batch_id is not None:
@@ -313,17 +316,17 @@ def _status_text(settlement, payer: str, request_id: bytes, record: Record) -> s
     return f"FAILED: the {mode} evidence was not delivered by its deadline; the node was slashed and the payer refunded"
 
 
-def _signature_check(settlement, document) -> Check:
+def _signature_check(judge: LeafJudge, document) -> Check:
     if document.signature is None:
         return Check("signature", None, "no signature in the document")
     if document.receipt.mode == Mode.ZKML:
         note = " (ZKML: the signature names the node; the proof is what covers the output)"
     else:
         note = ""
-    try:
-        recovered = recover_receipt_signer(settlement, document.receipt, document.signature)
-    except (ValueError, BadSignature, ValidationError) as error:
-        return Check("signature", False, f"not a valid ECDSA signature: {error}")
+    recovered = recover_signer(judge.receipt_digest(document.receipt), document.signature)
+    if recovered is None:
+        return Check("signature", False, "not a signature the contract accepts (65 bytes, s in the lower half of the "
+                                         "curve order, v 27 or 28, recoverable)")
     if recovered == document.receipt.signer:
         return Check("signature", True, f"signed by {recovered} for this contract and chain{note}")
     return Check("signature", False, f"recovers to {recovered}, not the receipt's signer {document.receipt.signer}")
@@ -363,12 +366,11 @@ def _zkml_check(models, document) -> Check:
     return Check("proof", False, f"the model's verifier {verifier} rejects the proof")
 
 
-def _signer_check(tees, staking, r: Receipt) -> Check:
+def _signer_check(judge: LeafJudge, r: Receipt) -> Check:
+    active = judge.signer_was_active(r)
     if r.mode == Mode.TEE:
-        active = tees.isActive(r.signer, r.timestamp)
         return Check("signer", active, f"TEE key {'was' if active else 'was not'} active at {r.timestamp} "
                                        "(approved measurement, enabled, fresh heartbeat, staked operator)")
-    active = staking.wasActiveOperator(r.signer, 0, r.timestamp)
     return Check("signer", active, f"{'was' if active else 'was not'} an active staked inference node at "
                                    f"{r.timestamp}")
 
