@@ -334,3 +334,31 @@ def test_challenge_mined_before_a_crash__recorded_as_its_own_not_sent_again(uri,
     assert "before it restarted" in line["message"] and line["fault"] == "SIGNER_INACTIVE"
     assert reporter.nonce == nonce
     assert state_rows(tmp_path / "w.db", "SELECT state FROM batches WHERE batch_id = ?", batch_id) == [("challenged",)]
+
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def malleable(signature: bytes) -> bytes:
+    """The same signature with s mirrored into the upper half of the curve order: ecrecover still recovers the
+    signer, OpenZeppelin's ECDSA refuses it."""
+    s = int.from_bytes(signature[32:64], "big")
+    return signature[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - signature[64]])
+
+
+def test_malleable_signature__auditor_relayer_and_watchtower_refuse_it_as_the_contract_does(
+        settlement, batches, tees, staking, models, leaf_maker, fresh_relayer, post_published):
+    """`receipts verify` used to call a high-s signature valid (eth-account recovers it) while every contract
+    refuses it: an auditor was told a leaf was signed that the chain treats as forged."""
+    from opgkit.receipt_verifier import ReceiptDocument, verify_document
+
+    valid = leaf_maker("valid")
+    flipped = SignedReceipt(valid.receipt, malleable(valid.signature))
+    batch = ReceiptBatch([flipped])
+    batch_id, _ = post_published(batch, fresh_relayer())
+    assert Fault(batches.faultOf(batch_id, batch.leaf(0))) == Fault.BAD_SIGNATURE
+    judge = LeafJudge(settlement.provider.web3, Contracts.of(settlement))
+    assert judge.fault_of(flipped.receipt, flipped.signature, batches.batch(batch_id).postedAt) == Fault.BAD_SIGNATURE
+    report = verify_document(settlement, tees, staking, models, ReceiptDocument(flipped.receipt, flipped.signature))
+    (signature_check,) = [check for check in report.checks if check.name == "signature"]
+    assert signature_check.ok is False, signature_check.detail
