@@ -17,11 +17,13 @@ so anyone holding the document can produce each leaf's proof. A document is name
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import requests
+import urllib3
 from eth_utils import is_address, to_checksum_address
 
 from opgkit.cli import UserError, loads_json, write_atomically
@@ -93,32 +95,50 @@ def parse(raw: bytes, chain_id: int, batch_settlement: str) -> BatchDocument:
     return BatchDocument(chain_id, to_checksum_address(batch_settlement), tuple(leaves))
 
 
-def fetch(uri: str, timeout: float = 10.0, limit: int = DOCUMENT_LIMIT) -> bytes:
-    """The bytes behind a ``dataUri``: ``http(s)://`` (at most ``limit`` bytes, ``timeout`` seconds per read) or
-    ``file://`` (a publisher and watcher sharing a disk)."""
+def fetch(uri: str, timeout: float = 10.0, limit: int = DOCUMENT_LIMIT, allow_files: bool = False) -> bytes:
+    """The bytes behind a ``dataUri``: ``http(s)://`` (at most ``limit`` bytes within ``timeout`` seconds in all,
+    so a server trickling bytes cannot hold a watcher past other batches' deadlines) or, with ``allow_files``
+    (a publisher and watcher sharing a disk, as on a local chain), a ``file://`` regular file."""
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
-        try:
-            with requests.get(uri, timeout=timeout, stream=True) as response:
-                if response.status_code != 200:
-                    raise BatchDataError(f"{uri} answered HTTP {response.status_code}")
-                body = bytearray()
-                for chunk in response.iter_content(1 << 16):
-                    body += chunk
-                    if len(body) > limit:
-                        raise BatchDataError(f"{uri} is larger than {limit:,} bytes")
-                return bytes(body)
-        except requests.RequestException as error:
-            raise BatchDataError(f"{uri} cannot be fetched: {type(error).__name__}") from error
+        return _download(uri, timeout, limit)
     if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-        try:
-            if path.stat().st_size > limit:
-                raise BatchDataError(f"{uri} is larger than {limit:,} bytes")
-            return path.read_bytes()
-        except OSError as error:
-            raise BatchDataError(f"{uri} cannot be read: {error.strerror or error}") from error
+        if not allow_files:
+            raise BatchDataError(f"the dataUri {uri[:200]!r} is a local file: a relayer could name any file on this "
+                                 "machine, so file:// is read only on a development chain or with --allow-file-uris")
+        return _read_file(uri, Path(unquote(parsed.path)), limit)
     raise BatchDataError(f"the dataUri {uri[:200]!r} is not an http(s):// or file:// address this watcher can fetch")
+
+
+def _download(uri: str, timeout: float, limit: int) -> bytes:
+    deadline = time.monotonic() + timeout
+    try:
+        with requests.get(uri, timeout=timeout, stream=True) as response:
+            if response.status_code != 200:
+                raise BatchDataError(f"{uri} answered HTTP {response.status_code}")
+            body = bytearray()
+            while chunk := response.raw.read1(1 << 16, decode_content=True):  # whatever has arrived, never waits for more
+                body += chunk
+                if len(body) > limit:
+                    raise BatchDataError(f"{uri} is larger than {limit:,} bytes")
+                if time.monotonic() > deadline:
+                    raise BatchDataError(f"{uri} took more than {timeout:g} s to send")
+            return bytes(body)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+        raise BatchDataError(f"{uri} cannot be fetched: {type(error).__name__}") from error
+
+
+def _read_file(uri: str, path: Path, limit: int) -> bytes:
+    try:
+        if not path.is_file():
+            raise BatchDataError(f"{uri} is not a regular file")
+        with path.open("rb") as file:
+            data = file.read(limit + 1)  # never more: the file may grow while it is read
+    except OSError as error:
+        raise BatchDataError(f"{uri} cannot be read: {error.strerror or error}") from error
+    if len(data) > limit:
+        raise BatchDataError(f"{uri} is larger than {limit:,} bytes")
+    return data
 
 
 def check_publish_directory(directory: Path) -> None:

@@ -78,7 +78,7 @@ def measure_watchtower(test_accounts, scratch: Path, leaves: int) -> WatchtowerF
     first_block = chain.blocks.head.number + 1
     batches.postBatch(root, len(signed), path.resolve().as_uri(), sender=context.story.cast.relayer)
     operator = operator_for("watchtower", SCHEMA, context, scratch / "watchtower.db", context.story.cast.challenger)
-    watchtower = Watchtower(operator, Settings(confirmations=0, from_block=first_block))
+    watchtower = Watchtower(operator, Settings(confirmations=0, from_block=first_block, allow_files=True))
     started = time.perf_counter()
     watchtower.step()
     seconds = time.perf_counter() - started

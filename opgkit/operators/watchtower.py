@@ -21,6 +21,7 @@ from ape import project
 from ape.exceptions import ContractLogicError
 
 from opgkit.batch_document import BatchDataError, fetch, parse
+from opgkit.cli import UserError, is_unreachable, shown
 from opgkit.leaf_faults import Contracts, LeafJudge
 from opgkit.operators.command import Operator
 from opgkit.receipts import Fault, ReceiptBatch
@@ -69,6 +70,7 @@ class Settings:
     fetch_timeout: float = 10.0
     fetch_attempts: int = 3
     follow: bool = False
+    allow_files: bool = False
 
 
 @dataclass
@@ -89,8 +91,6 @@ class Watchtower:
         self.store = operator.store
         contracts = self.runtime.retry(lambda: Contracts.of(operator.settlement))
         if contracts.batches is None:
-            from opgkit.cli import UserError
-
             raise UserError(f"InferenceSettlement {operator.settlement.address} has no BatchSettlement connected: "
                             "there are no batches to watch")
         self.batches = project.BatchSettlement.at(contracts.batches)
@@ -119,7 +119,13 @@ class Watchtower:
                 f"SELECT batch_id FROM batches WHERE state IN {OPEN_STATES} ORDER BY batch_id"):
             if self.runtime.stopping:
                 return
-            self._watch(batch_id, now)
+            try:
+                self._watch(batch_id, now)
+            except Exception as error:  # noqa: BLE001 - one batch must never stop the watch over the others
+                if is_unreachable(error):
+                    raise
+                self.runtime.alert("batch-error", f"batch {batch_id} could not be checked ({type(error).__name__}: "
+                                   f"{shown(error)}); retrying next pass, the other batches go on", batch=batch_id)
         self.open.set(self.store.one(f"SELECT count(*) FROM batches WHERE state IN {OPEN_STATES}")[0])
 
     def _next_block(self) -> int:
@@ -190,7 +196,8 @@ class Watchtower:
         self._challenge(batch_id, verdict)
 
     def _check(self, batch_id: int, root: str, count: int, uri: str, posted_at: int) -> Verdict:
-        document = parse(fetch(uri, self.settings.fetch_timeout), self.op.chain_id, str(self.batches.address))
+        raw = fetch(uri, self.settings.fetch_timeout, allow_files=self.settings.allow_files)
+        document = parse(raw, self.op.chain_id, str(self.batches.address))
         batch = document.batch()
         if "0x" + batch.root.hex() != root or len(batch) != count:
             raise BatchDataError(f"the data at {uri} rebuilds root 0x{batch.root.hex()} with {len(batch)} leaves, "

@@ -362,3 +362,45 @@ def test_malleable_signature__auditor_relayer_and_watchtower_refuse_it_as_the_co
     report = verify_document(settlement, tees, staking, models, ReceiptDocument(flipped.receipt, flipped.signature))
     (signature_check,) = [check for check in report.checks if check.name == "signature"]
     assert signature_check.ok is False, signature_check.detail
+
+
+def test_hostile_data_uris__refused_or_bounded(tmp_path):
+    """A relayer chooses the dataUri: a device or FIFO must not hang the watchtower, files need consent, and a
+    server trickling bytes is cut off by the total time limit."""
+    import http.server
+    import threading
+    import time as clock
+
+    from opgkit.batch_document import BatchDataError, fetch
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for uri in ("file:///dev/zero", fifo.as_uri(), tmp_path.as_uri()):
+        with pytest.raises(BatchDataError, match="not a regular file"):
+            fetch(uri, allow_files=True)
+    with pytest.raises(BatchDataError, match="development chain or with --allow-file-uris"):
+        fetch((tmp_path / "x.json").as_uri())
+    with pytest.raises(BatchDataError, match="not an http"):
+        fetch("gopher://relayer.example/batch")
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                clock.sleep(0.1)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = clock.monotonic()
+        with pytest.raises(BatchDataError, match="took more than 1 s"):
+            fetch(f"http://127.0.0.1:{server.server_address[1]}/", timeout=1)
+        assert clock.monotonic() - started < 5
+    finally:
+        server.shutdown()
