@@ -268,6 +268,13 @@ class Watchtower:
             if "BatchSettlementBatchRejected" in reason or self.batches.batch(batch_id).rejected:
                 self._record_rejection(batch_id)
                 return
+            if "BatchSettlementChallengeWindowClosed" in reason:
+                self._settle(batch_id, "missed", f"{verdict.fault.name} in leaf {index}, found after the window closed",
+                             fault=verdict.fault.name, request_id=request)
+                self.runtime.alert("challenge-too-late", f"batch {batch_id}: leaf {index} (request {request}) is "
+                                   f"{verdict.fault.name} but the challenge window closed first; the batch is final "
+                                   "(its faulty leaf still cannot be claimed)", batch=batch_id)
+                return
             self.runtime.error("challenge-failed", f"batch {batch_id}: the challenge reverted ({reason[:200]}); "
                                "trying again", batch=batch_id)
             return
