@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 import requests
 import urllib3
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, is_hex, to_checksum_address
 
 from opgkit.cli import UserError, loads_json, write_atomically
 from opgkit.receipt_verifier import ReceiptDocumentError, document_json, parse_document
@@ -83,16 +83,24 @@ def parse(raw: bytes, chain_id: int, batch_settlement: str) -> BatchDocument:
                              f"{data.get('batchSettlement')}, not this batch settlement")
     leaves = []
     for index, leaf in enumerate(data["leaves"]):
+        if not isinstance(leaf, dict):
+            raise BatchDataError(f"leaf {index} is not an object")
         try:
-            document = parse_document(leaf)
+            receipt = parse_document({"receipt": leaf.get("receipt")}).receipt
         except ReceiptDocumentError as error:
             raise BatchDataError(f"leaf {index}: {error}") from error
-        if document.signature is None:
-            raise BatchDataError(f"leaf {index} has no signature")
-        leaves.append(SignedReceipt(document.receipt, document.signature))
+        leaves.append(SignedReceipt(receipt, _signature(leaf.get("signature"), index)))
     if not leaves:
         raise BatchDataError("the batch data has no leaves")
     return BatchDocument(chain_id, to_checksum_address(batch_settlement), tuple(leaves))
+
+
+def _signature(value, index: int) -> bytes:
+    """A leaf's signature as committed: any bytes (a wrong length is the contract's BadSignature, provable by a
+    challenge, so it must not make the document unreadable)."""
+    if not isinstance(value, str) or not value.startswith("0x") or not is_hex(value) or len(value) % 2:
+        raise BatchDataError(f"leaf {index}: signature must be 0x-prefixed hex bytes")
+    return bytes.fromhex(value[2:])
 
 
 def fetch(uri: str, timeout: float = 10.0, limit: int = DOCUMENT_LIMIT, allow_files: bool = False) -> bytes:
@@ -112,8 +120,11 @@ def fetch(uri: str, timeout: float = 10.0, limit: int = DOCUMENT_LIMIT, allow_fi
 
 def _download(uri: str, timeout: float, limit: int) -> bytes:
     deadline = time.monotonic() + timeout
+    session = requests.Session()
+    session.trust_env = False  # no proxies or ~/.netrc credentials for addresses a relayer chose
+    session.max_redirects = 3
     try:
-        with requests.get(uri, timeout=timeout, stream=True) as response:
+        with session.get(uri, timeout=timeout, stream=True) as response:
             if response.status_code != 200:
                 raise BatchDataError(f"{uri} answered HTTP {response.status_code}")
             body = bytearray()

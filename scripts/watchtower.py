@@ -21,8 +21,8 @@ from opgkit.operators.watchtower import SCHEMA, Settings, Watchtower
 @operator_options("watchtower", "watchtower.db")
 @click.option("--confirmations", type=click.IntRange(min=0, max=1000), default=2, show_default=True,
               help="Blocks a BatchPosted must be buried under before it is read (reorg safety).")
-@click.option("--from-block", type=click.IntRange(min=0), default=0, show_default=True,
-              help="First block to read batches from (only for a new state file).")
+@click.option("--from-block", type=click.IntRange(min=0),
+              help="First block to read batches from, for a new state file (default: the chain's first block).")
 @click.option("--fetch-timeout", type=click.FloatRange(min=0.1, max=600), default=10.0, show_default=True,
               help="Seconds a batch document may take to download, in all.")
 @click.option("--fetch-attempts", type=click.IntRange(min=1, max=1000), default=3, show_default=True,

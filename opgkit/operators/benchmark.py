@@ -11,7 +11,7 @@ from eth_utils import keccak
 
 from opgkit.batch_document import BatchDocument, publish
 from opgkit.demo import Cast, Story
-from opgkit.operators.command import Operator
+from opgkit.operators.command import Operator, chain_identity
 from opgkit.operators.metrics import OperatorMetrics
 from opgkit.operators.runtime import Runtime
 from opgkit.operators.sending import SENDS_SCHEMA, Sender
@@ -63,7 +63,7 @@ def signed_receipts(context: Context, count: int, label: str) -> list[SignedRece
 
 def operator_for(role: str, schema: str, context: Context, state: Path, account) -> Operator:
     runtime = Runtime(role, True, OperatorMetrics(role))
-    store = Store(state, role, chain.chain_id, str(context.settlement.address), schema + SENDS_SCHEMA)
+    store = Store(state, role, chain_identity(chain.provider), str(context.settlement.address), schema + SENDS_SCHEMA)
     return Operator(runtime, store, Sender(store, account, chain.provider), account, chain.provider,
                     context.settlement, chain.chain_id)
 

@@ -54,6 +54,13 @@ class Operator:
     chain_id: int
 
 
+def chain_identity(provider, runtime: Runtime | None = None) -> str:
+    """``<chain id>:<genesis block hash>``: a reset local chain has the same id and addresses, not the same genesis."""
+    read = runtime.retry if runtime is not None else (lambda call: call())
+    genesis = read(lambda: provider.get_block(0).hash)
+    return f"{read(lambda: provider.chain_id)}:0x{bytes(genesis).hex()}"
+
+
 def start_operator(role: str, schema: str, provider, settlement, state: Path, account, autosign: bool, as_json: bool,
                    metrics_address: str | None, rpc_attempts: int) -> Operator:
     """Check every input, open the state, start metrics and signal handling; nothing is sent yet."""
@@ -65,7 +72,7 @@ def start_operator(role: str, schema: str, provider, settlement, state: Path, ac
         settlement = recorded_address(record, "InferenceSettlement")
     contract = runtime.retry(lambda: contract_at(project.InferenceSettlement, settlement, "--settlement"))
     chain_id = runtime.retry(lambda: provider.chain_id)
-    store = Store(state, role, chain_id, str(contract.address), schema + SENDS_SCHEMA)
+    store = Store(state, role, chain_identity(provider, runtime), str(contract.address), schema + SENDS_SCHEMA)
     line = prepare_signer(account, autosign)
     if line:
         runtime.log("account", line)

@@ -57,7 +57,8 @@ class Runtime:
             click.echo(json.dumps({"time": round(time.time(), 3), "role": self.role, "level": level, "event": event,
                                    "message": message, **fields}, default=str))
         else:
-            click.echo(f"{level.upper():<5} {event}: {message}")
+            # Messages quote what relayers chose (a dataUri): never let them start a line of their own.
+            click.echo(f"{level.upper():<5} {event}: {message}".replace("\r", "\\r").replace("\n", "\\n"))
 
     def alert(self, event: str, message: str, **fields) -> None:
         """Something an operator must look at: logged, counted, and the run exits 1."""

@@ -10,6 +10,7 @@ this operator, so that its nonces are this operator's.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from enum import Enum
 
@@ -37,7 +38,8 @@ class Sender:
         self.account = account
         self.provider = provider
 
-    def send_once(self, key: str, transact: Callable[[int], object], done: Callable[[int], bool]) -> tuple[Sent, str | None]:
+    def send_once(self, key: str, transact: Callable[[int], object], done: Callable[[int], bool],
+                  wait_seconds: float = 120.0, sleep: Callable[[float], None] = time.sleep) -> tuple[Sent, str | None]:
         """Run ``transact(nonce)`` (send and wait for the receipt) unless ``done(from_block)`` says the chain already
         shows the action. Raises whatever ``transact`` raises (a revert: nothing more is sent for this key until
         it is called again)."""
@@ -45,15 +47,16 @@ class Sender:
         if row is not None and row[2] == "mined":
             return Sent.ALREADY_DONE, row[3]
         head = self.provider.get_block("latest").number
-        if row is not None:
-            nonce, from_block = row[0], row[1]
-        else:
-            nonce, from_block = None, head
+        nonce, from_block = (row[0], row[1]) if row is not None else (None, head)
+        if nonce is not None:
+            self._wait_while_in_mempool(nonce, wait_seconds, sleep)
         if done(from_block):
             self._mark(key, None, from_block)
             return Sent.ALREADY_DONE, None
-        if nonce is None or self.provider.get_nonce(self.account.address) > nonce:
-            nonce, from_block = self.provider.get_nonce(self.account.address), head
+        if nonce is None or self._nonce("latest") > nonce:
+            # First attempt, or the reserved nonce was used (by this action, which then reverted, or by another
+            # transaction of the account): reserve the next free one, counting transactions still in the mempool.
+            nonce, from_block = self._nonce("pending"), head
             with self.store.transaction() as db:
                 db.execute("INSERT INTO sends (key, nonce, from_block, state) VALUES (?, ?, ?, 'pending') "
                            "ON CONFLICT(key) DO UPDATE SET nonce = excluded.nonce, from_block = excluded.from_block",
@@ -62,6 +65,16 @@ class Sender:
         tx_hash = getattr(receipt, "txn_hash", None)
         self._mark(key, None if tx_hash is None else str(tx_hash), from_block)
         return Sent.SENT, None if tx_hash is None else str(tx_hash)
+
+    def _nonce(self, block_id: str) -> int:
+        return self.provider.get_nonce(self.account.address, block_id=block_id)
+
+    def _wait_while_in_mempool(self, nonce: int, wait_seconds: float, sleep) -> None:
+        """A transaction with the reserved nonce is still pending (sent before a crash): let it be mined rather
+        than race it with a copy."""
+        deadline = time.monotonic() + wait_seconds
+        while self._nonce("latest") <= nonce < self._nonce("pending") and time.monotonic() < deadline:
+            sleep(1.0)
 
     def _mark(self, key: str, tx_hash: str | None, from_block: int) -> None:
         with self.store.transaction() as db:

@@ -1,8 +1,8 @@
 """Durable operator state in SQLite: one file per operator, bound to its chain and contract.
 
 Every table an operator keeps is created here from its schema; the ``meta`` table records which operator,
-chain and contract the file belongs to, so a state file is never read against another chain (a reset local
-chain, a redeploy) by mistake. Writes are transactions in WAL mode with ``synchronous=FULL``: a process killed
+chain (id and genesis block hash) and contract the file belongs to, so a state file is never read against
+another chain by mistake — a reset local chain included, where the same addresses come back. Writes are transactions in WAL mode with ``synchronous=FULL``: a process killed
 at any instant leaves the last committed state, never half of one.
 """
 
@@ -20,7 +20,7 @@ META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT
 class Store:
     """An operator's SQLite database."""
 
-    def __init__(self, path: Path, role: str, chain_id: int, contract: str, schema: str) -> None:
+    def __init__(self, path: Path, role: str, chain: str, contract: str, schema: str) -> None:
         self.path = path
         if path.exists() and not path.is_file():
             raise UserError(f"state {path} is not a file; give a file path for the SQLite database")
@@ -34,7 +34,7 @@ class Store:
             raise UserError(f"state {path} cannot be used as an SQLite database ({error}); is it the right file?") from error
         except OSError as error:
             raise UserError(f"cannot create state {path}: {error.strerror or error}") from error
-        self._bind({"role": role, "chain_id": str(chain_id), "contract": contract})
+        self._bind({"role": role, "chain": chain, "contract": contract})
 
     def _bind(self, identity: dict[str, str]) -> None:
         recorded = dict(self.db.execute("SELECT key, value FROM meta"))
@@ -46,8 +46,9 @@ class Store:
             if recorded.get(key) != value:
                 raise UserError(
                     f"state {self.path} belongs to {recorded.get('role')} of contract {recorded.get('contract')} on "
-                    f"chain {recorded.get('chain_id')}, not this {identity['role']} of {identity['contract']} on chain "
-                    f"{identity['chain_id']}; give another --state file (or delete it to start over)")
+                    f"chain {recorded.get('chain')}, not this {identity['role']} of {identity['contract']} on chain "
+                    f"{identity['chain']}; give another --state file (or delete it to start over: a reset local chain "
+                    "is another chain)")
 
     @contextmanager
     def transaction(self):

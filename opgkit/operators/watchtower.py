@@ -15,13 +15,18 @@ slashed — so they are reported as warnings and counted, never challenged.
 from __future__ import annotations
 
 import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ape import project
 from ape.exceptions import ContractLogicError
+from eth_abi import decode
+from eth_utils import keccak, to_checksum_address
 
 from opgkit.batch_document import BatchDataError, fetch, parse
 from opgkit.cli import UserError, is_unreachable, shown
+from opgkit.cli.errors import debugging
 from opgkit.leaf_faults import Contracts, LeafJudge
 from opgkit.operators.command import Operator
 from opgkit.receipts import Fault, ReceiptBatch
@@ -38,12 +43,14 @@ CREATE TABLE IF NOT EXISTS batches (
     relayer TEXT NOT NULL,
     root TEXT NOT NULL,                -- 0x-hex Merkle root as posted
     count INTEGER NOT NULL,            -- leaf count as posted
-    data_uri TEXT NOT NULL,
+    data_uri TEXT NOT NULL,            -- as posted (undecodable bytes replaced), at most MAX_URI characters
     block INTEGER NOT NULL,            -- block of its BatchPosted event
     posted_at INTEGER NOT NULL,        -- batch(batchId).postedAt
     deadline INTEGER NOT NULL,         -- last second a challenge is accepted
-    state TEXT NOT NULL,               -- new | honest | challenged | rejected (by someone else) | unavailable
-                                       -- | mismatch | expired (window closed unchecked) | missed (fault, not challenged)
+    state TEXT NOT NULL,               -- new | unavailable (data not had yet) | honest | challenged | rejected (by
+                                       -- someone else) | mismatch (data not matching the root) | expired (window
+                                       -- closed unchecked) | missed (fault found, window closed before a challenge
+                                       -- landed) | disputed (no flagged leaf confirmed by faultOf)
     fault TEXT,                        -- Fault name of the leaf challenged (or found)
     request_id TEXT,                   -- that leaf's requestId
     detail TEXT,                       -- last reason, for people
@@ -59,14 +66,18 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 """
 
-OPEN_STATES = ("new", "unavailable", "mismatch")
+OPEN_STATES = ("new", "unavailable")
 LOG_CHUNK = 2_000
+MAX_URI = 2_000
+FETCH_WORKERS = 16
+MAX_CANDIDATES = 32  # flagged leaves confirmed with faultOf before a batch is called disputed
+BATCH_POSTED = keccak(text="BatchPosted(uint256,address,bytes32,uint32,string)")
 
 
 @dataclass
 class Settings:
     confirmations: int = 2
-    from_block: int = 0
+    from_block: int | None = None
     fetch_timeout: float = 10.0
     fetch_attempts: int = 3
     follow: bool = False
@@ -75,12 +86,27 @@ class Settings:
 
 @dataclass
 class Verdict:
-    """What checking a batch's data found: the first faulty leaf (index into the batch) and its fault."""
+    """What checking a batch's data found: the leaves the judge flagged (index, fault), in order."""
 
     batch: ReceiptBatch
-    fault: Fault = Fault.NONE
-    index: int | None = None
-    duplicates: int = 0
+    flagged: list
+
+
+@dataclass(frozen=True)
+class OpenBatch:
+    batch_id: int
+    relayer: str
+    root: str
+    count: int
+    uri: str
+    posted_at: int
+    deadline: int
+    attempts: int
+    state: str
+
+
+class DataMismatch(Exception):
+    """The batch data was had but is not the batch posted (unparsable, or another root)."""
 
 
 class Watchtower:
@@ -103,157 +129,233 @@ class Watchtower:
         self.unavailable = metrics.counter("batches_data_unavailable", "Batch data fetches that failed")
         self.duplicates = metrics.counter("duplicate_leaves", "Leaves repeating a (payer, requestId) already seen")
         self.open = metrics.gauge("batches_open", "Batches seen and not yet settled by the watchtower")
-        with self.store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO cursor VALUES (0, ?)", (settings.from_block,))
+        if self.store.one("SELECT next_block FROM cursor") is None:
+            with self.store.transaction() as db:
+                db.execute("INSERT INTO cursor VALUES (0, ?)", (settings.from_block or 0,))
+        elif settings.from_block is not None:
+            self.runtime.log("from-block-ignored", f"--from-block {settings.from_block} ignored: the state file "
+                             f"continues from block {self._next_block()}", level="warn")
 
     # ------------------------------------------------------------ one pass
 
     def step(self) -> None:
+        """Read new batches, then check every open one, nearest deadline first (new batches before retries)."""
         head = self.runtime.retry(lambda: self.op.provider.get_block("latest"))
-        confirmed = head.number - self.settings.confirmations
-        self._read_batches(confirmed)
+        self._read_batches(head.number - self.settings.confirmations)
         self.runtime.metrics.lag.set(max(0, head.number - self._next_block() + 1))
         self.runtime.metrics.processed_block.set(self._next_block() - 1)
-        now = head.timestamp
-        for (batch_id,) in self.store.all(
-                f"SELECT batch_id FROM batches WHERE state IN {OPEN_STATES} ORDER BY batch_id"):
+        rows = self.store.all("SELECT batch_id, relayer, root, count, data_uri, posted_at, deadline, attempts, state "
+                              f"FROM batches WHERE state IN {OPEN_STATES} ORDER BY state <> 'new', deadline, batch_id")
+        pending = [batch for batch in map(lambda row: OpenBatch(*row), rows) if self._still_open(batch, head.timestamp)]
+        documents = self._fetch_all(pending)
+        for batch in pending:
             if self.runtime.stopping:
                 return
-            try:
-                self._watch(batch_id, now)
-            except Exception as error:  # noqa: BLE001 - one batch must never stop the watch over the others
-                if is_unreachable(error):
-                    raise
-                self.runtime.alert("batch-error", f"batch {batch_id} could not be checked ({type(error).__name__}: "
-                                   f"{shown(error)}); retrying next pass, the other batches go on", batch=batch_id)
+            self._guarded(batch.batch_id, lambda: self._watch(batch, documents[batch.batch_id]))
         self.open.set(self.store.one(f"SELECT count(*) FROM batches WHERE state IN {OPEN_STATES}")[0])
+
+    def _guarded(self, batch_id: int, work) -> None:
+        try:
+            work()
+        except Exception as error:  # noqa: BLE001 - one batch must never stop the watch over the others
+            if is_unreachable(error):
+                raise
+            if debugging():
+                traceback.print_exc()
+            self.runtime.alert("batch-error", f"batch {batch_id} could not be checked ({type(error).__name__}: "
+                               f"{shown(error)}); retrying next pass, the other batches go on (OPG_DEBUG=1 prints "
+                               "the traceback)", batch=batch_id)
 
     def _next_block(self) -> int:
         return self.store.one("SELECT next_block FROM cursor")[0]
 
     def _read_batches(self, confirmed: int) -> None:
-        """Record every BatchPosted up to block ``confirmed``, advancing the cursor with each chunk."""
+        """Record every BatchPosted up to block ``confirmed``, advancing the cursor with each chunk. The event is
+        decoded here, leniently: a dataUri that is not UTF-8 must not stop the watch."""
         start = self._next_block()
         while start <= confirmed and not self.runtime.stopping:
             stop = min(confirmed, start + LOG_CHUNK - 1)
-            logs = self.runtime.retry(lambda: list(self.batches.BatchPosted.range(start, stop + 1)))
+            logs = self.runtime.retry(lambda: self.op.provider.web3.eth.get_logs({
+                "address": str(self.batches.address), "fromBlock": start, "toBlock": stop,
+                "topics": ["0x" + BATCH_POSTED.hex()]}))
             rows = []
             for log in logs:
-                batch_id = int(log.event_arguments["batchId"])
+                batch_id = int.from_bytes(bytes(log["topics"][1]), "big")
                 onchain = self.runtime.retry(lambda: self.batches.batch(batch_id))
-                args = log.event_arguments
-                rows.append((batch_id, str(args["relayer"]), "0x" + bytes(args["root"]).hex(), int(args["count"]),
-                             str(args["dataUri"]), log.block_number, int(onchain.postedAt),
-                             int(onchain.challengeDeadline)))
+                if onchain.postedAt == 0:  # a node behind the log's block: read again next pass
+                    stop = log["blockNumber"] - 1
+                    break
+                root, count, uri = decode(["bytes32", "uint32", "bytes"], bytes(log["data"]))
+                rows.append((batch_id, to_checksum_address(bytes(log["topics"][2])[-20:]), "0x" + root.hex(), count,
+                             uri.decode("utf-8", errors="replace")[:MAX_URI + 1], log["blockNumber"],
+                             int(onchain.postedAt), int(onchain.challengeDeadline)))
             with self.store.transaction() as db:
                 for row in rows:
-                    inserted = db.execute(
-                        "INSERT OR IGNORE INTO batches (batch_id, relayer, root, count, data_uri, block, posted_at, "
-                        "deadline, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new')", row).rowcount
-                    if inserted:
+                    if db.execute("INSERT OR IGNORE INTO batches (batch_id, relayer, root, count, data_uri, block, "
+                                  "posted_at, deadline, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new')", row).rowcount:
                         self.seen.inc()
                 db.execute("UPDATE cursor SET next_block = ?", (stop + 1,))
             for row in rows:
-                self.runtime.log("batch-seen", f"batch {row[0]} by {row[1]}: {row[3]} leaves at {row[4]}, "
+                self.runtime.log("batch-seen", f"batch {row[0]} by {row[1]}: {row[3]} leaves at {row[4][:200]}, "
                                  f"challengeable until {row[7]}", batch=row[0], relayer=row[1], count=row[3])
+            if stop < start:
+                return
             start = stop + 1
 
     # ------------------------------------------------------------ one batch
 
-    def _watch(self, batch_id: int, now: int) -> None:
-        relayer, root, count, uri, posted_at, deadline, attempts = self.store.one(
-            "SELECT relayer, root, count, data_uri, posted_at, deadline, attempts FROM batches WHERE batch_id = ?",
-            batch_id)
-        if self.runtime.retry(lambda: self.batches.batch(batch_id)).rejected:
-            self._record_rejection(batch_id)
-            return
-        if now > deadline:
-            self._settle(batch_id, "expired", "the challenge window closed before its data could be checked")
-            self.runtime.alert("window-closed", f"batch {batch_id} by {relayer}: its challenge window closed "
-                               f"(at {deadline}) before its data could be checked; it is final unchecked",
-                               batch=batch_id)
+    def _still_open(self, batch: OpenBatch, now: int) -> bool:
+        """False once the batch needs no more work: rejected on chain, replaced by a reorg, or its window closed."""
+        onchain = self.runtime.retry(lambda: self.batches.batch(batch.batch_id))
+        if "0x" + bytes(onchain.root).hex() != batch.root or onchain.postedAt != batch.posted_at:
+            self._forget_reorged(batch)
+            return False
+        if onchain.rejected:
+            self._record_rejection(batch.batch_id)
+            return False
+        if now > batch.deadline:
+            self._settle(batch.batch_id, "expired", "the challenge window closed before its data could be checked")
+            self.runtime.alert("window-closed", f"batch {batch.batch_id} by {batch.relayer}: its challenge window "
+                               f"closed (at {batch.deadline}) before its data could be checked; it is final unchecked",
+                               batch=batch.batch_id)
+            return False
+        return True
+
+    def _forget_reorged(self, batch: OpenBatch) -> None:
+        """The chain no longer holds the batch this row describes (a reorg deeper than --confirmations): read its
+        block again."""
+        block = self.store.one("SELECT block FROM batches WHERE batch_id = ?", batch.batch_id)[0]
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM batches WHERE batch_id >= ?", (batch.batch_id,))
+            db.execute("UPDATE cursor SET next_block = min(next_block, ?)", (block,))
+        self.runtime.alert("reorg", f"batch {batch.batch_id} changed on chain since it was read (a reorg deeper than "
+                           f"--confirmations); reading again from block {block}", batch=batch.batch_id)
+
+    def _fetch_all(self, batches: list[OpenBatch]) -> dict:
+        """Every open batch's document, fetched in parallel (a slow or black-holed dataUri costs one timeout, not
+        one per batch): bytes, or the BatchDataError of its last attempt. A one-shot run retries each failure up to
+        --fetch-attempts times; a follower tries once per pass."""
+        results: dict = {}
+        remaining = list(batches)
+        attempts = 1 if self.settings.follow else self.settings.fetch_attempts
+        for attempt in range(1, attempts + 1):
+            with ThreadPoolExecutor(max_workers=FETCH_WORKERS) as pool:
+                for batch, outcome in zip(remaining, pool.map(self._fetch_one, remaining)):
+                    results[batch.batch_id] = outcome
+            remaining = [batch for batch in remaining if isinstance(results[batch.batch_id], BatchDataError)]
+            if not remaining or attempt == attempts or self.runtime.stopping:
+                break
+            for batch in remaining:
+                self.runtime.error("data-retry", f"batch {batch.batch_id}: {results[batch.batch_id]}; attempt "
+                                   f"{attempt} of {attempts}", batch=batch.batch_id)
+            self.runtime.wait(min(0.5 * 2 ** (attempt - 1), 10))
+        return results
+
+    def _fetch_one(self, batch: OpenBatch):
+        if len(batch.uri) > MAX_URI:
+            return BatchDataError(f"the dataUri is longer than {MAX_URI:,} characters")
+        try:
+            return fetch(batch.uri, self.settings.fetch_timeout, allow_files=self.settings.allow_files)
+        except BatchDataError as error:
+            return error
+
+    def _watch(self, batch: OpenBatch, document) -> None:
+        if isinstance(document, BatchDataError):
+            self.unavailable.inc()
+            attempts = batch.attempts + (1 if self.settings.follow else self.settings.fetch_attempts)
+            self._data_unavailable(batch, attempts, str(document))
             return
         started = time.perf_counter()
-        for attempt in range(1, self.settings.fetch_attempts + 1):
-            try:
-                verdict = self._check(batch_id, root, count, uri, posted_at)
-                break
-            except BatchDataError as error:
-                self.unavailable.inc()
-                if attempt == self.settings.fetch_attempts or self.runtime.stopping:
-                    self._data_problem(batch_id, relayer, uri, attempts + attempt, str(error))
-                    return
-                self.runtime.error("data-retry", f"batch {batch_id}: {error}; attempt {attempt} of "
-                                   f"{self.settings.fetch_attempts}", batch=batch_id)
-                self.runtime.wait(min(0.5 * 2 ** (attempt - 1), 10))
-        seconds = time.perf_counter() - started
-        if verdict.fault == Fault.NONE:
-            self._settle(batch_id, "honest", f"{count} leaves valid")
-            self.verified.inc()
-            self.runtime.log("batch-valid", f"batch {batch_id}: all {count} leaves valid ({seconds:.2f} s)",
-                             batch=batch_id, leaves=count, seconds=round(seconds, 3))
+        try:
+            verdict = self._check(batch, document)
+        except DataMismatch as error:
+            self._settle(batch.batch_id, "mismatch", str(error))
+            self.runtime.alert("data-mismatch", f"batch {batch.batch_id} by {batch.relayer}: {error}; its leaves "
+                               "cannot be checked, and none can be claimed without a proof under the root",
+                               batch=batch.batch_id, uri=batch.uri[:200])
             return
-        self._challenge(batch_id, verdict)
+        seconds = time.perf_counter() - started
+        if not verdict.flagged:
+            self._settle(batch.batch_id, "honest", f"{len(verdict.batch)} leaves valid")
+            self.verified.inc()
+            self.runtime.log("batch-valid", f"batch {batch.batch_id}: all {len(verdict.batch)} leaves valid "
+                             f"({seconds:.2f} s)", batch=batch.batch_id, leaves=len(verdict.batch),
+                             seconds=round(seconds, 3))
+            return
+        self._challenge(batch.batch_id, verdict)
 
-    def _check(self, batch_id: int, root: str, count: int, uri: str, posted_at: int) -> Verdict:
-        raw = fetch(uri, self.settings.fetch_timeout, allow_files=self.settings.allow_files)
-        document = parse(raw, self.op.chain_id, str(self.batches.address))
-        batch = document.batch()
-        if "0x" + batch.root.hex() != root or len(batch) != count:
-            raise BatchDataError(f"the data at {uri} rebuilds root 0x{batch.root.hex()} with {len(batch)} leaves, "
-                                 f"not the posted {root} with {count}")
-        verdict = Verdict(batch)
-        max_age = self.runtime.retry(lambda: self.judge.max_receipt_age_at(posted_at))
+    def _check(self, batch: OpenBatch, raw: bytes) -> Verdict:
+        try:
+            tree = parse(raw, self.op.chain_id, str(self.batches.address)).batch()
+        except BatchDataError as error:
+            raise DataMismatch(str(error)) from error
+        if "0x" + tree.root.hex() != batch.root:
+            raise DataMismatch(f"the data rebuilds root 0x{tree.root.hex()}, not the posted {batch.root}")
+        if len(tree) != batch.count:
+            # The root is what a challenge proves against; the count is only announced. Still judge every leaf.
+            self.runtime.alert("count-mismatch", f"batch {batch.batch_id} by {batch.relayer}: posted as {batch.count} "
+                               f"leaves, its tree has {len(tree)}; judging them all", batch=batch.batch_id)
+        verdict = Verdict(tree, [])
+        max_age = self.runtime.retry(lambda: self.judge.max_receipt_age_at(batch.posted_at))
         models: dict = {}
         seen = set()
-        for index, signed in enumerate(batch.signed):
+        for index, signed in enumerate(tree.signed):
             fault = self.runtime.retry(
-                lambda: self.judge.fault_of(signed.receipt, signed.signature, posted_at, max_age, models))
+                lambda: self.judge.fault_of(signed.receipt, signed.signature, batch.posted_at, max_age, models))
             self.leaves.inc()
-            if fault != Fault.NONE and verdict.index is None:
-                verdict.fault, verdict.index = fault, index
+            if fault != Fault.NONE and len(verdict.flagged) < MAX_CANDIDATES:
+                verdict.flagged.append((index, fault))
             key = (signed.receipt.payer, "0x" + signed.receipt.requestId.hex())
             if key in seen or self.store.one("SELECT 1 FROM requests WHERE payer = ? AND request_id = ? AND "
-                                             "batch_id <> ?", *key, batch_id):
-                verdict.duplicates += 1
+                                             "batch_id <> ?", *key, batch.batch_id):
                 self.duplicates.inc()
-                self.runtime.log("duplicate-request", f"batch {batch_id} leaf {index}: request {key[1]} of payer "
-                                 f"{key[0]} appears again; not a fault (only one can be claimed)", level="warn",
-                                 batch=batch_id, payer=key[0], request_id=key[1])
+                self.runtime.log("duplicate-request", f"batch {batch.batch_id} leaf {index}: request {key[1]} of "
+                                 f"payer {key[0]} appears again; not a fault (only one can be claimed)", level="warn",
+                                 batch=batch.batch_id, payer=key[0], request_id=key[1])
             seen.add(key)
         with self.store.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO requests VALUES (?, ?, ?)",
-                           [(payer, request_id, batch_id) for payer, request_id in seen])
+                           [(payer, request_id, batch.batch_id) for payer, request_id in seen])
         return verdict
 
-    def _data_problem(self, batch_id: int, relayer: str, uri: str, attempts: int, reason: str) -> None:
-        """Alert about data that cannot be had or does not match: once when a follower first meets it, at every
+    def _data_unavailable(self, batch: OpenBatch, attempts: int, reason: str) -> None:
+        """Alert about data that cannot be had: once when a follower has tried --fetch-attempts times, at every
         run of a one-shot watchtower (each run reports what is wrong now). Retried until the window closes."""
-        state = "mismatch" if "rebuilds root" in reason else "unavailable"
-        previous = self.store.one("SELECT state FROM batches WHERE batch_id = ?", batch_id)[0]
         with self.store.transaction() as db:
-            db.execute("UPDATE batches SET state = ?, attempts = ?, detail = ? WHERE batch_id = ?",
-                       (state, attempts, reason, batch_id))
-        message = f"batch {batch_id} by {relayer}: {reason}"
-        if previous == state and self.settings.follow:
-            self.runtime.error(f"data-{state}", f"{message} (attempt {attempts}); retrying", batch=batch_id)
+            db.execute("UPDATE batches SET state = 'unavailable', attempts = ?, detail = ? WHERE batch_id = ?",
+                       (attempts, reason, batch.batch_id))
+        message = f"batch {batch.batch_id} by {batch.relayer}: {reason}"
+        if self.settings.follow and attempts != self.settings.fetch_attempts:
+            self.runtime.error("data-unavailable", f"{message} (attempt {attempts}); retrying", batch=batch.batch_id)
             return
-        consequence = ("its leaves cannot be checked, and none can be claimed without matching the root"
-                       if state == "mismatch" else "its leaves cannot be checked")
-        self.runtime.alert(f"data-{state}", f"{message}: {consequence}; retrying until its window closes",
-                           batch=batch_id, uri=uri, attempts=attempts)
+        self.runtime.alert("data-unavailable", f"{message}: its leaves cannot be checked; retrying until its window "
+                           "closes", batch=batch.batch_id, uri=batch.uri[:200], attempts=attempts)
+
+    def _confirmed_fault(self, batch_id: int, verdict: Verdict) -> tuple[int, Fault] | None:
+        """The first flagged leaf the contract's own faultOf confirms: the contract is the arbiter."""
+        for index, fault in verdict.flagged:
+            leaf = verdict.batch.leaf(index)
+            onchain = Fault(self.runtime.retry(lambda: self.batches.faultOf(batch_id, leaf)))
+            if onchain != Fault.NONE:
+                if onchain != fault:
+                    self.runtime.log("judge-differs", f"batch {batch_id} leaf {index}: judged {fault.name} here, "
+                                     f"faultOf says {onchain.name}; the contract's answer is used", level="warn",
+                                     batch=batch_id)
+                return index, onchain
+        return None
 
     def _challenge(self, batch_id: int, verdict: Verdict) -> None:
-        index = verdict.index
-        signed = verdict.batch.signed[index]
-        leaf = verdict.batch.leaf(index)
-        request = "0x" + signed.receipt.requestId.hex()
-        onchain = Fault(self.runtime.retry(lambda: self.batches.faultOf(batch_id, leaf)))
-        if onchain != verdict.fault:
-            self._settle(batch_id, "missed", f"judged {verdict.fault.name}, the contract says {onchain.name}")
-            self.runtime.alert("judge-disagrees", f"batch {batch_id} leaf {index}: judged {verdict.fault.name} here but "
-                               f"faultOf says {onchain.name}; not challenged (report this as a bug)", batch=batch_id)
+        confirmed = self._confirmed_fault(batch_id, verdict)
+        if confirmed is None:
+            self._settle(batch_id, "disputed", f"{len(verdict.flagged)} leaves flagged, none confirmed by faultOf")
+            self.runtime.alert("judge-disagrees", f"batch {batch_id}: {len(verdict.flagged)} leaves judged faulty here "
+                               "but faultOf finds none; not challenged (report this as a bug)", batch=batch_id)
             return
+        index, fault = confirmed
+        signed, leaf = verdict.batch.signed[index], verdict.batch.leaf(index)
+        request = "0x" + signed.receipt.requestId.hex()
+        with self.store.transaction() as db:
+            db.execute("UPDATE batches SET fault = ?, request_id = ? WHERE batch_id = ?", (fault.name, request, batch_id))
 
         def transact(nonce: int):
             return self.batches.challenge(batch_id, leaf, sender=self.op.account, nonce=nonce)
@@ -262,28 +364,27 @@ class Watchtower:
             return bool(self.batches.batch(batch_id).rejected)
 
         try:
-            outcome, tx_hash = self.op.sender.send_once(f"challenge:{batch_id}", transact, done)
+            outcome, tx_hash = self.op.sender.send_once(f"challenge:{batch_id}", transact, done,
+                                                        sleep=self.runtime.wait)
         except ContractLogicError as error:
             reason = str(error)
             if "BatchSettlementBatchRejected" in reason or self.batches.batch(batch_id).rejected:
                 self._record_rejection(batch_id)
-                return
-            if "BatchSettlementChallengeWindowClosed" in reason:
-                self._settle(batch_id, "missed", f"{verdict.fault.name} in leaf {index}, found after the window closed",
-                             fault=verdict.fault.name, request_id=request)
+            elif "BatchSettlementChallengeWindowClosed" in reason:
+                self._settle(batch_id, "missed", f"{fault.name} in leaf {index}, challenged after the window closed")
                 self.runtime.alert("challenge-too-late", f"batch {batch_id}: leaf {index} (request {request}) is "
-                                   f"{verdict.fault.name} but the challenge window closed first; the batch is final "
-                                   "(its faulty leaf still cannot be claimed)", batch=batch_id)
-                return
-            self.runtime.error("challenge-failed", f"batch {batch_id}: the challenge reverted ({reason[:200]}); "
-                               "trying again", batch=batch_id)
+                                   f"{fault.name} but the challenge window closed first; the batch is final (its "
+                                   "faulty leaf still cannot be claimed)", batch=batch_id)
+            else:
+                self.runtime.alert("challenge-failed", f"batch {batch_id}: leaf {index} (request {request}) is "
+                                   f"{fault.name} but the challenge reverted ({shown(error)}); trying again next pass",
+                                   batch=batch_id)
             return
-        self._settle(batch_id, "challenged", f"{verdict.fault.name} in leaf {index}", fault=verdict.fault.name,
-                     request_id=request, tx_hash=tx_hash)
+        self._settle(batch_id, "challenged", f"{fault.name} in leaf {index}", tx_hash=tx_hash)
         self.challenged.inc()
-        self.runtime.log("batch-challenged", f"batch {batch_id}: leaf {index} (request {request}) is "
-                         f"{verdict.fault.name}; challenged ({outcome.value}), the batch is rejected and its relayer "
-                         "slashed", batch=batch_id, fault=verdict.fault.name, request_id=request, tx=tx_hash)
+        self.runtime.log("batch-challenged", f"batch {batch_id}: leaf {index} (request {request}) is {fault.name}; "
+                         f"challenged ({outcome.value}), the batch is rejected and its relayer slashed",
+                         batch=batch_id, fault=fault.name, request_id=request, tx=tx_hash)
 
     def _record_rejection(self, batch_id: int) -> None:
         """The batch is rejected on chain: by this watchtower before a restart, or by someone else."""

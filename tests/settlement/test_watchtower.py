@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from opgkit.batch_document import BatchDocument, document_name
 from opgkit.leaf_faults import Contracts, LeafJudge
+from opgkit.operators.command import chain_identity
 from opgkit.receipts import Fault, ReceiptBatch, SignedReceipt, sign_receipt
 from opgkit.testing import LineReader, advance
 from operator_helpers import (
@@ -215,11 +216,21 @@ def test_node_down__retries_then_exit_2(settlement, tmp_path):
 def test_state_of_another_contract__refused(uri, settlement, batches, tmp_path):
     from opgkit.operators.store import Store
 
-    Store(tmp_path / "w.db", "watchtower", 31337, "0x" + "ab" * 20, "")
+    Store(tmp_path / "w.db", "watchtower", chain_identity(settlement.provider), "0x" + "ab" * 20, "")
     result = watch(uri, settlement, tmp_path / "w.db")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "belongs to watchtower of contract 0xabab" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_state_of_a_reset_chain__refused(uri, settlement, tmp_path):
+    """A reset local chain has the same chain id and, redeployed, the same addresses: its genesis tells it apart."""
+    from opgkit.operators.store import Store
+
+    Store(tmp_path / "w.db", "watchtower", f"{settlement.provider.chain_id}:0x{'00' * 32}", str(settlement.address), "")
+    result = watch(uri, settlement, tmp_path / "w.db")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "a reset local chain is another chain" in result.stderr
 
 
 def test_adversarial_relayers__every_faulty_batch_challenged_never_an_honest_one(
@@ -404,3 +415,85 @@ def test_hostile_data_uris__refused_or_bounded(tmp_path):
         assert clock.monotonic() - started < 5
     finally:
         server.shutdown()
+
+
+
+def test_undecodable_data_uri__alert_and_later_batches_still_challenged(uri, settlement, batches, leaf_maker,
+                                                                        fresh_relayer, post_published, chain,
+                                                                        tmp_path):
+    """A dataUri that is not UTF-8, posted as raw calldata (Solidity accepts any bytes in a string), used to make
+    ape's event decoding raise on every run: one such batch blinded the watchtower for good."""
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    start = chain.blocks.head.number + 1
+    relayer = fresh_relayer()
+    calldata = function_signature_to_4byte_selector("postBatch(bytes32,uint32,string)") + encode(
+        ["bytes32", "uint32", "bytes"], [b"\x01" * 32, 1, b"\xff\xfe not utf-8"])
+    relayer.transfer(batches.address, 0, data=calldata)
+    faulty_id, _ = post_published(ReceiptBatch([leaf_maker("valid"), leaf_maker("forged")]), fresh_relayer())
+    result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start), "--fetch-attempts", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert [line["batch"] for line in events(result.stdout, "data-unavailable")] == [faulty_id - 1]
+    (challenged,) = events(result.stdout, "batch-challenged")
+    assert challenged["batch"] == faulty_id and batches.batch(faulty_id).rejected
+
+
+def test_count_announced_wrong__still_challenged(uri, settlement, batches, leaf_maker, fresh_relayer, chain, tmp_path):
+    """The contract never checks the announced count against the tree: a relayer lying about it used to make the
+    watchtower call the data mismatched and challenge nothing."""
+    start = chain.blocks.head.number + 1
+    batch = ReceiptBatch([leaf_maker("valid"), leaf_maker("forged")])
+    data_uri = publish_batch(batches, batch, tmp_path / "batches")
+    advance(chain, 1)
+    tx = batches.postBatch(batch.root, 3, data_uri, sender=fresh_relayer())
+    batch_id = tx.events.filter(batches.BatchPosted)[0].batchId
+    result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start))
+    assert result.returncode == 1, result.stdout + result.stderr  # the wrong count is an alert
+    assert events(result.stdout, "count-mismatch")
+    assert events(result.stdout, "batch-challenged")[0]["batch"] == batch_id
+    assert batches.batch(batch_id).rejected
+
+
+@pytest.mark.parametrize("signature", [b"", b"\x22" * 64, b"\x33" * 66], ids=["empty", "64 bytes", "66 bytes"])
+def test_signature_of_wrong_length__challenged_as_bad_signature(uri, settlement, batches, leaf_maker, fresh_relayer,
+                                                                post_published, chain, tmp_path, signature):
+    """The contract judges a signature of any length other than 65 bytes a BadSignature; the document parser used
+    to refuse such a leaf, so the whole batch went unchecked."""
+    start = chain.blocks.head.number + 1
+    valid = leaf_maker("valid")
+    odd = leaf_maker("valid")
+    batch = ReceiptBatch([valid, SignedReceipt(odd.receipt, signature)])
+    batch_id, _ = post_published(batch, fresh_relayer())
+    result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (challenged,) = events(result.stdout, "batch-challenged")
+    assert challenged["batch"] == batch_id and challenged["fault"] == "BAD_SIGNATURE"
+
+
+def test_black_holed_data_uris__cost_one_timeout_not_one_per_batch(uri, settlement, batches, leaf_maker,
+                                                                   fresh_relayer, post_published, chain, tmp_path):
+    """Batches whose dataUri accepts connections and never answers, posted ahead of a faulty one: fetches run in
+    parallel with a total time limit, so the faulty batch is still challenged in the same pass."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)  # accepts, never reads nor answers
+    try:
+        start = chain.blocks.head.number + 1
+        for n in range(6):
+            black_hole = f"http://127.0.0.1:{listener.getsockname()[1]}/batch-{n}.json"
+            post_published(ReceiptBatch([leaf_maker("valid")]), fresh_relayer(), uri=black_hole)
+        faulty_id, _ = post_published(ReceiptBatch([leaf_maker("zkml")]), fresh_relayer())
+        began = time.monotonic()
+        result = watch(uri, settlement, tmp_path / "w.db", "--from-block", str(start), "--fetch-timeout", "3",
+                       "--fetch-attempts", "1")
+        elapsed = time.monotonic() - began
+    finally:
+        listener.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert len(events(result.stdout, "data-unavailable")) == 6
+    assert events(result.stdout, "batch-challenged")[0]["batch"] == faulty_id
+    assert elapsed < 6 * 3, f"{elapsed:.1f} s: the fetches ran one after another"
