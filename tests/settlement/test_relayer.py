@@ -190,6 +190,40 @@ def test_relayer__duplicates__one_per_request_identical_ones_no_ops(run, honest,
     assert (spool / "accepted" / "again.json").exists()
 
 
+def test_relayer__too_old_by_the_time_it_is_mined__expired_warned_not_posted(
+        run, honest, spool, tmp_path, batches, chain, now):
+    advance(chain, DAY)  # the node was active a day ago
+    write(spool, "fresh", honest("fresh"))
+    write(spool, "stale", honest("stale", timestamp=now() - DAY + 60))  # accepted now, too old 120 s from now
+    advance(chain, 1)
+    start_block = chain.blocks.head.number + 1
+
+    result = run("--spool", str(spool), "--flush")
+
+    assert result.returncode == 0, result.stdout + result.stderr  # a warning, not an alert
+    assert "WARN  expired: request 0x" + keccak(text="request stale").hex() in result.stdout
+    [event] = posted_since(batches, start_block)
+    [leaf] = published(tmp_path, chain.chain_id, batches, event).leaves
+    assert leaf.receipt.requestId == keccak(text="request fresh")
+    with sqlite3.connect(tmp_path / "relayer.db") as db:
+        assert db.execute("SELECT state FROM receipts ORDER BY id").fetchall() == [("batched",), ("expired",)]
+
+
+def test_relayer__receipt_ahead_of_the_chain__waits_then_posted(run, honest, spool, batches, chain, now):
+    write(spool, "ahead", honest("ahead", timestamp=now() + 30))  # within --future-tolerance
+    start_block = chain.blocks.head.number + 1
+
+    first = run("--spool", str(spool), "--flush")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (spool / "accepted" / "ahead.json").exists() and posted_since(batches, start_block) == []
+    advance(chain, 40)
+    second = run("--flush")
+    assert second.returncode == 0, second.stdout + second.stderr
+    [event] = posted_since(batches, start_block)
+    assert event.count == 1
+
+
 # ---------------------------------------------------------------- the HTTP endpoint, JSON lines and metrics
 
 
@@ -281,6 +315,8 @@ def test_relayer__killed_at_random_moments__every_receipt_in_exactly_one_posted_
             time.sleep(rng.uniform(0, 0.3))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        for event in posted_since(batches, start_block):  # published before posted, whenever it was killed
+            assert (tmp_path / "batches" / document_name(event.root)).is_file(), f"{moment}: posted unpublished"
 
     result = run("--spool", str(spool), "--batch-size", "3", "--flush")
 
