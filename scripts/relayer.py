@@ -14,6 +14,7 @@ the name. Killed at any moment and restarted with the same ``--state``, it posts
 exactly one batch.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -87,7 +88,7 @@ def cli(provider, settlement, state, follow, poll, metrics_address, rpc_attempts
     batches = _batch_settlement(operator)
     contracts = operator.runtime.retry(lambda: Contracts.of(operator.settlement))
     counters = Counters(operator.runtime.metrics)
-    options = RelayerOptions(batch_size, max_wait, future_tolerance, post_margin, publish_dir)
+    options = RelayerOptions(batch_size, max_wait, future_tolerance, post_margin, publish_dir)  # no URL yet: --listen
     intake = Intake(operator.store, LeafJudge(provider.web3, contracts), operator.runtime, options, counters)
     server = None
     if listen:
@@ -97,9 +98,7 @@ def cli(provider, settlement, state, follow, poll, metrics_address, rpc_attempts
         operator.runtime.log("listen", f"accepting receipts at {server.base_url()}/receipts, serving batch documents "
                                        f"at {server.base_url()}/batches/")
     base = (publish_url or (f"{server.base_url()}/batches" if server else publish_dir.resolve().as_uri())).rstrip("/")
-    options = RelayerOptions(batch_size, max_wait, future_tolerance, post_margin, publish_dir, base)
-    intake.options = options
-    relayer = Relayer(operator, batches, intake.judge, intake, options, spool)
+    relayer = Relayer(operator, batches, intake.judge, intake, replace(options, publish_url=base), spool)
     operator.runtime.log("start", f"relaying to BatchSettlement {batches.address} as {operator.account.address}: "
                                   f"batches of {batch_size}, a partial one after {max_wait:g} s, documents at {base}/",
                          batch_settlement=str(batches.address), relayer=operator.account.address)

@@ -155,16 +155,16 @@ class Intake:
         try:
             document = parse_document(data)
         except ReceiptDocumentError as error:
-            return self._refused(rejected("malformed", str(error)), source)
+            return self.refuse(rejected("malformed", str(error)), source)
         if document.signature is None:
-            return self._refused(rejected("unsigned", 'the document has no "signature"'), source)
+            return self.refuse(rejected("unsigned", 'the document has no "signature"'), source)
         receipt, signature = document.receipt, document.signature
         text = canonical(document_json(receipt, signature))
         digest = "0x" + keccak(text=text).hex()
         request = "0x" + receipt.requestId.hex()
         known = self.store.one("SELECT state, reason FROM receipts WHERE digest = ?", digest)
         if known is not None and known[0] == "expired":
-            return self._refused(rejected("expired", known[1].partition(": ")[2], request), source)
+            return self.refuse(rejected("expired", known[1].partition(": ")[2], request), source)
         if known is not None and known[0] != "rejected":
             return Verdict("known", None, f"already {known[0]}", request)
         if self._holder(receipt.payer, request, digest) is not None:
@@ -211,16 +211,17 @@ class Intake:
                     "received_at = excluded.received_at",
                     (digest, receipt.payer, request, receipt.timestamp, text, state, reason, source, time.time()))
         except sqlite3.IntegrityError:  # another intake accepted this request meanwhile
-            return self._refused(Verdict("duplicate", "duplicate", f"another receipt for request {request} of "
+            return self.refuse(Verdict("duplicate", "duplicate", f"another receipt for request {request} of "
                                          f"{receipt.payer} is already accepted", request), source)
         if state == "queued":
             self.counters.accepted.inc()
             self.runtime.log("accepted", f"request {request} of {receipt.payer} ({source}){_suffix(verdict.message)}",
                              request=request, payer=receipt.payer, source=source)
             return verdict
-        return self._refused(verdict, source)
+        return self.refuse(verdict, source)
 
-    def _refused(self, verdict: Verdict, source: str) -> Verdict:
+    def refuse(self, verdict: Verdict, source: str) -> Verdict:
+        """Count and log a refusal."""
         self.counters.rejected.labels(verdict.reason).inc()
         self.runtime.log("rejected", f"{verdict.reason}: {verdict.message} ({source})", level="warn",
                          reason=verdict.reason, request=verdict.request, source=source)
@@ -260,7 +261,7 @@ def ingest_spool(directory: Path, intake: Intake, stopping) -> int:
         try:
             data = read_json(path, "receipt document")
         except UserError as error:
-            verdict = intake._refused(rejected("malformed", str(error)), f"spool:{path.name}")
+            verdict = intake.refuse(rejected("malformed", str(error)), f"spool:{path.name}")
         else:
             verdict = intake.submit(data, f"spool:{path.name}", latest, models)
         if verdict.status in ("accepted", "known"):
@@ -493,7 +494,8 @@ class Relayer:
                 return
 
     def document_of(self, row: BatchRow) -> BatchDocument:
-        texts = self.store.all("SELECT document FROM receipts WHERE batch = ? AND state = 'batched' ORDER BY id", row.id)
+        texts = self.store.all("SELECT document FROM receipts WHERE batch = ? AND state = 'batched' ORDER BY id",
+                               row.id)
         document = BatchDocument(self.operator.chain_id, str(self.batches.address),
                                  tuple(signed_of(text) for (text,) in texts))
         root = "0x" + document.batch().root.hex()
@@ -512,8 +514,11 @@ class Relayer:
         def transact(nonce: int):
             return self.batches.postBatch(row.root, row.count, row.data_uri, sender=account, nonce=nonce)
 
+        def done(from_block: int) -> bool:
+            return self.find_posted(row, from_block) is not None
+
         try:
-            self.runtime.retry(lambda: self.operator.sender.send_once(key, transact, lambda b: self.find_posted(row, b) is not None))
+            self.runtime.retry(lambda: self.operator.sender.send_once(key, transact, done))
         except ContractLogicError as error:
             self.runtime.alert("post-failed", f"batch {row.id} (root {row.root}) was not posted: {explain(error)}; "
                                               "it is retried on the next pass", batch=row.id, root=row.root)

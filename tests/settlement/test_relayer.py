@@ -268,7 +268,8 @@ def test_relayer__http_endpoint__status_codes_then_posts_and_serves_the_document
         assert parse(response.read(), chain.chain_id, batches.address).batch().root == bytes(event.root)
     with urllib.request.urlopen(metrics_url, timeout=30) as response:
         metrics = response.read().decode()
-    for line in ("opg_relayer_receipts_accepted_total 1.0", 'opg_relayer_receipts_rejected_total{reason="duplicate"} 1.0',
+    for line in ("opg_relayer_receipts_accepted_total 1.0",
+                 'opg_relayer_receipts_rejected_total{reason="duplicate"} 1.0',
                  'opg_relayer_receipts_rejected_total{reason="bad_signature"} 1.0',
                  "opg_relayer_receipts_batched_total 1.0", "opg_relayer_batches_posted_total 1.0",
                  "opg_relayer_queue_depth 0.0"):
@@ -330,7 +331,8 @@ def test_relayer__killed_at_random_moments__every_receipt_in_exactly_one_posted_
     assert set(leaves) == expected
     assert not list(spool.glob("*.json"))
     with sqlite3.connect(tmp_path / "relayer.db") as db:
-        assert db.execute("SELECT state, COUNT(*) FROM receipts GROUP BY state").fetchall() == [("batched", 8 * len(MOMENTS))]
+        states = db.execute("SELECT state, COUNT(*) FROM receipts GROUP BY state").fetchall()
+        assert states == [("batched", 8 * len(MOMENTS))]
         assert db.execute("SELECT COUNT(*) FROM batches WHERE state = 'posted'").fetchone()[0] == len(events)
 
 
