@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS batches (
     data_uri TEXT NOT NULL,            -- where its document is published (postBatch's dataUri)
     state TEXT NOT NULL,               -- built | published | posted | dissolved (a leaf went stale before sending)
     onchain_id INTEGER,                -- BatchSettlement batch id once posted
-    tx_hash TEXT,                      -- the postBatch transaction once posted (null if found already on chain)
+    tx_hash TEXT,                      -- the postBatch transaction once posted (from its BatchPosted log)
     built_at REAL NOT NULL             -- wall-clock seconds when it was cut
 );
 """
