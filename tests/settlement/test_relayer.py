@@ -346,10 +346,10 @@ def one_error_line(result):
 
 
 def test_relayer__state_of_another_chain__exit_2_one_error_line(run, tmp_path, settlement):
-    Store(tmp_path / "relayer.db", "relayer", 1, str(settlement.address), "").close()
+    Store(tmp_path / "relayer.db", "relayer", "1:0x00", str(settlement.address), "").close()
     result = run()
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "on chain 1, not this relayer" in one_error_line(result)
+    assert "on chain 1:0x00, not this relayer" in one_error_line(result)
 
 
 def test_relayer__dead_node__exit_2_named_no_traceback(settlement, tmp_path):
