@@ -36,6 +36,7 @@ from opgkit.operators.sending import Sent
 ROLE = "keeper"
 CHUNK_BLOCKS = 2_000
 ZERO_ADDRESS = "0x" + "00" * 20
+GAS_MARGIN_PERCENT, GAS_MARGIN = 150, 100_000
 
 SCHEMA = """
 -- The keeper's work, one row per action it may have to take. Rows are only ever added by the scan (in the
@@ -249,13 +250,13 @@ class Keeper:
         return bool(self.runtime.retry(question))
 
     def _action(self, task: Task) -> Action:
-        account, settlement, staking = self.op.account, self.settlement, self.staking
+        settlement, staking = self.settlement, self.staking
         subject = task.subject
         if task.kind == "report-missed":
             rid = task.detail
             return Action(
                 done=lambda: settlement.custodyOf(subject, rid).node == ZERO_ADDRESS,
-                transact=lambda nonce: settlement.reportMissedProof(subject, rid, sender=account, nonce=nonce),
+                transact=lambda nonce: self._transact(settlement.reportMissedProof, nonce, subject, rid),
                 sent_event="missed-proof-reported",
                 sent_message=f"payer {subject} request {rid}: proof missed, node slashed and payer refunded",
                 skipped_event="missed-proof-not-owed",
@@ -264,7 +265,7 @@ class Keeper:
         if task.kind == "apply-slash":
             return Action(
                 done=lambda: staking.pendingSlash(subject).fractionBps == 0,
-                transact=lambda nonce: staking.applySlash(subject, sender=account, nonce=nonce),
+                transact=lambda nonce: self._transact(staking.applySlash, nonce, subject),
                 sent_event="slash-applied",
                 sent_message=f"operator {subject}: pending slash applied to its pool",
                 skipped_event="slash-already-applied",
@@ -273,13 +274,22 @@ class Keeper:
         if task.kind == "refresh":
             return Action(
                 done=lambda: not self._activity_stale(subject),
-                transact=lambda nonce: staking.refreshActivity(subject, sender=account, nonce=nonce),
+                transact=lambda nonce: self._transact(staking.refreshActivity, nonce, subject),
                 sent_event="activity-refreshed",
                 sent_message=f"operator {subject}: activity history brought up to the new minimum stake",
                 skipped_event="activity-current",
                 skipped_message=f"operator {subject}: activity history already current",
             )
         raise ValueError(f"unknown task kind {task.kind!r} in the state")
+
+    def _transact(self, method, nonce: int, *args):
+        """Send ``method(*args)`` with ``nonce``; a revert is raised by the estimate, before anything is sent."""
+        estimate = method.estimate_gas_cost(*args, sender=self.op.account)
+        # The estimate runs in the pending block's second, the transaction may be mined in a later one: a slash
+        # then writes new checkpoints (votes, supply, activity are keyed by time) instead of updating the last
+        # ones, tens of thousands of gas more. Out of gas, it would spend the nonce and do nothing.
+        gas_limit = estimate * GAS_MARGIN_PERCENT // 100 + GAS_MARGIN
+        return method(*args, sender=self.op.account, nonce=nonce, gas_limit=gas_limit)
 
     def _activity_stale(self, operator: str) -> bool:
         """True when, for a role it holds, the operator's history says otherwise than its current activity."""

@@ -183,10 +183,10 @@ def test_keeper__killed_at_random_then_restarted__every_missed_proof_reported_ex
     process.kill()  # SIGKILL: no clean-up of any kind
     process.wait(timeout=30)
 
-    succeeded(run_keeper(uri, settlement, state))
-    succeeded(run_keeper(uri, settlement, state))
+    outputs = [succeeded(run_keeper(uri, settlement, state)) for _ in range(2)]
     for r in requests_:
-        assert len(proofs_missed(settlement, start, r.requestId)) == 1, f"seed {seed}"
+        assert len(proofs_missed(settlement, start, r.requestId)) == 1, (seed, lines.seen, outputs)
+    assert "task-failed" not in "".join(outputs), outputs
 
 
 # ---------------------------------------------------------------- slashes and activity
