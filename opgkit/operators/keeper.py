@@ -8,6 +8,10 @@ that are due:
   ``reportMissedProof``: the node is slashed and the payer refunded.
 * ``apply-slash``: a slash recorded by ``Slashed`` and still pending is applied with ``applySlash``, so the
   stake leaves the pool and the reporter and treasury are paid without waiting for the pool's next action.
+* ``release-payment``: a payment held for a batched request (``BatchReceiptRecorded`` while its batch could
+  still be challenged) is released with ``releaseBatchPayment`` once the batch is final or rejected; the
+  receipt it needs is decoded from the ``claimBatchReceipt`` transaction that recorded it (a claim made through
+  another contract cannot be decoded: the task is closed as ``receipt-unavailable`` with a warning).
 * ``refresh``: after a ``MinimumStakeSet``, every registered operator whose activity history disagrees with
   its current activity (``wasActiveOperator`` now versus ``isActiveOperator``) for a role it holds gets
   ``refreshActivity``, so that an operator below the new minimum stops counting as active in history.
@@ -36,6 +40,7 @@ from opgkit.operators.sending import Sent
 ROLE = "keeper"
 CHUNK_BLOCKS = 2_000
 ZERO_ADDRESS = "0x" + "00" * 20
+BATCH_PENDING = 1  # IInferenceSettlement.Status.Pending
 GAS_MARGIN_PERCENT, GAS_MARGIN = 150, 100_000
 
 SCHEMA = """
@@ -44,16 +49,21 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     key TEXT PRIMARY KEY,         -- the action and its subject; also the key of its transaction in `sends`:
                                   --   report-missed:<payer>:<requestId>, apply-slash:<operator>:<block>:<logIndex>,
+                                  --   release-payment:<payer>:<requestId>:<block>:<logIndex>,
                                   --   refresh:<operator>:<block>:<logIndex> (the block and log of the event)
-    kind TEXT NOT NULL,           -- report-missed | apply-slash | refresh
-    subject TEXT NOT NULL,        -- the payer (report-missed) or the operator (apply-slash, refresh)
-    detail TEXT,                  -- the request id (report-missed), the role number (refresh), else NULL
-    due_at INTEGER NOT NULL,      -- chain time after which it may be done (the proof deadline; 0: at once)
+    kind TEXT NOT NULL,           -- report-missed | apply-slash | release-payment | refresh
+    subject TEXT NOT NULL,        -- the payer (report-missed, release-payment) or the operator (apply-slash, refresh)
+    detail TEXT,                  -- the request id (report-missed, release-payment), the role number (refresh)
+    batch_id INTEGER,             -- release-payment: the batch whose finality releases the payment
+    source_tx TEXT,               -- release-payment: the transaction that recorded it (its input has the receipt)
+    due_at INTEGER NOT NULL,      -- chain time after which it may be done (the proof deadline; 0: at once, or
+                                  --   for release-payment once its batch is final or rejected)
     found_block INTEGER NOT NULL, -- block of the event that created it
     state TEXT NOT NULL,          -- open | done
     outcome TEXT,                 -- once done: sent (by this keeper) | already-done (the chain showed it done) |
                                   --   done-by-other (our transaction reverted: someone did it first) |
-                                  --   delivered | reported-on-chain (ended by ProofDelivered / ProofMissed)
+                                  --   delivered | reported-on-chain (ended by ProofDelivered / ProofMissed) |
+                                  --   receipt-unavailable (release-payment claimed through another contract)
     tx_hash TEXT                  -- this keeper's transaction, when it sent one
 );
 CREATE INDEX IF NOT EXISTS tasks_open ON tasks (state, due_at);
@@ -74,7 +84,7 @@ class Role(IntEnum):
 
 
 WATCHED_EVENTS = {
-    "settlement": ("ProofRequested", "ProofDelivered", "ProofMissed"),
+    "settlement": ("ProofRequested", "ProofDelivered", "ProofMissed", "BatchReceiptRecorded"),
     "staking": ("Slashed", "OperatorRegistered", "MinimumStakeSet"),
 }
 
@@ -85,6 +95,8 @@ class Task:
     kind: str
     subject: str
     detail: str | None
+    batch_id: int | None
+    source_tx: str | None
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class Action:
     sent_message: str
     skipped_event: str
     skipped_message: str
+    ready: Callable[[], bool] = lambda: True
 
 
 class Keeper:
@@ -116,6 +129,7 @@ class Keeper:
         self.from_block = from_block
         address = self.runtime.retry(lambda: self.settlement.staking())
         self.staking = project.NodeStaking.at(address)
+        self.batches = project.BatchSettlement.at(self.runtime.retry(lambda: self.settlement.batchSettlement()))
         metrics = self.runtime.metrics
         self.sent_total = metrics.counter("transactions_sent", "Transactions this keeper sent", ("kind",))
         self.done_total = metrics.counter("tasks_done", "Tasks closed, by kind and outcome", ("kind", "outcome"))
@@ -176,6 +190,11 @@ class Keeper:
             key = f"report-missed:{args['payer']}:{_hex(args['requestId'])}"
             self._end(key, "delivered" if name == "ProofDelivered" else "reported-on-chain")
             return None
+        if name == "BatchReceiptRecorded":
+            payer, rid = str(args["payer"]), _hex(args["requestId"])
+            key = f"release-payment:{payer}:{rid}:{where[0]}:{where[1]}"
+            return self._add(key, "release-payment", payer, rid, 0, where, int(args["batchId"]),
+                             _hex(log.transaction_hash))
         if name == "Slashed":
             operator = str(args["operator"])
             return self._add(f"apply-slash:{operator}:{where[0]}:{where[1]}", "apply-slash", operator, None, 0, where)
@@ -190,10 +209,12 @@ class Keeper:
             return "refresh" if operators else None
         return None
 
-    def _add(self, key: str, kind: str, subject: str, detail: str | None, due_at: int, where: tuple[int, int]) -> str | None:
+    def _add(self, key: str, kind: str, subject: str, detail: str | None, due_at: int, where: tuple[int, int],
+             batch_id: int | None = None, source_tx: str | None = None) -> str | None:
         cursor = self.store.db.execute(
-            "INSERT OR IGNORE INTO tasks (key, kind, subject, detail, due_at, found_block, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'open')", (key, kind, subject, detail, due_at, where[0]))
+            "INSERT OR IGNORE INTO tasks (key, kind, subject, detail, batch_id, source_tx, due_at, found_block, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+            (key, kind, subject, detail, batch_id, source_tx, due_at, where[0]))
         return kind if cursor.rowcount else None
 
     def _end(self, key: str, outcome: str) -> None:
@@ -205,7 +226,8 @@ class Keeper:
     # ------------------------------------------------------------ carrying out
 
     def _execute_due(self, now: int) -> None:
-        rows = self.store.all("SELECT key, kind, subject, detail FROM tasks WHERE state = 'open' AND due_at < ? "
+        rows = self.store.all("SELECT key, kind, subject, detail, batch_id, source_tx FROM tasks "
+                              "WHERE state = 'open' AND due_at < ? "
                               "ORDER BY found_block, key", now)
         for row in rows:
             if self.runtime.stopping:
@@ -213,10 +235,17 @@ class Keeper:
             self._carry_out(Task(*row))
 
     def _carry_out(self, task: Task) -> None:
-        action = self._action(task)
         fields = {"key": task.key, "kind": task.kind}
+        action = self._action(task)
         try:
-            sent, tx_hash = self.op.sender.send_once(task.key, action.transact, lambda _from_block: self._ask(action.done))
+            if not self._ask(action.ready):
+                return
+            sent, tx_hash = self.op.sender.send_once(task.key, action.transact,
+                                                     lambda _from_block: self._ask(action.done))
+        except ReceiptUnavailable as error:
+            self._close(task, "receipt-unavailable", None)
+            self.runtime.log("payment-release-impossible", f"{task.key}: {error}", level="warn", **fields)
+            return
         except ContractLogicError as error:
             if self._ask(action.done):
                 self._close(task, "done-by-other", None)
@@ -271,6 +300,18 @@ class Keeper:
                 skipped_event="slash-already-applied",
                 skipped_message=f"operator {subject}: no pending slash (already applied)",
             )
+        if task.kind == "release-payment":
+            rid = task.detail
+            return Action(
+                ready=lambda: self.batches.batchFinality(task.batch_id)[0] != BATCH_PENDING,
+                done=lambda: settlement.custodyOf(subject, rid).held == 0,
+                transact=lambda nonce: self._transact(settlement.releaseBatchPayment, nonce,
+                                                      self._claimed_receipt(task)),
+                sent_event="batch-payment-released",
+                sent_message=f"payer {subject} request {rid}: payment held for batch {task.batch_id} released",
+                skipped_event="batch-payment-not-held",
+                skipped_message=f"payer {subject} request {rid}: payment already released or refunded",
+            )
         if task.kind == "refresh":
             return Action(
                 done=lambda: not self._activity_stale(subject),
@@ -291,16 +332,37 @@ class Keeper:
         gas_limit = estimate * GAS_MARGIN_PERCENT // 100 + GAS_MARGIN
         return method(*args, sender=self.op.account, nonce=nonce, gas_limit=gas_limit)
 
+    def _claimed_receipt(self, task: Task):
+        """The receipt a ``claimBatchReceipt`` recorded, from the claim transaction's input."""
+        tx = self.runtime.retry(lambda: self.op.provider.web3.eth.get_transaction(task.source_tx))
+        receiver = tx.get("to")
+        if receiver is None or receiver.lower() != str(self.batches.address).lower():
+            raise ReceiptUnavailable(f"recorded by transaction {task.source_tx} to {receiver}, not a direct "
+                                     "claimBatchReceipt: its receipt is not in the input; release it by hand")
+        try:
+            _method, arguments = self.batches.decode_input(bytes(tx["input"]))
+            receipt = arguments["leaf"][0]
+        except Exception as error:  # noqa: BLE001 - any undecodable input means the same thing here
+            raise ReceiptUnavailable(f"transaction {task.source_tx} is not a claimBatchReceipt ({error})") from error
+        if _hex(receipt[0]).lower() != task.detail.lower():
+            raise ReceiptUnavailable(f"transaction {task.source_tx} claimed another request")
+        return receipt
+
     def _activity_stale(self, operator: str) -> bool:
         """True when, for a role it holds, the operator's history says otherwise than its current activity."""
         now = self.op.provider.get_block("latest").timestamp
         roles = self.staking.pool(operator).roles
+        staking = self.staking
         return any(roles & (1 << role)
-                   and self.staking.isActiveOperator(operator, role) != self.staking.wasActiveOperator(operator, role, now)
+                   and staking.isActiveOperator(operator, role) != staking.wasActiveOperator(operator, role, now)
                    for role in Role)
 
     def _open_count(self) -> int:
         return self.store.one("SELECT COUNT(*) FROM tasks WHERE state = 'open'")[0]
+
+
+class ReceiptUnavailable(Exception):
+    """A held batch payment whose receipt cannot be recovered from the chain's calldata."""
 
 
 def _hex(value) -> str:

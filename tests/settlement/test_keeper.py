@@ -9,6 +9,7 @@ import queue
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -21,7 +22,7 @@ from opgkit.cli import ExitCode
 from opgkit.operators.store import Store
 from opgkit.receipts import Status
 from opgkit.testing import advance
-from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, receipt
+from settlement_helpers import CHALLENGE_WINDOW, PRICE, PROOF_WINDOW, Mode, authorization, receipt
 
 NODE_BOND = 50_000 * 10**18  # as in conftest.py
 INFERENCE_NODE = 0
@@ -94,7 +95,7 @@ def tee_receipt(open_model, tee_key, alice, heartbeat):
 
 
 @pytest.fixture
-def post(settlement, operator, alice, sign_auth, chain):
+def post_pending(settlement, operator, alice, sign_auth, chain):
     """Post `r` as pending from the TEE operator, under alice's authorization."""
 
     def post(r):
@@ -119,13 +120,14 @@ def keeper_db(tmp_path):
 # ---------------------------------------------------------------- missed proofs
 
 
-def test_keeper__missed_proof__reported_once_and_delivered_never(uri, settlement, staking, tee_receipt, tee_key, post,
+def test_keeper__missed_proof__reported_once_and_delivered_never(uri, settlement, staking, tee_receipt, tee_key,
+                                                                 post_pending,
                                                                  sign, operator, alice, bob, reporter, chain,
                                                                  keeper_db):
     start = chain.blocks.head.number
     missed, delivered = tee_receipt("keeper-missed"), tee_receipt("keeper-delivered")
-    post(missed)
-    post(delivered)
+    post_pending(missed)
+    post_pending(delivered)
     settlement.deliverProof(delivered.as_args(), sign(delivered, tee_key), sender=bob)
     advance(chain, PROOF_WINDOW + 1)
     escrow = settlement.escrowOf(alice)
@@ -134,6 +136,7 @@ def test_keeper__missed_proof__reported_once_and_delivered_never(uri, settlement
     assert len(actions(first, "missed-proof-reported")) == 1
     assert missed.requestId.hex()[-8:] in actions(first, "missed-proof-reported")[0].lower()
     assert [log.requestId for log in proofs_missed(settlement, start)] == [missed.requestId]
+    assert delivered.requestId.hex()[-8:] not in first.lower()  # its task ended with the delivery
     assert settlement.recordOf(alice, missed.requestId).status == Status.FAILED
     assert settlement.recordOf(alice, delivered.requestId).status == Status.FINAL
     assert settlement.escrowOf(alice) == escrow + PRICE
@@ -148,24 +151,27 @@ def test_keeper__missed_proof__reported_once_and_delivered_never(uri, settlement
 
     third = succeeded(run_keeper(uri, settlement, keeper_db))
     assert [line for line in third.splitlines() if "(tx " in line] == []
+    with sqlite3.connect(keeper_db) as db:  # every block up to the head scanned once, not again
+        assert int(db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()[0]) == chain.blocks.head.number
 
 
-def test_keeper__proof_not_yet_due__not_reported(uri, settlement, tee_receipt, post, alice, chain, keeper_db):
+def test_keeper__proof_not_yet_due__not_reported(uri, settlement, tee_receipt, post_pending, alice, chain, keeper_db):
     start = chain.blocks.head.number
     pending = tee_receipt("keeper-not-due")
-    post(pending)
+    post_pending(pending)
     output = succeeded(run_keeper(uri, settlement, keeper_db))
     assert actions(output, "missed-proof-reported") == []
+    assert "ERROR" not in output  # not even tried
     assert proofs_missed(settlement, start) == []
     assert settlement.recordOf(alice, pending.requestId).status == Status.PENDING
 
 
 def test_keeper__killed_at_random_then_restarted__every_missed_proof_reported_exactly_once(
-        uri, settlement, tee_receipt, post, chain, tmp_path):
+        uri, settlement, tee_receipt, post_pending, chain, tmp_path):
     start = chain.blocks.head.number
     requests_ = [tee_receipt(f"keeper-crash-{i}", price=0) for i in range(6)]
     for r in requests_:
-        post(r)
+        post_pending(r)
     advance(chain, PROOF_WINDOW + 1)
     state = tmp_path / "crash.db"
     seed = random.randrange(2**32)
@@ -187,6 +193,30 @@ def test_keeper__killed_at_random_then_restarted__every_missed_proof_reported_ex
     for r in requests_:
         assert len(proofs_missed(settlement, start, r.requestId)) == 1, (seed, lines.seen, outputs)
     assert "task-failed" not in "".join(outputs), outputs
+
+
+# ---------------------------------------------------------------- held batch payments
+
+
+def test_keeper__batch_payment_held__released_once_batch_final(uri, settlement, batches, make_batch, post, open_model,
+                                                              operator, alice, sign_auth, now, chain, keeper_db):
+    paid = receipt("keeper-held", open_model, operator.address, now(), payer=alice.address, price=PRICE)
+    batch = make_batch([(paid, operator), (receipt("keeper-free", open_model, operator.address, now()), operator)])
+    batch_id = post(batch)
+    auth = authorization(paid)
+    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), sign_auth(auth, alice), sender=operator)
+    assert settlement.custodyOf(alice, paid.requestId).held == PRICE
+
+    early = succeeded(run_keeper(uri, settlement, keeper_db))  # the batch can still be challenged: wait
+    assert actions(early, "batch-payment-released") == [] and "ERROR" not in early
+    assert settlement.custodyOf(alice, paid.requestId).held == PRICE
+
+    advance(chain, CHALLENGE_WINDOW + 1)
+    output = succeeded(run_keeper(uri, settlement, keeper_db))
+    assert len(actions(output, "batch-payment-released")) == 1
+    assert settlement.custodyOf(alice, paid.requestId).held == 0
+    assert settlement.proceedsOf(operator) > 0
+    assert settlement.recordOf(alice, paid.requestId).status == Status.FINAL
 
 
 # ---------------------------------------------------------------- slashes and activity
