@@ -35,13 +35,12 @@ from eth_utils import encode_hex, keccak
 
 from opgkit.cli import explain, is_unreachable
 from opgkit.operators.command import Operator
-from opgkit.operators.sending import Sent
+from opgkit.operators.sending import Sent, transact_with_margin
 
 ROLE = "keeper"
 CHUNK_BLOCKS = 2_000
 ZERO_ADDRESS = "0x" + "00" * 20
 BATCH_PENDING = 1  # IInferenceSettlement.Status.Pending
-GAS_MARGIN_PERCENT, GAS_MARGIN = 150, 100_000
 
 SCHEMA = """
 -- The keeper's work, one row per action it may have to take. Rows are only ever added by the scan (in the
@@ -324,13 +323,7 @@ class Keeper:
         raise ValueError(f"unknown task kind {task.kind!r} in the state")
 
     def _transact(self, method, nonce: int, *args):
-        """Send ``method(*args)`` with ``nonce``; a revert is raised by the estimate, before anything is sent."""
-        estimate = method.estimate_gas_cost(*args, sender=self.op.account)
-        # The estimate runs in the pending block's second, the transaction may be mined in a later one: a slash
-        # then writes new checkpoints (votes, supply, activity are keyed by time) instead of updating the last
-        # ones, tens of thousands of gas more. Out of gas, it would spend the nonce and do nothing.
-        gas_limit = estimate * GAS_MARGIN_PERCENT // 100 + GAS_MARGIN
-        return method(*args, sender=self.op.account, nonce=nonce, gas_limit=gas_limit)
+        return transact_with_margin(method, nonce, *args, sender=self.op.account)
 
     def _claimed_receipt(self, task: Task):
         """The receipt a ``claimBatchReceipt`` recorded, from the claim transaction's input."""

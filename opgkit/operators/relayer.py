@@ -34,6 +34,7 @@ from eth_utils import keccak
 from opgkit.batch_document import BatchDocument, document_name, publish
 from opgkit.cli import DOCUMENT_LIMIT, UserError, explain, loads_json, read_json, write_atomically
 from opgkit.leaf_faults import LeafJudge
+from opgkit.operators.sending import transact_with_margin
 from opgkit.operators.store import Store
 from opgkit.receipt_verifier import ReceiptDocumentError, document_json, parse_document
 from opgkit.receipts import Fault, Mode, SignedReceipt
@@ -512,7 +513,7 @@ class Relayer:
         account = self.operator.account
 
         def transact(nonce: int):
-            return self.batches.postBatch(row.root, row.count, row.data_uri, sender=account, nonce=nonce)
+            return transact_with_margin(self.batches.postBatch, nonce, row.root, row.count, row.data_uri, sender=account)
 
         def done(from_block: int) -> bool:
             return self.find_posted(row, from_block) is not None

@@ -80,3 +80,17 @@ class Sender:
         with self.store.transaction() as db:
             db.execute("INSERT INTO sends (key, nonce, from_block, state, tx_hash) VALUES (?, -1, ?, 'mined', ?) "
                        "ON CONFLICT(key) DO UPDATE SET state = 'mined', tx_hash = excluded.tx_hash", (key, from_block, tx_hash))
+
+
+GAS_MARGIN_PERCENT, GAS_MARGIN = 150, 100_000
+
+
+def transact_with_margin(method, nonce: int, *args, sender):
+    """Send ``method(*args)`` with ``nonce`` and a gas limit well above the estimate; a revert is raised by the
+    estimate, before anything is sent.
+
+    The estimate runs in the pending block's second and the transaction may be mined in a later one: a slash
+    then writes new checkpoints (votes, supply, activity are keyed by time) instead of updating the last ones,
+    tens of thousands of gas more. Out of gas, it would spend the nonce and do nothing."""
+    estimate = method.estimate_gas_cost(*args, sender=sender)
+    return method(*args, sender=sender, nonce=nonce, gas_limit=estimate * GAS_MARGIN_PERCENT // 100 + GAS_MARGIN)

@@ -29,6 +29,7 @@ from opgkit.cli import UserError, is_unreachable, shown
 from opgkit.cli.errors import debugging
 from opgkit.leaf_faults import Contracts, LeafJudge
 from opgkit.operators.command import Operator
+from opgkit.operators.sending import transact_with_margin
 from opgkit.receipts import Fault, ReceiptBatch
 
 SCHEMA = """
@@ -358,7 +359,7 @@ class Watchtower:
             db.execute("UPDATE batches SET fault = ?, request_id = ? WHERE batch_id = ?", (fault.name, request, batch_id))
 
         def transact(nonce: int):
-            return self.batches.challenge(batch_id, leaf, sender=self.op.account, nonce=nonce)
+            return transact_with_margin(self.batches.challenge, nonce, batch_id, leaf, sender=self.op.account)
 
         def done(from_block: int) -> bool:
             return bool(self.batches.batch(batch_id).rejected)

@@ -19,6 +19,7 @@ import requests
 
 from opgkit import PROJECT_ROOT
 from opgkit.cli import ExitCode
+from opgkit.operators.command import chain_identity
 from opgkit.operators.store import Store
 from opgkit.receipts import Status
 from opgkit.testing import advance
@@ -279,7 +280,7 @@ def test_keeper__metrics_served_while_following(uri, settlement, staking, operat
 
 
 def test_keeper__state_of_another_contract__refused(uri, settlement, chain, keeper_db):
-    Store(keeper_db, "keeper", chain.chain_id, "0x" + "11" * 20, "").close()
+    Store(keeper_db, "keeper", chain_identity(chain.provider), "0x" + "11" * 20, "").close()
     result = run_keeper(uri, settlement, keeper_db)
     assert result.returncode == ExitCode.ERROR, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -288,10 +289,10 @@ def test_keeper__state_of_another_contract__refused(uri, settlement, chain, keep
 
 
 def test_keeper__state_of_another_chain__refused(uri, settlement, keeper_db):
-    Store(keeper_db, "keeper", 1, str(settlement.address), "").close()
+    Store(keeper_db, "keeper", "1:0x00", str(settlement.address), "").close()
     result = run_keeper(uri, settlement, keeper_db)
     assert result.returncode == ExitCode.ERROR, result.stdout + result.stderr
-    assert [line for line in result.stderr.splitlines() if line.startswith("error:")][0].count("on chain 1,") == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")][0].count("on chain 1:0x00,") == 1
     assert "Traceback" not in result.stderr
 
 
