@@ -18,7 +18,8 @@ from ape.logging import LogLevel, logger
 
 from opgkit import PROJECT_ROOT
 from opgkit.cli import NetworkCommand, ensure_writable, exit_codes_help
-from opgkit.operators.benchmark import measure_watchtower
+from opgkit.quiet import output_to
+from opgkit.operators.benchmark import measure_relayer, measure_watchtower
 
 TARGET_SECONDS = 10.0
 HEADER = """# Operators
@@ -39,12 +40,20 @@ def cli(provider, output, leaves):
         raise click.UsageError("operator figures are taken on anvil: use --network ethereum:local:foundry")
     ensure_writable(output, "operators table")
     logger.set_level(LogLevel.WARNING)  # one line per transaction would bury the table
-    with tempfile.TemporaryDirectory() as scratch:
+    log = PROJECT_ROOT / "build" / "logs" / "operators_bench.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"measuring (the operators' own log lines go to {log.relative_to(PROJECT_ROOT)})")
+    with tempfile.TemporaryDirectory() as scratch, output_to(log):
         watch = measure_watchtower(accounts.test_accounts, Path(scratch), leaves)
+        relay = measure_relayer(watch.context, Path(scratch), leaves)
     rows = [
         ("watchtower: fetch and verify one batch", f"{leaves:,} leaves", f"{watch.seconds:.2f} s",
          f"≤ {TARGET_SECONDS:g} s for 1,024 leaves", "met" if watch.seconds <= TARGET_SECONDS else "MISSED"),
         ("watchtower: leaves verified per second", f"{leaves:,} leaves", f"{leaves / watch.seconds:,.0f} /s", "", ""),
+        ("relayer: receipts accepted (read from the spool, judged, committed, moved)", f"{leaves:,} receipts",
+         f"{relay.accepted_per_second:,.0f} /s", "", ""),
+        ("relayer: receipts batched (re-judged, cut, published, roots posted, batches of 256)", f"{leaves:,} receipts",
+         f"{relay.batched_per_second:,.0f} /s", "", ""),
     ]
     lines = [HEADER.format(machine=platform.machine(), cores=os.cpu_count()),
              "| operation | size | measured | target | |", "|---|---|---|---|---|"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,11 @@ from ape import chain
 from eth_utils import keccak
 
 from opgkit.batch_document import BatchDocument, publish
+from opgkit.receipt_verifier import document_json
 from opgkit.demo import Cast, Story
+from opgkit.leaf_faults import Contracts, LeafJudge
 from opgkit.operators.command import Operator, chain_identity
+from opgkit.operators.relayer import SCHEMA as RELAYER_SCHEMA, Counters, Intake, Relayer, RelayerOptions, ingest_spool
 from opgkit.operators.metrics import OperatorMetrics
 from opgkit.operators.runtime import Runtime
 from opgkit.operators.sending import SENDS_SCHEMA, Sender
@@ -31,6 +35,12 @@ class Context:
     @property
     def settlement(self):
         return self.story.suite["InferenceSettlement"]
+
+
+@dataclass
+class RelayerFigures:
+    accepted_per_second: float
+    batched_per_second: float
 
 
 @dataclass
@@ -86,3 +96,30 @@ def measure_watchtower(test_accounts, scratch: Path, leaves: int) -> WatchtowerF
     if state != "honest":
         raise RuntimeError(f"the benchmark batch was judged {state}, not honest")
     return WatchtowerFigures(seconds, context)
+
+
+def measure_relayer(context: Context, scratch: Path, receipts: int, batch_size: int = 256) -> RelayerFigures:
+    """Receipts per second the relayer's own code takes in from a spool (read, judge, commit, move) and then
+    batches (re-judge, cut, publish, post each root and find its event), on ``context``'s chain."""
+    spool = scratch / "spool"
+    for name in ("accepted", "rejected"):
+        (spool / name).mkdir(parents=True, exist_ok=True)
+    for index, signed in enumerate(signed_receipts(context, receipts, "relayer benchmark")):
+        (spool / f"{index:06}.json").write_text(json.dumps(document_json(signed.receipt, signed.signature)))
+    operator = operator_for("relayer", RELAYER_SCHEMA, context, scratch / "relayer.db", context.story.cast.relayer)
+    contracts = Contracts.of(context.settlement)
+    options = RelayerOptions(batch_size=batch_size, publish_dir=scratch / "published",
+                             publish_url=(scratch / "published").resolve().as_uri())
+    options.publish_dir.mkdir()
+    counters = Counters(operator.runtime.metrics)
+    intake = Intake(operator.store, LeafJudge(chain.provider.web3, contracts), operator.runtime, options, counters)
+    relayer = Relayer(operator, context.story.suite["BatchSettlement"], intake.judge, intake, options, None)
+    started = time.perf_counter()
+    ingest_spool(spool, intake, lambda: False)
+    accepted = time.perf_counter()
+    relayer.step(flush=True)
+    finished = time.perf_counter()
+    posted = operator.store.one("SELECT count(*) FROM receipts WHERE state = 'batched'")[0]
+    if posted != receipts:
+        raise RuntimeError(f"the relayer batched {posted} of {receipts} receipts")
+    return RelayerFigures(receipts / (accepted - started), receipts / (finished - accepted))
