@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
+import shutil
 from dataclasses import dataclass
 
 from ape import chain, project
@@ -26,7 +28,7 @@ from opgkit.deploy import DAY, OPG, ProtocolParameters, Suite, deploy_all
 from opgkit.fee_monitor import AlertRules, Checkpoint, Snapshot, event_line, percent, report_new_events
 from opgkit.manifest import manifest_from_response
 from opgkit.operators.launch import json_lines, run_operator
-from opgkit.receipt_verifier import ReceiptDocument, verify_document
+from opgkit.receipt_verifier import ReceiptDocument, document_json, verify_document
 from opgkit.receipts import (
     NO_AUTHORIZATION, Fault, Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, Status, sign_payment,
     sign_receipt, zkml_evidence, zkml_proof_evidence,
@@ -41,7 +43,7 @@ ENCLAVE_MEASUREMENT = hashlib.sha256(b"opg demo enclave image v1").digest()
 TEE_KEY = Account.from_key(keccak(text="opg demo tee key"))
 INFERENCE, INFERENCE_AND_TEE, RELAYER = 1, 1 | 2, 4
 FOR = 1
-CHALLENGER_INDEX = 5  # the Cast's challenger among the test accounts: operators run as TEST::5
+RELAYER_INDEX, CHALLENGER_INDEX = 2, 5  # the Cast's relayer and challenger among the test accounts (TEST::n)
 RAISED_PROTOCOL_FEE = 8 * 10**16
 ALERT_ABOVE = 7 * 10**16
 MAX_RISK_SCORE = 40
@@ -194,7 +196,7 @@ class Story:
                  f"stakers {opg(split.toStakers)}")
 
     def batch_and_challenge(self):
-        """The relayer commits 4 receipts to BatchSettlement, one forged; the watchtower proves it and wins"""
+        """The relayer batches the node's receipts and refuses a forged one; posted anyway, the watchtower proves it"""
         batches, staking = self.suite["BatchSettlement"], self.suite["NodeStaking"]
         settlement = self.suite["InferenceSettlement"]
         # A batch carries only receipts made strictly before it is posted, and the next block may share the
@@ -208,45 +210,59 @@ class Story:
                         payer=self.cast.payer.address)
             signature = sign_receipt(settlement, r, node_key if i != 2 else Account.create().key)
             signed.append(SignedReceipt(r, signature))
-        batch = ReceiptBatch(signed)
-        # The relayer publishes the batch document where its dataUri points, then posts the root.
-        directory = PROJECT_ROOT / "build" / "demo" / "batches"
-        check_publish_directory(directory)
-        path, _ = publish(directory, BatchDocument(chain.chain_id, str(batches.address), tuple(signed)))
+        workspace = PROJECT_ROOT / "build" / "demo"
+        spool, published = workspace / "spool", workspace / "batches"
+        shutil.rmtree(spool, ignore_errors=True)
+        (spool / "accepted").mkdir(parents=True)
+        (spool / "rejected").mkdir()
+        for index, item in enumerate(signed):
+            (spool / f"receipt-{index}.json").write_text(json.dumps(document_json(item.receipt, item.signature)))
         first_block = chain.blocks.head.number + 1
+        for line in self._operator("relayer", RELAYER_INDEX, "--spool", str(spool), "--flush", "--publish-dir",
+                                   str(published)):
+            if line["event"] in ("posted", "rejected"):
+                self.say(f"   relayer (ape run relayer): {line['message']}")
+
+        # The relayer turns dishonest: it publishes and posts the forged receipt with the others itself.
+        batch = ReceiptBatch(signed)
+        check_publish_directory(published)
+        path, _ = publish(published, BatchDocument(chain.chain_id, str(batches.address), tuple(signed)))
         tx = batches.postBatch(batch.root, len(batch), path.resolve().as_uri(), sender=self.cast.relayer)
         batch_id = tx.events.filter(batches.BatchPosted)[0].batchId
-        self.say(f"   batch {batch_id} posted: {len(batch)} receipts for {tx.gas_used:,} gas, pending for "
-                 f"{batches.challengeWindow() // 60} minutes; its data published at {path.name}")
+        self.say(f"   the relayer posts all 4 itself anyway: batch {batch_id} for {tx.gas_used:,} gas, pending for "
+                 f"{batches.challengeWindow() // 60} minutes, its data published at {path.name[:12]}…")
         bond = staking.selfBond(self.cast.relayer)
         before = self.suite["OPGToken"].balanceOf(self.cast.challenger)
-        watched = self._operator("watchtower", "--confirmations", "0", "--from-block", str(first_block))
-        for line in watched:
+        for line in self._operator("watchtower", CHALLENGER_INDEX, "--confirmations", "0", "--from-block",
+                                   str(first_block)):
             if line["event"] in ("batch-challenged", "batch-valid"):
                 self.say(f"   watchtower (ape run watchtower): {line['message']}")
         challenges = list(batches.BatchChallenged.range(first_block, chain.blocks.head.number + 1))
         if not challenges:
             raise ApeException("the watchtower did not challenge the forged receipt")
-        fault = challenges[0].fault
-        self.say(f"   challenge proved {Fault(fault).name}: batch {batch_id} is "
+        self.say(f"   challenge proved {Fault(challenges[0].fault).name}: batch {batch_id} is "
                  f"{Status(batches.batchStatus(batch_id)).name}")
         self.say(f"   relayer slashed {opg(bond - staking.selfBond(self.cast.relayer))} and jailed")
-        # The slash was recorded; anyone applies it (the keeper does, on the `Slashed` event): stake, votes, payouts.
-        applied = staking.applySlash(self.cast.relayer, sender=self.cast.challenger)
+        # The slash was recorded; the keeper applies it (stake, votes, payouts) as it does on every `Slashed`.
+        for line in self._operator("keeper", CHALLENGER_INDEX, "--confirmations", "0", "--from-block",
+                                   str(first_block)):
+            if line["event"] == "slash-applied":
+                self.say(f"   keeper (ape run keeper): {line['message']}")
         reward = self.suite["OPGToken"].balanceOf(self.cast.challenger) - before
-        self.say(f"   slash applied ({applied.gas_used:,} gas): challenger rewarded {opg(reward)}")
+        self.say(f"   challenger rewarded {opg(reward)}")
         refusal = self._refusal(batches, "claimBatchReceipt", batch_id, batch.leaf(0), NO_AUTHORIZATION, b"",
                                 sender=self.cast.payer)
         self.say(f"   the payer's claim of an honest receipt in it is refused: {refusal}; that request is "
                  f"{Status(settlement.recordOf(self.cast.payer, signed[0].receipt.requestId).status).name} in the "
                  "payer's namespace, free to settle again")
 
-    def _operator(self, name: str, *options: str) -> list[dict]:
-        """Run an operator as its own process against this chain, signing as the challenger; its JSON lines."""
+    def _operator(self, name: str, account_index: int, *options: str) -> list[dict]:
+        """Run an operator as its own process against this chain, signing as test account ``account_index``;
+        its JSON lines."""
         state = PROJECT_ROOT / "build" / "demo" / f"{name}.db"
         state.unlink(missing_ok=True)  # a new chain each run: last run's state belongs to another one
         result = run_operator(name, chain.provider.uri, str(self.suite["InferenceSettlement"].address), state,
-                              f"TEST::{CHALLENGER_INDEX}", "--json", *options)
+                              f"TEST::{account_index}", "--json", *options)
         if result.returncode not in (0, 1):
             raise ApeException(f"ape run {name} failed (exit {result.returncode}): {result.stderr.strip()[-500:]}")
         return json_lines(result.stdout)
