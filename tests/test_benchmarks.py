@@ -175,3 +175,19 @@ def test_zkml_benchmark__real_proof__verifier_near_its_anchor_and_overheads_repo
     table = zkml.render(figures, "# ZKML\n")
     assert f"| {zkml.DELIVER} | {figures.gas[3].gas:,} | {figures.overhead(zkml.DELIVER):+,} |" in table
     assert "| proving time (median of 1) |" in table
+
+
+def test_operators_benchmark__script__writes_the_table_from_a_real_run(uri, tmp_path):
+    """`make bench-operators`'s script end to end, small: deploy, relayer intake and batching, watchtower check."""
+    import subprocess
+
+    from opgkit import PROJECT_ROOT
+
+    output = tmp_path / "operators.md"
+    result = subprocess.run(["ape", "run", "operators_bench", "--network", "ethereum:local:foundry", "--leaves", "16",
+                             "--output", str(output)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = output.read_text()
+    assert "| watchtower: fetch and verify one batch | 16 leaves |" in table and "| met |" in table
+    assert "relayer: receipts accepted" in table and "relayer: receipts batched" in table
