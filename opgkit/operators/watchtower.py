@@ -140,8 +140,17 @@ class Watchtower:
     # ------------------------------------------------------------ one pass
 
     def step(self) -> None:
-        """Read new batches, then check every open one, nearest deadline first (new batches before retries)."""
+        """Read new batches, then check every open one, nearest deadline first (new batches before retries); after
+        a reorg is found, once more over the blocks read again."""
+        for _ in range(3):
+            self._reorged = False
+            self._pass()
+            if not self._reorged or self.runtime.stopping:
+                return
+
+    def _pass(self) -> None:
         head = self.runtime.retry(lambda: self.op.provider.get_block("latest"))
+        self._check_reorgs(head.timestamp)
         self._read_batches(head.number - self.settings.confirmations)
         self.runtime.metrics.lag.set(max(0, head.number - self._next_block() + 1))
         self.runtime.metrics.processed_block.set(self._next_block() - 1)
@@ -209,7 +218,7 @@ class Watchtower:
         """False once the batch needs no more work: rejected on chain, replaced by a reorg, or its window closed."""
         onchain = self.runtime.retry(lambda: self.batches.batch(batch.batch_id))
         if "0x" + bytes(onchain.root).hex() != batch.root or onchain.postedAt != batch.posted_at:
-            self._forget_reorged(batch)
+            self._forget_reorged(batch.batch_id)
             return False
         if onchain.rejected:
             self._record_rejection(batch.batch_id)
@@ -222,15 +231,29 @@ class Watchtower:
             return False
         return True
 
-    def _forget_reorged(self, batch: OpenBatch) -> None:
-        """The chain no longer holds the batch this row describes (a reorg deeper than --confirmations): read its
-        block again."""
-        block = self.store.one("SELECT block FROM batches WHERE batch_id = ?", batch.batch_id)[0]
+    def _check_reorgs(self, now: int) -> None:
+        """Every batch still challengeable must be the one on chain: a reorg deeper than --confirmations may have
+        given its id to another batch, even after it was judged."""
+        rows = self.store.all("SELECT batch_id, root, posted_at FROM batches WHERE deadline >= ? AND state NOT IN "
+                              "('challenged', 'rejected') ORDER BY batch_id", now)
+        for batch_id, root, posted_at in rows:
+            onchain = self.runtime.retry(lambda: self.batches.batch(batch_id))
+            if "0x" + bytes(onchain.root).hex() != root or onchain.postedAt != posted_at:
+                self._forget_reorged(batch_id)
+                return
+
+    def _forget_reorged(self, batch_id: int) -> None:
+        """The chain no longer holds the batch read as ``batch_id`` (a reorg deeper than --confirmations): forget it
+        and every later one, and read again from the block of the batch before it (ids are sequential, so the new
+        ``batch_id`` cannot come earlier)."""
+        previous = self.store.one("SELECT max(block) FROM batches WHERE batch_id < ?", batch_id)[0]
+        block = previous if previous is not None else (self.settings.from_block or 0)
         with self.store.transaction() as db:
-            db.execute("DELETE FROM batches WHERE batch_id >= ?", (batch.batch_id,))
+            db.execute("DELETE FROM batches WHERE batch_id >= ?", (batch_id,))
             db.execute("UPDATE cursor SET next_block = min(next_block, ?)", (block,))
-        self.runtime.alert("reorg", f"batch {batch.batch_id} changed on chain since it was read (a reorg deeper than "
-                           f"--confirmations); reading again from block {block}", batch=batch.batch_id)
+        self._reorged = True
+        self.runtime.alert("reorg", f"batch {batch_id} changed on chain since it was read (a reorg deeper than "
+                           f"--confirmations); reading again from block {block}", batch=batch_id)
 
     def _fetch_all(self, batches: list[OpenBatch]) -> dict:
         """Every open batch's document, fetched in parallel (a slow or black-holed dataUri costs one timeout, not

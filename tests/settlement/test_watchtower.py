@@ -497,3 +497,25 @@ def test_black_holed_data_uris__cost_one_timeout_not_one_per_batch(uri, settleme
     assert len(events(result.stdout, "data-unavailable")) == 6
     assert events(result.stdout, "batch-challenged")[0]["batch"] == faulty_id
     assert elapsed < 6 * 3, f"{elapsed:.1f} s: the fetches ran one after another"
+
+
+def test_reorg_deeper_than_confirmations__new_batch_under_an_old_id_is_checked(uri, settlement, batches, leaf_maker,
+                                                                               fresh_relayer, post_published, chain,
+                                                                               tmp_path):
+    """The watchtower judged batch k honest; the chain then reorganised and batch k is now another, faulty batch.
+    It notices the id changed, reads the blocks again and challenges the new batch k."""
+    start = chain.blocks.head.number + 1
+    relayer, forger = fresh_relayer(), fresh_relayer()
+    state = tmp_path / "w.db"
+    snapshot = chain.snapshot()
+    honest_id, _ = post_published(ReceiptBatch([leaf_maker("valid")]), relayer)
+    first = watch(uri, settlement, state, "--from-block", str(start))
+    assert events(first.stdout, "batch-valid")[0]["batch"] == honest_id, first.stdout + first.stderr
+    chain.restore(snapshot)  # the reorg: the honest batch never happened
+    faulty_id, _ = post_published(ReceiptBatch([leaf_maker("valid"), leaf_maker("forged")]), forger)
+    assert faulty_id == honest_id
+    second = watch(uri, settlement, state)
+    assert second.returncode == 1, second.stdout + second.stderr  # the reorg is an alert
+    assert events(second.stdout, "reorg")
+    (challenged,) = events(second.stdout, "batch-challenged")
+    assert challenged["batch"] == faulty_id and batches.batch(faulty_id).rejected
