@@ -519,3 +519,36 @@ def test_reorg_deeper_than_confirmations__new_batch_under_an_old_id_is_checked(u
     assert events(second.stdout, "reorg")
     (challenged,) = events(second.stdout, "batch-challenged")
     assert challenged["batch"] == faulty_id and batches.batch(faulty_id).rejected
+
+
+def test_sender__own_transaction_still_in_the_mempool_after_a_crash__waited_for_not_raced(chain, token, reporter,
+                                                                                        tmp_path):
+    """The operator reserved a nonce, sent, and died before the receipt; on restart its transaction is still
+    pending. The sender waits for it to be mined and sees the action done, instead of sending a copy (which
+    the node would refuse as already known, or which would replace it)."""
+    import threading
+
+    from opgkit.operators.sending import SENDS_SCHEMA, Sender, Sent
+    from opgkit.operators.store import Store
+
+    store = Store(tmp_path / "s.db", "test", chain_identity(chain.provider), str(token.address), SENDS_SCHEMA)
+    sender = Sender(store, reporter, chain.provider)
+    spender, amount = "0x" + "12" * 20, 1_234
+    nonce = chain.provider.get_nonce(reporter.address)
+    with store.transaction() as db:
+        db.execute("INSERT INTO sends VALUES ('approve', ?, ?, 'pending', NULL)", (nonce, chain.blocks.head.number))
+    web3 = chain.provider.web3
+    data = token.approve.encode_input(spender, amount)
+    chain.provider.make_request("evm_setAutomine", [False])
+    try:
+        web3.eth.send_transaction({"from": reporter.address, "to": str(token.address), "data": data,
+                                   "nonce": nonce, "gas": 100_000})
+        threading.Timer(2.0, lambda: chain.provider.make_request("evm_mine", [])).start()
+        sent = []
+        outcome, _ = sender.send_once("approve", lambda n: sent.append(n),
+                                      lambda from_block: token.allowance(reporter, spender) == amount,
+                                      wait_seconds=30)
+    finally:
+        chain.provider.make_request("evm_setAutomine", [True])
+    assert outcome == Sent.ALREADY_DONE and sent == []
+    assert token.allowance(reporter, spender) == amount
