@@ -40,3 +40,18 @@ def _flush() -> None:
         if stream is not None:
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what is written to stdout inside the block to stderr: for libraries that print diagnostics (ape prints
+    a reverted transaction's call trace) in the middle of a stream of JSON lines."""
+    _flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        _flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -6,6 +6,7 @@ import json
 import os
 import reprlib
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,18 @@ def ensure_writable(path: Path, what: str) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a kill leaves the old or the new content, never half of it."""
+    """Replace ``path`` with ``text`` so a kill or a power cut leaves the old or the new content, never half.
+
+    The temporary file is created exclusively under a fresh name (never through a symlink someone planted in a
+    shared directory) and synced before it replaces ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

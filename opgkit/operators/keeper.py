@@ -32,6 +32,7 @@ from ape import project
 from ape.exceptions import ContractLogicError
 from ape.types import LogFilter
 from eth_utils import encode_hex, keccak
+from web3.exceptions import TransactionNotFound
 
 from opgkit.cli import explain, is_unreachable
 from opgkit.operators.command import Operator
@@ -327,7 +328,10 @@ class Keeper:
 
     def _claimed_receipt(self, task: Task):
         """The receipt a ``claimBatchReceipt`` recorded, from the claim transaction's input."""
-        tx = self.runtime.retry(lambda: self.op.provider.web3.eth.get_transaction(task.source_tx))
+        try:
+            tx = self.runtime.retry(lambda: self.op.provider.web3.eth.get_transaction(task.source_tx))
+        except TransactionNotFound as error:  # pruned by the node, or reorganised away
+            raise ReceiptUnavailable(f"the node no longer has transaction {task.source_tx}; release it by hand") from error
         receiver = tx.get("to")
         if receiver is None or receiver.lower() != str(self.batches.address).lower():
             raise ReceiptUnavailable(f"recorded by transaction {task.source_tx} to {receiver}, not a direct "

@@ -37,7 +37,7 @@ from opgkit.leaf_faults import LeafJudge
 from opgkit.operators.sending import transact_with_margin
 from opgkit.operators.store import Store
 from opgkit.receipt_verifier import ReceiptDocumentError, document_json, parse_document
-from opgkit.receipts import Fault, Mode, SignedReceipt
+from opgkit.receipts import Fault, SignedReceipt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -188,10 +188,15 @@ class Intake:
         if receipt.timestamp >= latest:
             # Histories at a second the chain has not passed may still change: check what cannot, and let the
             # receipt wait; it is judged in full when its batch is cut.
-            if receipt.mode == Mode.ZKML:
-                return rejected(*fault_reason(Fault.MODE_NOT_BATCHABLE), request)
             if not self.runtime.retry(lambda: self.judge.signed_by_signer(receipt, signature)):
                 return rejected(*fault_reason(Fault.BAD_SIGNATURE), request)
+            # Everything else as if it had been signed at the latest block's second: an unstaked key or an
+            # unknown model cannot hold a request's place in the queue until it is judged in full.
+            probe = receipt.with_changes(timestamp=latest)
+            fault = self.runtime.retry(lambda: self.judge.fault_of(probe, signature, latest + 1, models=models,
+                                                                   signature_checked=True))
+            if fault not in (Fault.NONE, Fault.TIMESTAMP_OUT_OF_BOUNDS):
+                return rejected(*fault_reason(fault), request)
             return Verdict("accepted", None, "waits until the chain passes its timestamp", request)
         fault = self.runtime.retry(lambda: self.judge.fault_of(receipt, signature, latest + 1, models=models))
         if fault == Fault.TIMESTAMP_OUT_OF_BOUNDS:
@@ -209,11 +214,16 @@ class Intake:
                     "INSERT INTO receipts (digest, payer, request_id, timestamp, document, state, reason, source, "
                     "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET "
                     "state = excluded.state, reason = excluded.reason, source = excluded.source, "
-                    "received_at = excluded.received_at",
+                    "received_at = excluded.received_at WHERE receipts.state = 'rejected'",
                     (digest, receipt.payer, request, receipt.timestamp, text, state, reason, source, time.time()))
+                # Only a rejected receipt is judged again: one the other intake queued or batched meanwhile
+                # (judging takes node calls) stays as it is.
+                current = db.execute("SELECT state FROM receipts WHERE digest = ?", (digest,)).fetchone()[0]
         except sqlite3.IntegrityError:  # another intake accepted this request meanwhile
             return self.refuse(Verdict("duplicate", "duplicate", f"another receipt for request {request} of "
                                          f"{receipt.payer} is already accepted", request), source)
+        if current != state:
+            return Verdict("known", None, f"already {current}", request)
         if state == "queued":
             self.counters.accepted.inc()
             self.runtime.log("accepted", f"request {request} of {receipt.payer} ({source}){_suffix(verdict.message)}",
@@ -252,7 +262,7 @@ def ingest_spool(directory: Path, intake: Intake, stopping) -> int:
     """Submit every ``*.json`` in ``directory``, then move it to ``accepted/`` or ``rejected/`` (with a
     ``.reason``). The verdict is committed before the move, so a file met again after a crash is a no-op."""
     accepted_dir, rejected_dir = directory / "accepted", directory / "rejected"
-    files = sorted(directory.glob("*.json"))
+    files = sorted(path for path in directory.glob("*.json") if path.is_file() and not path.is_symlink())
     if not files:
         return 0
     latest, models = intake.latest_timestamp(), {}
@@ -266,11 +276,20 @@ def ingest_spool(directory: Path, intake: Intake, stopping) -> int:
         else:
             verdict = intake.submit(data, f"spool:{path.name}", latest, models)
         if verdict.status in ("accepted", "known"):
-            path.replace(accepted_dir / path.name)
+            path.replace(_free_name(accepted_dir, path.name))
         else:
-            write_atomically(rejected_dir / (path.name + ".reason"), f"{verdict.reason}: {verdict.message}\n")
-            path.replace(rejected_dir / path.name)
+            target = _free_name(rejected_dir, path.name)
+            write_atomically(target.with_name(target.name + ".reason"), f"{verdict.reason}: {verdict.message}\n")
+            path.replace(target)
     return len(files)
+
+
+def _free_name(directory: Path, name: str) -> Path:
+    """``directory/name``, or with a numbered suffix when something is already there (a resubmitted file)."""
+    target, number = directory / name, 1
+    while target.exists() or target.is_symlink():
+        target, number = directory / f"{name}.{number}", number + 1
+    return target
 
 
 # ---------------------------------------------------------------- the HTTP endpoint
@@ -301,11 +320,13 @@ STATUS_OF = {"accepted": HTTPStatus.ACCEPTED, "known": HTTPStatus.ACCEPTED, "rej
 
 class ReceiptHandler(BaseHTTPRequestHandler):
     server: ReceiptServer
+    timeout = 30  # seconds a client may idle mid-request before its connection (and thread) is dropped
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         if self.path.rstrip("/") != "/receipts":
             return self._reply(HTTPStatus.NOT_FOUND, {"error": "POST receipt documents to /receipts"})
-        length = int(self.headers.get("Content-Length") or -1)
+        declared = self.headers.get("Content-Length") or ""
+        length = int(declared) if declared.isascii() and declared.isdigit() else -1
         if not 0 <= length <= DOCUMENT_LIMIT:
             return self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.LENGTH_REQUIRED,
                                {"error": f"send one receipt document of at most {DOCUMENT_LIMIT} bytes "
@@ -507,7 +528,14 @@ class Relayer:
     def post(self, row: BatchRow, document: BatchDocument) -> bool:
         """Post ``row``'s root once (the sender pins the nonce under ``post:<root>``); False if it failed."""
         key = f"post:{row.root}"
-        if self.store.one("SELECT 1 FROM sends WHERE key = ?", key) is None and not self.still_valid(row, document):
+        reserved = self.store.one("SELECT nonce, from_block, state FROM sends WHERE key = ?", key)
+        head = self.runtime.retry(lambda: self.web3.eth.block_number)
+        if not self._sent_or_in_flight(reserved) and self.runtime.retry(
+                lambda: self.find_posted(row, reserved[1] if reserved else head)) is None and not self.still_valid(
+                row, document):
+            # Never broadcast, or broadcast and reverted: it would be judged as posted now, so judge it now.
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM sends WHERE key = ?", (key,))
             self.dissolve(row)
             return True
         account = self.operator.account
@@ -537,6 +565,15 @@ class Relayer:
                                    f"tx {tx_hash}", batch=row.id, batch_id=onchain_id, root=row.root, count=row.count,
                          tx=tx_hash, uri=row.data_uri)
         return True
+
+    def _sent_or_in_flight(self, reserved) -> bool:
+        """Whether the post reserved as ``reserved`` (nonce, from_block, state) was mined or sits in the mempool:
+        then nothing can call it back, and the sender waits for it."""
+        if reserved is None:
+            return False
+        if reserved[2] == "mined":
+            return True
+        return self.runtime.retry(lambda: self.operator.sender.in_mempool(reserved[0]))
 
     def find_posted(self, row: BatchRow, from_block: int) -> tuple[int, str] | None:
         """(batch id, transaction) of this relayer's ``BatchPosted`` for ``row``'s root since ``from_block``."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from opgkit.operators.store import Store
+from opgkit.quiet import stdout_to_stderr
 
 SENDS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
@@ -66,6 +67,10 @@ class Sender:
         self._mark(key, None if tx_hash is None else str(tx_hash), from_block)
         return Sent.SENT, None if tx_hash is None else str(tx_hash)
 
+    def in_mempool(self, nonce: int) -> bool:
+        """A transaction of this account with ``nonce`` was broadcast and is not mined yet."""
+        return self._nonce("latest") <= nonce < self._nonce("pending")
+
     def _nonce(self, block_id: str) -> int:
         return self.provider.get_nonce(self.account.address, block_id=block_id)
 
@@ -73,7 +78,7 @@ class Sender:
         """A transaction with the reserved nonce is still pending (sent before a crash): let it be mined rather
         than race it with a copy."""
         deadline = time.monotonic() + wait_seconds
-        while self._nonce("latest") <= nonce < self._nonce("pending") and time.monotonic() < deadline:
+        while self.in_mempool(nonce) and time.monotonic() < deadline:
             sleep(1.0)
 
     def _mark(self, key: str, tx_hash: str | None, from_block: int) -> None:
@@ -92,5 +97,6 @@ def transact_with_margin(method, nonce: int, *args, sender):
     The estimate runs in the pending block's second and the transaction may be mined in a later one: a slash
     then writes new checkpoints (votes, supply, activity are keyed by time) instead of updating the last ones,
     tens of thousands of gas more. Out of gas, it would spend the nonce and do nothing."""
-    estimate = method.estimate_gas_cost(*args, sender=sender)
-    return method(*args, sender=sender, nonce=nonce, gas_limit=estimate * GAS_MARGIN_PERCENT // 100 + GAS_MARGIN)
+    with stdout_to_stderr():  # ape prints a revert's call trace on stdout: keep --json output JSON only
+        estimate = method.estimate_gas_cost(*args, sender=sender)
+        return method(*args, sender=sender, nonce=nonce, gas_limit=estimate * GAS_MARGIN_PERCENT // 100 + GAS_MARGIN)

@@ -380,3 +380,121 @@ def test_relayer__throughput__1000_receipts(run, honest, spool, chain):
     rates = throughput(lines_of(result))
     print(f"\nrelayer throughput: {rates}")
     assert rates["accepted"] == rates["batched"] == 1_000
+
+
+# ---------------------------------------------------------------- attacks from the review
+
+
+def event_of(line):
+    """The event of a --json line (every line of --json output must be JSON, reverts included)."""
+    try:
+        return json.loads(line)["event"]
+    except ValueError:
+        pytest.fail(f"not a JSON line: {line!r}")
+
+
+def test_relayer__post_reverted_then_retried_after_the_age_limit__dissolved_not_posted_stale(
+        start, honest, spool, tmp_path, batches, chain, staking, gov):
+    """A post that reverted (the relayer briefly inactive) used to be re-sent later without being judged again:
+    its leaves, too old by then, made the posted batch faulty and the relayer slashable."""
+    from opgkit.deploy import OPG
+
+    process, reader = start("--follow", "--poll", "0.2", "--spool", str(spool), "--max-wait", "0")
+    reader.until(lambda line: event_of(line) == "start", timeout=120)
+    minimum = staking.minimumStake(2)
+    staking.setMinimumStake(2, 60_000 * OPG, sender=gov)  # the relayer's 50,000 no longer suffice: posts revert
+    try:
+        write(spool, "r0", honest("stale after a revert"))
+        advance(chain, 1)
+        reader.until(lambda line: event_of(line) == "post-failed", timeout=120)
+        advance(chain, DAY + 600)  # the receipt is now older than the age limit
+        first_block = chain.blocks.head.number + 1
+    finally:
+        staking.setMinimumStake(2, minimum, sender=gov)
+    reader.until(lambda line: event_of(line) == "dissolved", timeout=120)
+    reader.until(lambda line: event_of(line) == "expired", timeout=120)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert posted_since(batches, first_block) == []
+
+
+def test_relayer__unstaked_key_cannot_squat_a_request_with_a_receipt_dated_now(run, honest, spool, open_model, alice,
+                                                                              now, sign, chain):
+    """A receipt dated at the chain's latest second waits for the chain to pass it; it used to be accepted on its
+    signature alone, so any key could take a payer's request and push the honest receipt out as a duplicate."""
+    advance(chain, 10)  # the honest receipt below, signed 5 s ago, comes after the node's registration
+    stranger = Account.create()
+    squat = receipt("victim", open_model, stranger.address, now(), payer=alice.address)
+    write(spool, "a-squat", document_json(squat, sign(squat, stranger)))
+    write(spool, "b-honest", honest("victim", timestamp=now() - 5))
+    result = run("--spool", str(spool))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (spool / "rejected" / "a-squat.json.reason").read_text().startswith("signer_inactive"), result.stdout
+    assert (spool / "accepted" / "b-honest.json").exists()
+
+
+def test_relayer__same_receipt_from_http_and_spool_while_a_batch_is_cut__stays_batched(
+        settlement, tmp_path, chain, honest):
+    """Two intakes (spool and HTTP) take the same receipt; the slower one finishes judging after the first one's
+    receipt was cut into a batch. Its write used to turn the batched receipt back into a queued one (posted twice,
+    or a batch that no longer rebuilds)."""
+    import threading
+    from types import SimpleNamespace
+
+    from opgkit.leaf_faults import Contracts, LeafJudge
+    from opgkit.operators.metrics import OperatorMetrics
+    from opgkit.operators.relayer import SCHEMA, Counters, Intake, RelayerOptions, second_connection
+    from opgkit.operators.sending import SENDS_SCHEMA
+
+    store = Store(tmp_path / "r.db", "relayer", "1:0x00", str(settlement.address), SCHEMA + SENDS_SCHEMA)
+    runtime = SimpleNamespace(retry=lambda call: call(), log=lambda *args, **fields: None)
+    counters = Counters(OperatorMetrics("relayer_race"))
+    judge = LeafJudge(settlement.provider.web3, Contracts.of(settlement))
+    entered, gate = threading.Event(), threading.Event()
+
+    class SlowJudge(LeafJudge):
+        def fault_of(self, *args, **kwargs):
+            entered.set()
+            gate.wait(timeout=30)
+            return super().fault_of(*args, **kwargs)
+
+    document = honest("raced")
+    advance(chain, 1)
+    options = RelayerOptions()
+    spool_intake = Intake(store, judge, runtime, options, counters)
+    http_intake = Intake(second_connection(store), SlowJudge(judge.web3, judge.contracts), runtime, options, counters)
+    verdicts = {}
+    thread = threading.Thread(target=lambda: verdicts.setdefault("http", http_intake.submit(document, "http")))
+    thread.start()
+    assert entered.wait(timeout=30)
+    assert spool_intake.submit(document, "spool:a.json").status == "accepted"
+    with store.transaction() as db:  # what cutting a batch does
+        batch = db.execute("INSERT INTO batches (root, count, data_uri, state, built_at) VALUES ('0x00', 1, 'u', "
+                           "'built', 0)").lastrowid
+        db.execute("UPDATE receipts SET state = 'batched', batch = ? WHERE state = 'queued'", (batch,))
+    gate.set()
+    thread.join(timeout=60)
+    assert verdicts["http"].status == "known"
+    assert store.all("SELECT state, batch FROM receipts") == [("batched", batch)]
+
+
+def test_relayer__hostile_spool_entries__skipped_or_renamed_never_followed(run, honest, spool, tmp_path, chain):
+    """Whoever writes the spool must not be able to stop the relayer (a directory named *.json, a name already
+    taken in accepted/) nor make it write through a symlink planted where a .reason file goes."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    (spool / "rejected").mkdir()
+    (spool / "accepted").mkdir()
+    (spool / "rejected" / "bad.json.reason").symlink_to(victim)
+    (spool / "not-a-file.json").mkdir()
+    write(spool, "bad", {"receipt": "nonsense"})
+    write(spool, "good", honest("spool collisions"))
+    (spool / "accepted" / "good.json").write_text("an earlier submission under the same name")
+    advance(chain, 1)
+    result = run("--spool", str(spool))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert victim.read_text() == "untouched\n"
+    assert (spool / "accepted" / "good.json.1").exists() and (spool / "not-a-file.json").is_dir()
+    reason = spool / "rejected" / "bad.json.reason"
+    assert (spool / "rejected" / "bad.json").exists() and not reason.is_symlink()
+    assert reason.read_text().startswith("malformed")
