@@ -107,7 +107,10 @@ def fetch(uri: str, timeout: float = 10.0, limit: int = DOCUMENT_LIMIT, allow_fi
     """The bytes behind a ``dataUri``: ``http(s)://`` (at most ``limit`` bytes within ``timeout`` seconds in all,
     so a server trickling bytes cannot hold a watcher past other batches' deadlines) or, with ``allow_files``
     (a publisher and watcher sharing a disk, as on a local chain), a ``file://`` regular file."""
-    parsed = urlparse(uri)
+    try:
+        parsed = urlparse(uri)
+    except ValueError as error:  # e.g. "http://[": a relayer chose it
+        raise BatchDataError(f"the dataUri {uri[:200]!r} is not a URL ({error})") from error
     if parsed.scheme in ("http", "https"):
         return _download(uri, timeout, limit)
     if parsed.scheme == "file":
@@ -124,18 +127,23 @@ def _download(uri: str, timeout: float, limit: int) -> bytes:
     session.trust_env = False  # no proxies or ~/.netrc credentials for addresses a relayer chose
     session.max_redirects = 3
     try:
-        with session.get(uri, timeout=timeout, stream=True) as response:
+        # Uncompressed only: a decoder can sit on a stream of empty blocks without returning, out of the deadline's
+        # reach (and a small compressed body can expand far past the size limit).
+        with session.get(uri, timeout=timeout, stream=True, headers={"Accept-Encoding": "identity"}) as response:
             if response.status_code != 200:
                 raise BatchDataError(f"{uri} answered HTTP {response.status_code}")
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise BatchDataError(f"{uri} sent a {encoding[:40]}-encoded body; batch documents are served plain")
             body = bytearray()
-            while chunk := response.raw.read1(1 << 16, decode_content=True):  # whatever has arrived, never waits for more
+            while chunk := response.raw.read1(1 << 16, decode_content=False):  # whatever arrived, never waits for more
                 body += chunk
                 if len(body) > limit:
                     raise BatchDataError(f"{uri} is larger than {limit:,} bytes")
                 if time.monotonic() > deadline:
                     raise BatchDataError(f"{uri} took more than {timeout:g} s to send")
             return bytes(body)
-    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError, OSError) as error:
         raise BatchDataError(f"{uri} cannot be fetched: {type(error).__name__}") from error
 
 

@@ -117,10 +117,13 @@ def require_object(data: Any, what: str, path: Path) -> dict:
 def ensure_writable(path: Path, what: str) -> None:
     """Raise a UserError unless ``path`` can be created or overwritten; run it before sending anything.
 
-    Creates missing parent directories, then probes by creating (and removing) the temporary file
-    ``write_atomically`` writes first, which also catches names too long, read-only file systems and
-    permissions a superuser ignores elsewhere. An existing file is opened for appending, never changed.
+    Creates missing parent directories, then probes by creating (and removing) a temporary file the way
+    ``write_atomically`` does, which also catches read-only file systems and permissions a superuser ignores
+    elsewhere; a name longer than the file system allows is refused. An existing file is opened for appending,
+    never changed.
     """
+    if len(os.fsencode(path.name)) > 255:  # every file system this runs on; checked before any stat() of it
+        raise UserError(f"cannot write {what} {path}: the file name is longer than 255 bytes; choose a shorter one")
     if path.is_dir():
         raise UserError(f"{what} {path} is a directory; give a file path")
     if path.exists() and not path.is_file():
@@ -132,13 +135,10 @@ def ensure_writable(path: Path, what: str) -> None:
         raise UserError(f"cannot write {what} {path}: {ancestor} is a file, not a directory; choose another path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Probe the very name write_atomically uses first, in the very directory.
-        temporary = path.with_name(path.name + ".tmp")
-        existed = temporary.exists()
-        with open(temporary, "ab"):
-            pass
-        if not existed:
-            temporary.unlink()
+        # Probe the directory the way write_atomically writes (an exclusive temporary), and the name itself.
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+        os.close(descriptor)
+        os.unlink(temporary)
         if path.exists():
             with open(path, "ab"):
                 pass
@@ -156,6 +156,7 @@ def write_atomically(path: Path, text: str) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            os.fchmod(file.fileno(), 0o666 & ~_umask())  # as a plain open() would: others may need to read it
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
@@ -163,3 +164,24 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    _sync_directory(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename itself durable (a power cut must not bring the old name back)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

@@ -34,7 +34,7 @@ from eth_utils import keccak
 from opgkit.batch_document import BatchDocument, document_name, publish
 from opgkit.cli import DOCUMENT_LIMIT, UserError, explain, loads_json, read_json, write_atomically
 from opgkit.leaf_faults import LeafJudge
-from opgkit.operators.sending import transact_with_margin
+from opgkit.operators.sending import StillPending, transact_with_margin
 from opgkit.operators.store import Store
 from opgkit.receipt_verifier import ReceiptDocumentError, document_json, parse_document
 from opgkit.receipts import Fault, SignedReceipt
@@ -325,8 +325,8 @@ class ReceiptHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         if self.path.rstrip("/") != "/receipts":
             return self._reply(HTTPStatus.NOT_FOUND, {"error": "POST receipt documents to /receipts"})
-        declared = self.headers.get("Content-Length") or ""
-        length = int(declared) if declared.isascii() and declared.isdigit() else -1
+        declared = (self.headers.get("Content-Length") or "").strip()
+        length = int(declared) if declared.isascii() and declared.isdigit() and len(declared) <= 12 else -1
         if not 0 <= length <= DOCUMENT_LIMIT:
             return self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > 0 else HTTPStatus.LENGTH_REQUIRED,
                                {"error": f"send one receipt document of at most {DOCUMENT_LIMIT} bytes "
@@ -547,7 +547,12 @@ class Relayer:
             return self.find_posted(row, from_block) is not None
 
         try:
-            self.runtime.retry(lambda: self.operator.sender.send_once(key, transact, done))
+            self.runtime.retry(lambda: self.operator.sender.send_once(
+                key, transact, done, sleep=self.runtime.wait, stopping=lambda: self.runtime.stopping))
+        except StillPending as error:
+            self.runtime.error("post-pending", f"batch {row.id} (root {row.root}): {error}; checked again next pass",
+                               batch=row.id)
+            return False
         except ContractLogicError as error:
             self.runtime.alert("post-failed", f"batch {row.id} (root {row.root}) was not posted: {explain(error)}; "
                                               "it is retried on the next pass", batch=row.id, root=row.root)

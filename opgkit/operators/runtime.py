@@ -9,6 +9,7 @@ default), then the operator exits 2 naming the failure.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -21,12 +22,22 @@ from opgkit.cli import ExitCode, with_backoff
 from opgkit.operators.metrics import OperatorMetrics
 
 
+def _own_stdout():
+    """A stream of its own on the process's stdout (a duplicate descriptor), or sys.stdout where there is none."""
+    try:
+        return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    except (AttributeError, OSError, ValueError):  # a captured or replaced sys.stdout
+        return sys.stdout
+
+
 class Runtime:
     def __init__(self, role: str, as_json: bool, metrics: OperatorMetrics, rpc_attempts: int = 10) -> None:
         self.role = role
         self.as_json = as_json
         self.metrics = metrics
         self.rpc_attempts = rpc_attempts
+        # Log lines go to the stdout the run started with, even while a library's output is steered away from it.
+        self.out = _own_stdout()
         self.stop_requested = threading.Event()
         self.signals: list[int] = []
         self.alerted = False
@@ -55,10 +66,11 @@ class Runtime:
         """One line: ``LEVEL event: message`` or, with --json, one JSON object per line."""
         if self.as_json:
             click.echo(json.dumps({"time": round(time.time(), 3), "role": self.role, "level": level, "event": event,
-                                   "message": message, **fields}, default=str))
+                                   "message": message, **fields}, default=str), file=self.out)
         else:
             # Messages quote what relayers chose (a dataUri): never let them start a line of their own.
-            click.echo(f"{level.upper():<5} {event}: {message}".replace("\r", "\\r").replace("\n", "\\n"))
+            click.echo(f"{level.upper():<5} {event}: {message}".replace("\r", "\\r").replace("\n", "\\n"),
+                       file=self.out)
 
     def alert(self, event: str, message: str, **fields) -> None:
         """Something an operator must look at: logged, counted, and the run exits 1."""

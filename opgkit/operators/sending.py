@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS sends (
 """
 
 
+class StillPending(Exception):
+    """The action's transaction is still in the mempool after the wait: try again later, never send a copy."""
+
+
 class Sent(Enum):
     SENT = "sent"
     ALREADY_DONE = "already done"
@@ -40,7 +44,8 @@ class Sender:
         self.provider = provider
 
     def send_once(self, key: str, transact: Callable[[int], object], done: Callable[[int], bool],
-                  wait_seconds: float = 120.0, sleep: Callable[[float], None] = time.sleep) -> tuple[Sent, str | None]:
+                  wait_seconds: float = 120.0, sleep: Callable[[float], None] = time.sleep,
+                  stopping: Callable[[], bool] = lambda: False) -> tuple[Sent, str | None]:
         """Run ``transact(nonce)`` (send and wait for the receipt) unless ``done(from_block)`` says the chain already
         shows the action. Raises whatever ``transact`` raises (a revert: nothing more is sent for this key until
         it is called again)."""
@@ -49,8 +54,11 @@ class Sender:
             return Sent.ALREADY_DONE, row[3]
         head = self.provider.get_block("latest").number
         nonce, from_block = (row[0], row[1]) if row is not None else (None, head)
-        if nonce is not None:
-            self._wait_while_in_mempool(nonce, wait_seconds, sleep)
+        if nonce is not None and not self._wait_while_in_mempool(nonce, wait_seconds, sleep, stopping):
+            if done(from_block):
+                self._mark(key, None, from_block)
+                return Sent.ALREADY_DONE, None
+            raise StillPending(f"its transaction (nonce {nonce}) is still waiting to be mined")
         if done(from_block):
             self._mark(key, None, from_block)
             return Sent.ALREADY_DONE, None
@@ -74,12 +82,15 @@ class Sender:
     def _nonce(self, block_id: str) -> int:
         return self.provider.get_nonce(self.account.address, block_id=block_id)
 
-    def _wait_while_in_mempool(self, nonce: int, wait_seconds: float, sleep) -> None:
-        """A transaction with the reserved nonce is still pending (sent before a crash): let it be mined rather
-        than race it with a copy."""
+    def _wait_while_in_mempool(self, nonce: int, wait_seconds: float, sleep, stopping) -> bool:
+        """Wait while a transaction with the reserved nonce is pending (sent before a crash): let it be mined
+        rather than race it with a copy. False if it is still pending when the wait ends or a stop is asked."""
         deadline = time.monotonic() + wait_seconds
-        while self.in_mempool(nonce) and time.monotonic() < deadline:
+        while self.in_mempool(nonce):
+            if stopping() or time.monotonic() >= deadline:
+                return False
             sleep(1.0)
+        return True
 
     def _mark(self, key: str, tx_hash: str | None, from_block: int) -> None:
         with self.store.transaction() as db:

@@ -29,7 +29,7 @@ from opgkit.cli import UserError, is_unreachable, shown
 from opgkit.cli.errors import debugging
 from opgkit.leaf_faults import Contracts, LeafJudge
 from opgkit.operators.command import Operator
-from opgkit.operators.sending import transact_with_margin
+from opgkit.operators.sending import StillPending, transact_with_margin
 from opgkit.receipts import Fault, ReceiptBatch
 
 SCHEMA = """
@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS requests (
 OPEN_STATES = ("new", "unavailable")
 LOG_CHUNK = 2_000
 MAX_URI = 2_000
-FETCH_WORKERS = 16
+FETCH_WORKERS = 8
 MAX_CANDIDATES = 32  # flagged leaves confirmed with faultOf before a batch is called disputed
 BATCH_POSTED = keccak(text="BatchPosted(uint256,address,bytes32,uint32,string)")
 
@@ -133,6 +133,7 @@ class Watchtower:
         if self.store.one("SELECT next_block FROM cursor") is None:
             with self.store.transaction() as db:
                 db.execute("INSERT INTO cursor VALUES (0, ?)", (settings.from_block or 0,))
+                self.store.put("first_block", settings.from_block or 0)
         elif settings.from_block is not None:
             self.runtime.log("from-block-ignored", f"--from-block {settings.from_block} ignored: the state file "
                              f"continues from block {self._next_block()}", level="warn")
@@ -157,11 +158,15 @@ class Watchtower:
         rows = self.store.all("SELECT batch_id, relayer, root, count, data_uri, posted_at, deadline, attempts, state "
                               f"FROM batches WHERE state IN {OPEN_STATES} ORDER BY state <> 'new', deadline, batch_id")
         pending = [batch for batch in map(lambda row: OpenBatch(*row), rows) if self._still_open(batch, head.timestamp)]
-        documents = self._fetch_all(pending)
-        for batch in pending:
-            if self.runtime.stopping:
-                return
-            self._guarded(batch.batch_id, lambda: self._watch(batch, documents[batch.batch_id]))
+        # A window of documents at a time: fetched in parallel, judged, then dropped (memory stays bounded).
+        for first in range(0, len(pending), FETCH_WORKERS):
+            window = pending[first:first + FETCH_WORKERS]
+            documents = self._fetch_all(window)
+            for batch in window:
+                if self.runtime.stopping:
+                    return
+                self._guarded(batch.batch_id, lambda: self._watch(batch, documents[batch.batch_id]))
+            del documents
         self.open.set(self.store.one(f"SELECT count(*) FROM batches WHERE state IN {OPEN_STATES}")[0])
 
     def _guarded(self, batch_id: int, work) -> None:
@@ -234,11 +239,14 @@ class Watchtower:
     def _check_reorgs(self, now: int) -> None:
         """Every batch still challengeable must be the one on chain: a reorg deeper than --confirmations may have
         given its id to another batch, even after it was judged."""
-        rows = self.store.all("SELECT batch_id, root, posted_at FROM batches WHERE deadline >= ? AND state NOT IN "
-                              "('challenged', 'rejected') ORDER BY batch_id", now)
-        for batch_id, root, posted_at in rows:
+        rows = self.store.all("SELECT batch_id, root, posted_at, state FROM batches WHERE deadline >= ? AND state <> "
+                              "'rejected' ORDER BY batch_id", now)
+        for batch_id, root, posted_at, state in rows:
             onchain = self.runtime.retry(lambda: self.batches.batch(batch_id))
-            if "0x" + bytes(onchain.root).hex() != root or onchain.postedAt != posted_at:
+            if onchain.postedAt == 0:  # a node behind the block that posted it: nothing to conclude yet
+                return
+            replaced = "0x" + bytes(onchain.root).hex() != root or onchain.postedAt != posted_at
+            if replaced or (state == "challenged" and not onchain.rejected):  # our challenge was reorganised away
                 self._forget_reorged(batch_id)
                 return
 
@@ -247,9 +255,13 @@ class Watchtower:
         and every later one, and read again from the block of the batch before it (ids are sequential, so the new
         ``batch_id`` cannot come earlier)."""
         previous = self.store.one("SELECT max(block) FROM batches WHERE batch_id < ?", batch_id)[0]
-        block = previous if previous is not None else (self.settings.from_block or 0)
+        block = previous if previous is not None else int(self.store.get("first_block", "0"))
         with self.store.transaction() as db:
             db.execute("DELETE FROM batches WHERE batch_id >= ?", (batch_id,))
+            db.execute("DELETE FROM requests WHERE batch_id >= ?", (batch_id,))
+            # A challenge of the old batch under this id says nothing about the new one.
+            db.execute("DELETE FROM sends WHERE key LIKE 'challenge:%' AND CAST(substr(key, 11) AS INTEGER) >= ?",
+                       (batch_id,))
             db.execute("UPDATE cursor SET next_block = min(next_block, ?)", (block,))
         self._reorged = True
         self.runtime.alert("reorg", f"batch {batch_id} changed on chain since it was read (a reorg deeper than "
@@ -282,6 +294,8 @@ class Watchtower:
             return fetch(batch.uri, self.settings.fetch_timeout, allow_files=self.settings.allow_files)
         except BatchDataError as error:
             return error
+        except Exception as error:  # noqa: BLE001 - whatever a relayer-chosen address does, it is unavailable data
+            return BatchDataError(f"the dataUri cannot be fetched ({type(error).__name__}: {shown(error)})")
 
     def _watch(self, batch: OpenBatch, document) -> None:
         if isinstance(document, BatchDataError):
@@ -389,7 +403,12 @@ class Watchtower:
 
         try:
             outcome, tx_hash = self.op.sender.send_once(f"challenge:{batch_id}", transact, done,
-                                                        sleep=self.runtime.wait)
+                                                        sleep=self.runtime.wait,
+                                                        stopping=lambda: self.runtime.stopping)
+        except StillPending as error:
+            self.runtime.error("challenge-pending", f"batch {batch_id}: {error}; checked again next pass",
+                               batch=batch_id)
+            return
         except ContractLogicError as error:
             reason = str(error)
             if "BatchSettlementBatchRejected" in reason or self.batches.batch(batch_id).rejected:

@@ -393,6 +393,26 @@ def test_hostile_data_uris__refused_or_bounded(tmp_path):
         fetch((tmp_path / "x.json").as_uri())
     with pytest.raises(BatchDataError, match="not an http"):
         fetch("gopher://relayer.example/batch")
+    with pytest.raises(BatchDataError, match="not a URL"):
+        fetch("http://[")  # urlparse raises ValueError: it used to end the watchtower (exit 3) on every run
+
+    class Compressed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Encoding", "deflate")
+            self.end_headers()
+            self.wfile.write(b"\x00\x00\x00\xff\xff" * 10)
+
+        def log_message(self, *args):
+            pass
+
+    compressed = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Compressed)
+    threading.Thread(target=compressed.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(BatchDataError, match="deflate-encoded"):
+            fetch(f"http://127.0.0.1:{compressed.server_address[1]}/", timeout=2)
+    finally:
+        compressed.shutdown()
 
     class Trickle(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -499,19 +519,22 @@ def test_black_holed_data_uris__cost_one_timeout_not_one_per_batch(uri, settleme
     assert elapsed < 6 * 3, f"{elapsed:.1f} s: the fetches ran one after another"
 
 
+@pytest.mark.parametrize("first_kind", ["valid", "forged"], ids=["judged honest", "challenged"])
 def test_reorg_deeper_than_confirmations__new_batch_under_an_old_id_is_checked(uri, settlement, batches, leaf_maker,
                                                                                fresh_relayer, post_published, chain,
-                                                                               tmp_path):
-    """The watchtower judged batch k honest; the chain then reorganised and batch k is now another, faulty batch.
-    It notices the id changed, reads the blocks again and challenges the new batch k."""
+                                                                               tmp_path, first_kind):
+    """The watchtower judged batch k (honest, or faulty and challenged); the chain then reorganised — its challenge
+    gone with it — and batch k is now another, faulty batch. It notices, reads the blocks again and challenges the
+    new batch k (its record of the old challenge must not pass for one of the new batch)."""
     start = chain.blocks.head.number + 1
     relayer, forger = fresh_relayer(), fresh_relayer()
     state = tmp_path / "w.db"
     snapshot = chain.snapshot()
-    honest_id, _ = post_published(ReceiptBatch([leaf_maker("valid")]), relayer)
+    honest_id, _ = post_published(ReceiptBatch([leaf_maker(first_kind)]), relayer)
     first = watch(uri, settlement, state, "--from-block", str(start))
-    assert events(first.stdout, "batch-valid")[0]["batch"] == honest_id, first.stdout + first.stderr
-    chain.restore(snapshot)  # the reorg: the honest batch never happened
+    seen = "batch-valid" if first_kind == "valid" else "batch-challenged"
+    assert events(first.stdout, seen)[0]["batch"] == honest_id, first.stdout + first.stderr
+    chain.restore(snapshot)  # the reorg: the first batch (and any challenge of it) never happened
     faulty_id, _ = post_published(ReceiptBatch([leaf_maker("valid"), leaf_maker("forged")]), forger)
     assert faulty_id == honest_id
     second = watch(uri, settlement, state)

@@ -12,7 +12,7 @@ from ape_accounts.accounts import InvalidPasswordError
 
 from opgkit.cli import (
     DOCUMENT_LIMIT, ExitCode, UserError, ensure_writable, exit_codes_help, explain, is_unreachable, read_json, read_yaml,
-    run_guarded, with_backoff,
+    run_guarded, with_backoff, write_atomically,
 )
 
 
@@ -163,11 +163,28 @@ def test_ensure_writable__fifo__refused_without_blocking(tmp_path):
         ensure_writable(tmp_path / "fifo", "checkpoint")
 
 
-def test_ensure_writable__name_with_no_room_for_its_temporary__refused(tmp_path):
-    """The record is written through `<name>.tmp`: a name that fits but whose temporary does not must fail here,
-    not after the first contract was deployed."""
+def test_ensure_writable__name_too_long__refused_before_anything_is_sent(tmp_path):
+    """A record name the file system cannot hold must fail here, not after the first contract was deployed; the
+    longest name it can hold is fine (the temporary it is written through has a short name of its own)."""
     with pytest.raises(UserError, match="cannot write record"):
-        ensure_writable(tmp_path / ("a" * 250 + ".json"), "record")
+        ensure_writable(tmp_path / ("a" * 251 + ".json"), "record")
+    longest = tmp_path / ("a" * 250 + ".json")
+    ensure_writable(longest, "record")
+    write_atomically(longest, "{}")
+    assert longest.read_text() == "{}"
+
+
+def test_write_atomically__planted_symlink_and_mode__never_followed_readable_by_others(tmp_path):
+    """A shared directory (a spool, a publish directory) may hold a symlink where a temporary would go; and a
+    published batch document must be readable by the web server that serves it."""
+    import stat
+
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (tmp_path / "out.json.tmp").symlink_to(victim)
+    write_atomically(tmp_path / "out.json", "{}")
+    assert victim.read_text() == "untouched" and (tmp_path / "out.json").read_text() == "{}"
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) & 0o044 == 0o044
 
 
 def test_read_json__nested_deeper_than_the_limit__named_error_not_a_crash(tmp_path, monkeypatch):
