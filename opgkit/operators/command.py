@@ -15,6 +15,7 @@ from opgkit.operators.metrics import OperatorMetrics
 from opgkit.operators.runtime import Runtime
 from opgkit.operators.sending import SENDS_SCHEMA, Sender
 from opgkit.operators.store import Store
+from opgkit.quiet import stdout_to_stderr
 
 
 def operator_options(role: str, default_state: str):
@@ -73,7 +74,8 @@ def start_operator(role: str, schema: str, provider, settlement, state: Path, ac
     contract = runtime.retry(lambda: contract_at(project.InferenceSettlement, settlement, "--settlement"))
     chain_id = runtime.retry(lambda: provider.chain_id)
     store = Store(state, role, chain_identity(provider, runtime), str(contract.address), schema + SENDS_SCHEMA)
-    line = prepare_signer(account, autosign)
+    with stdout_to_stderr():  # ape warns on stdout when autosign is enabled: keep --json output JSON only
+        line = prepare_signer(account, autosign)
     if line:
         runtime.log("account", line)
     if metrics_address:

@@ -575,3 +575,45 @@ def test_sender__own_transaction_still_in_the_mempool_after_a_crash__waited_for_
         chain.provider.make_request("evm_setAutomine", [True])
     assert outcome == Sent.ALREADY_DONE and sent == []
     assert token.allowance(reporter, spender) == amount
+
+
+def test_keystore_account__signs_unattended_with_autosign__refused_without(uri, settlement, batches, leaf_maker,
+                                                                           fresh_relayer, post_published, chain,
+                                                                           accounts, tmp_path):
+    """Operators sign with an `ape accounts` keystore account, never a raw key: with --autosign and ape's own
+    passphrase variable the challenge is signed with no prompt; without --autosign and no terminal the run stops
+    before anything is sent."""
+    import secrets
+
+    from ape_accounts import import_account_from_private_key
+
+    from opgkit.cli import passphrase_variable
+    from opgkit.operators import launch
+
+    passphrase = "watchtower keystore test"
+    account = import_account_from_private_key(f"opg-watcher-{secrets.token_hex(4)}", passphrase,
+                                              "0x" + secrets.token_hex(32))
+    try:
+        accounts[0].transfer(account.address, 10**20)
+        start = chain.blocks.head.number + 1
+        batch_id, _ = post_published(ReceiptBatch([leaf_maker("valid"), leaf_maker("forged")]), fresh_relayer())
+        options = ("--confirmations", "0", "--from-block", str(start), "--json")
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("APE_ACCOUNTS_")}
+        refused = subprocess.run(launch.operator_command("watchtower", uri, str(settlement.address),
+                                                         tmp_path / "w.db", account.alias, *options),
+                                 cwd=launch.PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+                                 stdin=subprocess.DEVNULL, env=environment)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "add --autosign" in refused.stderr and chain.provider.get_nonce(account.address) == 0
+        signed = subprocess.run(launch.operator_command("watchtower", uri, str(settlement.address),
+                                                        tmp_path / "w.db", account.alias, "--autosign", *options),
+                                cwd=launch.PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+                                stdin=subprocess.DEVNULL,
+                                env=environment | {passphrase_variable(account.alias): passphrase})
+        assert signed.returncode == 0, signed.stdout + signed.stderr
+        (challenged,) = events(signed.stdout, "batch-challenged")
+        assert challenged["batch"] == batch_id
+        logs = list(batches.BatchChallenged.range(start, chain.blocks.head.number + 1))
+        assert [log.challenger for log in logs] == [account.address]
+    finally:
+        account.keyfile_path.unlink(missing_ok=True)
