@@ -24,13 +24,15 @@ from urllib.parse import unquote, urlparse
 
 import requests
 import urllib3
-from eth_utils import is_address, is_hex, to_checksum_address
+from eth_utils import is_address, is_hex, keccak, to_checksum_address
 
 from opgkit.cli import UserError, loads_json, write_atomically
 from opgkit.receipt_verifier import ReceiptDocumentError, document_json, parse_document
 from opgkit.receipts import ReceiptBatch, SignedReceipt
 
 FORMAT = "opg-batch/1"
+BATCH_POSTED_TOPIC = keccak(text="BatchPosted(uint256,address,bytes32,uint32,string)")
+"""topic0 of ``IBatchSettlement.BatchPosted``: relayers and watchers read the event raw (its dataUri may be any bytes)."""
 DOCUMENT_LIMIT = 64 << 20
 """Largest batch document a watcher downloads (64 MiB: about 90,000 leaves)."""
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from ape.exceptions import ContractLogicError
 from eth_utils import keccak
 
-from opgkit.batch_document import BatchDocument, document_name, publish
+from opgkit.batch_document import BATCH_POSTED_TOPIC, BatchDocument, document_name, publish
 from opgkit.cli import DOCUMENT_LIMIT, UserError, explain, loads_json, read_json, write_atomically
 from opgkit.leaf_faults import LeafJudge
 from opgkit.operators.sending import StillPending, transact_with_margin
@@ -71,7 +71,6 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 """
 
-BATCH_POSTED_TOPIC = keccak(text="BatchPosted(uint256,address,bytes32,uint32,string)")
 SETTLEMENT_RELAYER_ROLE = 2  # INodeStaking.Role.SettlementRelayer
 DOCUMENT_NAME = re.compile(r"^0x[0-9a-f]{64}\.json$")
 FAULT_REASONS = {

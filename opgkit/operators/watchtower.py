@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from ape import project
 from ape.exceptions import ContractLogicError
 from eth_abi import decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
-from opgkit.batch_document import BatchDataError, fetch, parse
+from opgkit.batch_document import BATCH_POSTED_TOPIC, BatchDataError, fetch, parse
 from opgkit.cli import UserError, is_unreachable, shown
 from opgkit.cli.errors import debugging
 from opgkit.leaf_faults import Contracts, LeafJudge
@@ -72,7 +72,6 @@ LOG_CHUNK = 2_000
 MAX_URI = 2_000
 FETCH_WORKERS = 8
 MAX_CANDIDATES = 32  # flagged leaves confirmed with faultOf before a batch is called disputed
-BATCH_POSTED = keccak(text="BatchPosted(uint256,address,bytes32,uint32,string)")
 
 
 @dataclass
@@ -192,7 +191,7 @@ class Watchtower:
             stop = min(confirmed, start + LOG_CHUNK - 1)
             logs = self.runtime.retry(lambda: self.op.provider.web3.eth.get_logs({
                 "address": str(self.batches.address), "fromBlock": start, "toBlock": stop,
-                "topics": ["0x" + BATCH_POSTED.hex()]}))
+                "topics": ["0x" + BATCH_POSTED_TOPIC.hex()]}))
             rows = []
             for log in logs:
                 batch_id = int.from_bytes(bytes(log["topics"][1]), "big")

@@ -15,7 +15,7 @@ from opgkit.zkml.onchain import deploy_model
 from settlement_helpers import post_batch, signed_batch
 from settlement_helpers import (
     CHALLENGE_WINDOW, INFERENCE_BIT, MAX_RECEIPT_AGE, NITRO, OPG, PCR, PROOF_WINDOW, RELAYER_BIT, TEE_BIT,
-    TLS_CERT_HASH, ZK_BIASES, ZK_INPUT_COUNT, ZK_WEIGHTS, Mode, model_spec,
+    PRICE, TLS_CERT_HASH, ZK_BIASES, ZK_INPUT_COUNT, ZK_WEIGHTS, Mode, model_spec, receipt,
 )
 
 FUNDING = 1_000_000 * OPG
@@ -167,6 +167,17 @@ def heartbeat(tees, tee_key, chain, deployer):
         return timestamp
 
     return beat
+
+
+@pytest.fixture
+def tee_receipt(open_model, tee_key, alice, heartbeat):
+    """A TEE receipt by `tee_key` (run by `operator`) that `alice` pays `price` for."""
+
+    def make(label, price=PRICE):
+        return receipt(label, open_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address,
+                       price=price)
+
+    return make
 
 
 def private_key(signer):

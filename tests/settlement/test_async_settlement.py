@@ -15,16 +15,6 @@ PROOF_REPORT_MARGIN = HOUR
 NODE_BOND = 50_000 * 10**18  # as in conftest.py
 
 
-@pytest.fixture
-def tee_receipt(open_model, tee_key, alice, heartbeat):
-    """A TEE receipt by `tee_key` (run by `operator`) that `alice` pays `price` for."""
-
-    def make(label, price=PRICE):
-        return receipt(label, open_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address,
-                       price=price)
-
-    return make
-
 
 @pytest.fixture
 def post(settlement, operator, alice, sign_auth, chain):

@@ -86,14 +86,6 @@ def actions(output: str, event: str) -> list[str]:
 # ---------------------------------------------------------------- the protocol's side
 
 
-@pytest.fixture
-def tee_receipt(open_model, tee_key, alice, heartbeat):
-    def make(label, price=PRICE):
-        return receipt(label, open_model, tee_key.address, heartbeat(), mode=Mode.TEE, payer=alice.address,
-                       price=price)
-
-    return make
-
 
 @pytest.fixture
 def post_pending(settlement, operator, alice, sign_auth, chain):
