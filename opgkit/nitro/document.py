@@ -20,12 +20,15 @@ What the document is then used for (the registration it binds, the measurement g
 from __future__ import annotations
 
 import hashlib
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -93,11 +96,11 @@ def _cose_sign1(raw: bytes) -> tuple[bytes, bytes, bytes]:
         if message.tag != COSE_SIGN1_TAG:
             raise _refuse(Refusal.COSE_STRUCTURE, f"CBOR tag {message.tag}; COSE_Sign1 is untagged or tag 18")
         message = message.value
-    if not (isinstance(message, list) and len(message) == 4):
+    if not (isinstance(message, (list, tuple)) and len(message) == 4):
         raise _refuse(Refusal.COSE_STRUCTURE, "a COSE_Sign1 message is an array of 4 items (protected, unprotected, "
                       "payload, signature)")
     protected, unprotected, payload, signature = message
-    if type(protected) is not bytes or not isinstance(unprotected, dict) or type(payload) is not bytes \
+    if type(protected) is not bytes or not isinstance(unprotected, Mapping) or type(payload) is not bytes \
             or type(signature) is not bytes:
         raise _refuse(Refusal.COSE_STRUCTURE, "expected byte strings for the protected header, payload and "
                       "signature and a map for the unprotected header")
@@ -121,7 +124,7 @@ def _bytes_field(payload: dict, name: str, low: int, high: int, *, optional: boo
 
 def _payload_fields(payload_bytes: bytes) -> dict:
     payload = _decode(payload_bytes, "the payload", Refusal.PAYLOAD)
-    if not isinstance(payload, dict):
+    if not isinstance(payload, Mapping):
         raise _refuse(Refusal.PAYLOAD, "the payload is not a CBOR map")
     module_id = payload.get("module_id")
     if type(module_id) is not str or not module_id:
@@ -132,12 +135,12 @@ def _payload_fields(payload_bytes: bytes) -> dict:
     if type(timestamp) is not int or not 0 < timestamp < 2**64:
         raise _refuse(Refusal.PAYLOAD, "timestamp must be a positive 64-bit count of milliseconds")
     pcrs = payload.get("pcrs")
-    if not isinstance(pcrs, dict) or not 1 <= len(pcrs) <= 32 or any(
+    if not isinstance(pcrs, Mapping) or not 1 <= len(pcrs) <= 32 or any(
             type(k) is not int or not 0 <= k < 32 or type(v) is not bytes or len(v) not in _PCR_LENGTHS
             for k, v in pcrs.items()):
         raise _refuse(Refusal.PAYLOAD, "pcrs must map 1 to 32 indices 0–31 to 32-, 48- or 64-byte values")
     cabundle = payload.get("cabundle")
-    if not isinstance(cabundle, list) or not 1 <= len(cabundle) <= MAX_CABUNDLE or any(
+    if not isinstance(cabundle, (list, tuple)) or not 1 <= len(cabundle) <= MAX_CABUNDLE or any(
             type(c) is not bytes or not 1 <= len(c) <= _CERT_LIMIT for c in cabundle):
         raise _refuse(Refusal.PAYLOAD, f"cabundle must list 1 to {MAX_CABUNDLE} DER certificates of at most "
                       f"{_CERT_LIMIT} bytes")
@@ -146,7 +149,7 @@ def _payload_fields(payload_bytes: bytes) -> dict:
         "timestamp": timestamp,
         "pcrs": dict(pcrs),
         "certificate": _bytes_field(payload, "certificate", 1, _CERT_LIMIT),
-        "cabundle": cabundle,
+        "cabundle": list(cabundle),
         "public_key": _bytes_field(payload, "public_key", 1, _USER_BYTES_LIMIT, optional=True),
         "user_data": _bytes_field(payload, "user_data", 0, _USER_BYTES_LIMIT, optional=True),
         "nonce": _bytes_field(payload, "nonce", 0, _USER_BYTES_LIMIT, optional=True),
@@ -155,8 +158,10 @@ def _payload_fields(payload_bytes: bytes) -> dict:
 
 def _certificate(der: bytes, refusal: Refusal, what: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as error:
+        with warnings.catch_warnings():  # cryptography warns of RFC 5280 slips it still parses; the chain judges
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_der_x509_certificate(der)
+    except (ValueError, x509.InvalidVersion) as error:
         raise _refuse(refusal, f"{what} is not a DER X.509 certificate ({error})") from error
 
 
@@ -176,13 +181,16 @@ def _verify_chain(leaf: x509.Certificate, bundle: list[x509.Certificate], root: 
                 .build_client_verifier())
     try:
         verifier.verify(leaf, bundle)
-    except VerificationError as error:
+    except (VerificationError, ValueError) as error:
         raise _refuse(Refusal.CERTIFICATE_CHAIN, f"the signing certificate does not chain to the trusted root at "
                       f"{at:%Y-%m-%d %H:%M:%S} UTC ({error})") from error
 
 
 def _verify_signature(leaf: x509.Certificate, protected: bytes, payload: bytes, signature: bytes) -> None:
-    key = leaf.public_key()
+    try:
+        key = leaf.public_key()
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise _refuse(Refusal.LEAF_CERTIFICATE, f"the signing certificate's key cannot be read ({error})") from error
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         raise _refuse(Refusal.LEAF_CERTIFICATE, "the signing certificate's key is not ECDSA P-384, which ES384 needs")
     r = int.from_bytes(signature[:P384_COORDINATE], "big")
