@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ape import chain, project
 from ape.exceptions import ApeException
@@ -23,11 +24,14 @@ from web3.exceptions import ContractCustomError
 
 from opgkit import PROJECT_ROOT, twin_model
 from opgkit.batch_document import BatchDocument, check_publish_directory, publish
-from opgkit.attestation import build_statement, quorum_evidence
+from opgkit.attestor import RegistrationRequest, chain_time, registration_statement
 from opgkit.deploy import DAY, OPG, ProtocolParameters, Suite, deploy_all
 from opgkit.fee_monitor import AlertRules, Checkpoint, Snapshot, event_line, percent, report_new_events
 from opgkit.manifest import manifest_from_response
-from opgkit.operators.launch import json_lines, run_operator
+from opgkit.nitro import NITRO_TEE_TYPE, AttestationRefused, Binding, nitro_measurement
+from opgkit.nitro import verify_document as verify_attestation_document
+from opgkit.nitro.local_ca import LocalNitroCA, pcrs_for
+from opgkit.operators.launch import json_lines, run_operator, run_script
 from opgkit.receipt_verifier import ReceiptDocument, document_json, verify_document
 from opgkit.receipts import (
     NO_AUTHORIZATION, Fault, Mode, PaymentAuthorization, Receipt, ReceiptBatch, SignedReceipt, Status, sign_payment,
@@ -38,8 +42,9 @@ from opgkit.zkml import pipeline
 from opgkit.zkml.models import LIQUIDATION_RISK, RISKY_POSITION, SAFE_POSITION
 from opgkit.zkml.onchain import deploy_model
 
-NITRO = 1
-ENCLAVE_MEASUREMENT = hashlib.sha256(b"opg demo enclave image v1").digest()
+NITRO = NITRO_TEE_TYPE
+ENCLAVE_PCRS = pcrs_for("opg demo enclave image v1")
+ENCLAVE_MEASUREMENT = nitro_measurement(ENCLAVE_PCRS[0], ENCLAVE_PCRS[1], ENCLAVE_PCRS[2])
 TEE_KEY = Account.from_key(keccak(text="opg demo tee key"))
 INFERENCE, INFERENCE_AND_TEE, RELAYER = 1, 1 | 2, 4
 FOR = 1
@@ -47,6 +52,8 @@ RELAYER_INDEX, CHALLENGER_INDEX = 2, 5  # the Cast's relayer and challenger amon
 RAISED_PROTOCOL_FEE = 8 * 10**16
 ALERT_ABOVE = 7 * 10**16
 MAX_RISK_SCORE = 40
+ENDPOINT = "https://tee.node.example:8443"
+TLS_CERT_HASH = keccak(text="demo tls certificate")
 IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(48))).decode()
 
 
@@ -142,19 +149,11 @@ class Story:
         self.say(f"   measurement 0x{ENCLAVE_MEASUREMENT.hex()[:16]}… approved; twin fee rise scheduled")
 
     def register(self):
-        """A model owner registers two models; the node registers its TEE with an attestation"""
+        """A model owner registers two models; an attestor checks the node's enclave evidence and the node registers its TEE"""
         models, tees = self.suite["ModelRegistry"], self.suite["TEERegistry"]
         self.chat_model = self._register_model("chat", allowed=1 | 2, minimum=Mode.VANILLA)
         self.risk_model = self._register_model("risk-scorer", allowed=2, minimum=Mode.TEE)
-        endpoint = "https://tee.node.example:8443"
-        statement = build_statement(
-            tees, operator=self.cast.node.address, tee_key=TEE_KEY.address, tee_type=NITRO,
-            measurement=ENCLAVE_MEASUREMENT, tls_cert_hash=keccak(text="demo tls certificate"),
-            payment_address=self.cast.node.address, endpoint=endpoint, expiry=chain.pending_timestamp + 3_600,
-        )
-        verifier = self.suite["AttestorQuorumVerifier"]
-        evidence = quorum_evidence(verifier, statement, [Account.from_key(self.cast.deployer.private_key)])
-        tees.registerTee(statement.as_args(), endpoint, evidence, sender=self.cast.node)
+        self._attest_and_register(tees)
         self.tee_operator = tees.payeeOf(TEE_KEY.address)[0]
         self.say(f"   model chat        0x{self.chat_model.hex()[:16]}…  VANILLA or TEE, "
                  f"{opg(models.model(self.chat_model).price)} per inference")
@@ -162,6 +161,52 @@ class Story:
                  f"{opg(models.model(self.risk_model).price)} per inference")
         self.say(f"   TEE key {TEE_KEY.address} (operator {self.tee_operator}) active now: "
                  f"{tees.isActive(TEE_KEY.address, chain.blocks.head.timestamp)}")
+
+    def _attest_and_register(self, tees):
+        """The enclave attests (a local Nitro-shaped CA stands in for AWS), the attestor checks and signs, the node
+        registers: each through its own `ape run` process, as operators run them."""
+        folder = PROJECT_ROOT / "build" / "demo" / "tee"
+        folder.mkdir(parents=True, exist_ok=True)
+        ca = LocalNitroCA.create(chain_time(tees) - timedelta(days=1))
+        root = folder / "local-nitro-root.pem"
+        root.write_bytes(ca.root_pem())
+        node = self.cast.node.address
+        binding = Binding(chain.provider.chain_id, tees.address, node, tees.nonces(node))
+        document = folder / "enclave.cbor"
+        document.write_bytes(ca.issue(pcrs=ENCLAVE_PCRS, public_key=b"\x04" + TEE_KEY._key_obj.public_key.to_bytes(),
+                                      user_data=binding.user_data(), at=chain_time(tees)))
+        self.say(f"   the enclave's attestation document: PCR0–2 of the approved image, its key {TEE_KEY.address}, "
+                 f"bound to the node's registration nonce {binding.nonce} (local Nitro CA standing in for AWS)")
+        self._refused_attestation(tees, ca, binding)
+        request = ["--endpoint", ENDPOINT, "--tls-cert-hash", "0x" + TLS_CERT_HASH.hex(), "--registry", tees.address,
+                   "--trusted-root", str(root), "--network", chain.provider.uri]
+        signature = folder / "attestor.json"
+        self._script("attestor", "sign", str(document), "--operator", node, *request, "--account", "TEST::0",
+                     "--out", str(signature))
+        self.say(f"   attestor {self.cast.deployer.address} (ape run attestor sign): COSE ES384 signature, chain to "
+                 "the root, PCRs, binding and the approved measurement all checked; statement signed")
+        self._script("tee", "register", str(document), "--signature", str(signature), *request, "--account", "TEST::1")
+        self.say("   node (ape run tee register): quorum of 1 gathered, registerTee sent")
+
+    def _refused_attestation(self, tees, ca, binding):
+        rogue = Account.from_key(keccak(text="opg demo rogue enclave key"))
+        pcrs = pcrs_for("opg demo enclave image, patched")
+        raw = ca.issue(pcrs=pcrs, public_key=b"\x04" + rogue._key_obj.public_key.to_bytes(),
+                       user_data=binding.user_data(), at=chain_time(tees))
+        request = RegistrationRequest(self.cast.node.address, ENDPOINT, TLS_CERT_HASH, self.cast.node.address)
+        try:
+            registration_statement(verify_attestation_document(raw, root=ca.root, at=chain_time(tees)), request, tees)
+        except AttestationRefused as refusal:
+            self.say(f"   a document of a patched image is refused by the attestor's checks: {refusal.refusal.name}")
+            return
+        raise ApeException("the attestor accepted a document of an unapproved image")
+
+    def _script(self, *args: str) -> str:
+        result = run_script(["ape", "run", *args])
+        if result.returncode != 0:
+            raise ApeException(f"ape run {' '.join(args[:2])} failed (exit {result.returncode}): "
+                               f"{(result.stdout + result.stderr).strip()[-800:]}")
+        return result.stdout
 
     def settle_individually(self):
         """A payer authorizes the TEE's operator to answer one request; the signed answer settles and pays at once"""

@@ -42,9 +42,10 @@ COVERAGE = {
         "no evidence that the node ran this model on this input: the answer is only signed, not proven",
     ),
     Mode.TEE: (
-        "signed inside an attested enclave (approved code measurement, live heartbeat) run by a staked operator",
-        "trust in the enclave vendor's hardware and in the attestation services; the input and output hashes "
-        "are signed, their contents are not revealed on chain",
+        "signed inside an enclave whose AWS Nitro attestation document the attestors verified (approved code "
+        "measurement, live heartbeat) run by a staked operator",
+        "trust in the enclave vendor's hardware and root CA, in the approved image's build and in a threshold of "
+        "honest attestors; the input and output hashes are signed, their contents are not revealed on chain",
     ),
     Mode.ZKML: (
         "a proof, checked by the model's registered verifier, that the registered circuit maps the committed "

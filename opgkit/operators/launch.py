@@ -15,12 +15,16 @@ def operator_command(name: str, network: str, settlement: str, state: Path, acco
             "--state", str(state), *options]
 
 
+def run_script(command: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run an `ape run` command line until it exits, output captured, with no terminal to ask from."""
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=os.environ.copy())
+
+
 def run_operator(name: str, network: str, settlement: str, state: Path, account: str, *options: str,
                  timeout: float = 600) -> subprocess.CompletedProcess:
     """Run an operator until it exits (a one-shot run: no --follow), output captured."""
-    return subprocess.run(operator_command(name, network, settlement, state, account, *options), cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env=os.environ.copy())
+    return run_script(operator_command(name, network, settlement, state, account, *options), timeout)
 
 
 def start_operator(name: str, network: str, settlement: str, state: Path, account: str, *options: str) -> subprocess.Popen:
