@@ -20,6 +20,7 @@ What the document is then used for (the registration it binds, the measurement g
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ MAX_DOCUMENT_BYTES = 16 * 1024
 """A real document is about 4.5 KiB; anything far larger is refused before it is decoded."""
 MAX_CABUNDLE = 8
 """AWS chains have four CA certificates (root, regional, zonal, instance)."""
+MAX_CBOR_DEPTH = 8
+"""A document nests four levels (message, payload map, pcrs map or cabundle array, their items)."""
 ES384 = -35
 COSE_SIGN1_TAG = 18
 COSE_ALGORITHM_LABEL = 1
@@ -80,10 +83,17 @@ def _refuse(refusal: Refusal, detail: str) -> AttestationRefused:
 
 
 def _decode(data: bytes, what: str, refusal: Refusal = Refusal.CBOR):
+    """One CBOR item filling ``data`` exactly: definite lengths, no duplicate map keys, shallow nesting."""
+    stream = io.BytesIO(data)
     try:
-        return cbor2.loads(data)
+        # read_size=1: the decoder reads no further than the item, so trailing bytes are seen.
+        value = cbor2.CBORDecoder(stream, read_size=1, max_depth=MAX_CBOR_DEPTH, allow_indefinite=False,
+                                  allow_duplicate_keys=False).decode()
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as error:
         raise _refuse(refusal, f"{what} is not well-formed CBOR ({error})") from error
+    if stream.tell() != len(data):
+        raise _refuse(refusal, f"{what} has {len(data) - stream.tell()} byte(s) after its CBOR item")
+    return value
 
 
 def _cose_sign1(raw: bytes) -> tuple[bytes, bytes, bytes]:

@@ -349,3 +349,24 @@ def test_malformed__named_refusal(ca, raw, refusal):
 ])
 def test_payload__field_outside_aws_syntax__refused(local_document, ca, field, value):
     assert refusal_of(with_payload(local_document(), **{field: value}), ca.root) is Refusal.PAYLOAD
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda raw: raw + b"\x00",  # a trailing byte
+    lambda raw: b"\x9f" + raw[1:] + b"\xff",  # the message as an indefinite-length array
+])
+def test_cbor__trailing_bytes_or_indefinite_lengths__refused(local_document, ca, mangle):
+    raw = local_document()
+    assert verify_document(raw, root=ca.root, at=NOW)
+    assert refusal_of(mangle(raw), ca.root) is Refusal.CBOR
+
+
+def test_cbor__payload_with_a_duplicate_key__refused(local_document, ca):
+    """Two `public_key` entries: a reader keeping the first and one keeping the last would see different keys."""
+    protected, unprotected, payload, _ = cose_parts(local_document())
+    first_entry = cbor2.dumps({"public_key": uncompressed(ENCLAVE)})[1:]
+    doubled = bytes([payload[0] + 1]) + payload[1:] + first_entry  # one more entry in the map header
+    key = ec.generate_private_key(ec.SECP384R1())
+    with pytest.raises(AttestationRefused) as caught:
+        verify_document(sign_cose(protected, doubled, key), root=ca.root, at=NOW)
+    assert caught.value.refusal is Refusal.PAYLOAD and "Duplicate" in caught.value.detail

@@ -276,3 +276,48 @@ def test_attestors__sign_independently__the_same_statement_which_the_verifier_ac
                                              .certificate_expiry.timestamp())
     assert verifier.verifyAttestation(signed[0].statement.as_args(), quorum_evidence_of(signed[1:]))
     assert not verifier.verifyAttestation(signed[0].statement.as_args(), quorum_evidence_of(signed[:1]))
+
+
+# ---------------------------------------------------------------- user mistakes: one named line, nothing sent
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe garbage", b"[1, 2]", b'{"format": "opg-attestor-signature/1"}',
+                                     json.dumps({"format": "opg-attestor-signature/1", "attestor": "0x12",
+                                                 "signature": "0x", "endpoint": ENDPOINT, "document_sha256": "",
+                                                 "statement": {}}).encode()])
+def test_tee_register__malformed_signature_file__error_line_and_nothing_sent(uri, tees, issue, root_pem, tmp_path,
+                                                                            operator, content):
+    document = tmp_path / "doc.cbor"
+    document.write_bytes(issue(Account.create(), operator))
+    signature = tmp_path / "signature.json"
+    signature.write_bytes(content)
+    nonce = tees.nonces(operator)
+    result = ape_run(uri, "tee", "register", str(document), "--signature", str(signature),
+                     *request_options(operator)[:4], "--registry", tees.address, "--trusted-root", str(root_pem),
+                     "--account", "TEST::7")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert tees.nonces(operator) == nonce
+
+
+@pytest.mark.parametrize("make_document, code, message", [
+    (lambda path: path, 2, "is not a file"),
+    (lambda path: path.mkdir() or path, 2, "is not a file"),
+    (lambda path: (path.write_bytes(b"not cbor at all \xff"), path)[1], 1, "refused       CBOR"),
+])
+def test_attestor_sign__document_missing_or_not_cbor__named(uri, tees, root_pem, tmp_path, operator, make_document,
+                                                            code, message):
+    document = make_document(tmp_path / "enclave.cbor")
+    result = ape_run(uri, "attestor", "sign", str(document), *request_options(operator), "--registry", tees.address,
+                     "--trusted-root", str(root_pem), "--account", "TEST::0")
+    assert result.returncode == code, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr and "Traceback" not in result.stderr
+
+
+def test_attestor_sign__account_not_an_attestor__refused_before_signing(uri, tees, issue, root_pem, tmp_path,
+                                                                        operator):
+    document = tmp_path / "doc.cbor"
+    document.write_bytes(issue(Account.create(), operator))
+    result = ape_run(uri, "attestor", "sign", str(document), *request_options(operator), "--registry", tees.address,
+                     "--trusted-root", str(root_pem), "--account", "TEST::5")
+    assert result.returncode == 2 and "is not an attestor of" in result.stderr
