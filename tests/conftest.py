@@ -53,6 +53,17 @@ def uri(networks):
 
 
 @pytest.fixture(scope="session")
+def nitro_fixtures():
+    """The shared AWS Nitro test data (a real attestation document and AWS's root), beside the repository."""
+    from opgkit import PROJECT_ROOT
+
+    folder = PROJECT_ROOT.parent / "shared" / "fixtures" / "nitro"
+    if not (folder / "attestation-2024-11-30.cbor").is_file():
+        pytest.fail(f"the shared Nitro fixtures are missing: {folder} (../shared beside the repository)")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def deployer(accounts):
     return accounts[0]
 

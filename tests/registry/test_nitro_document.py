@@ -5,7 +5,6 @@ No chain is involved: these are the checks an attestor runs before it looks at t
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import cbor2
 import pytest
@@ -23,8 +22,6 @@ from opgkit.nitro.document import MAX_DOCUMENT_BYTES
 from opgkit.nitro.local_ca import LocalNitroCA, _certificate, pcrs_for, sign_cose
 from opgkit.nitro.registration import REGISTRATION_TAG
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "nitro"
-REAL = FIXTURES / "attestation-2024-11-30.cbor"
 VALID_AT = datetime.fromtimestamp(1732990000, UTC)  # the instant the fixture's README gives
 REAL_TEE_KEY = "0x3c32C4Ad111a12D7d3Af032cfFAff7789dfa555f"
 REAL_PCR0 = "ec74bfbe7f7445a6c7610e152935e028276f638042b74797b119648e13f7a3675796b721034c320f140ea001b41aeae2"
@@ -38,10 +35,8 @@ def uncompressed(account) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def real() -> bytes:
-    if not REAL.is_file():
-        pytest.fail(f"the AWS fixture is missing: {REAL} (the shared fixtures sit beside the repository)")
-    return REAL.read_bytes()
+def real(nitro_fixtures) -> bytes:
+    return (nitro_fixtures / "attestation-2024-11-30.cbor").read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +171,7 @@ def test_aws_root__packaged_copy__matches_the_pinned_fingerprint():
     assert fingerprint(aws_nitro_root()) == "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
 
 
-def test_trusted_root__another_root_on_a_public_chain__refused(ca, tmp_path):
+def test_trusted_root__another_root_on_a_public_chain__refused(ca, tmp_path, nitro_fixtures):
     pem = tmp_path / "root.pem"
     pem.write_bytes(ca.root_pem())
     with pytest.raises(AttestationRefused) as caught:
@@ -184,7 +179,7 @@ def test_trusted_root__another_root_on_a_public_chain__refused(ca, tmp_path):
     assert caught.value.refusal is Refusal.TRUSTED_ROOT
     assert fingerprint(trusted_root(pem, development_chain=True)) == fingerprint(ca.root)
     aws = tmp_path / "aws.pem"
-    aws.write_bytes((FIXTURES / "aws-nitro-root.pem").read_bytes())
+    aws.write_bytes((nitro_fixtures / "aws-nitro-root.pem").read_bytes())
     assert fingerprint(trusted_root(aws, development_chain=False)) == AWS_NITRO_ROOT_SHA256
 
 

@@ -321,3 +321,28 @@ def test_attestor_sign__account_not_an_attestor__refused_before_signing(uri, tee
     result = ape_run(uri, "attestor", "sign", str(document), *request_options(operator), "--registry", tees.address,
                      "--trusted-root", str(root_pem), "--account", "TEST::5")
     assert result.returncode == 2 and "is not an attestor of" in result.stderr
+
+
+# ---------------------------------------------------------------- the helper commands
+
+
+def test_tee_binding__prints_the_user_data_attestors_expect(uri, tees, operator):
+    result = ape_run(uri, "tee", "binding", "--operator", operator.address, "--registry", tees.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator))
+    assert f"0x{expected.user_data().hex()}" in result.stdout.splitlines()
+
+
+def test_tee_measurement_and_attestor_verify__the_real_aws_document(nitro_fixtures):
+    fixture = nitro_fixtures / "attestation-2024-11-30.cbor"
+    verified = subprocess.run(["ape", "run", "attestor", "verify", str(fixture), "--at", "1732990000"],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "tee key       0x3c32C4Ad111a12D7d3Af032cfFAff7789dfa555f" in verified.stdout
+    lines = dict(line.split(None, 1) for line in verified.stdout.splitlines() if line.startswith("PCR"))
+    measured = subprocess.run(["ape", "run", "tee", "measurement", "--pcr0", lines["PCR0"], "--pcr1", lines["PCR1"],
+                               "--pcr2", lines["PCR2"]], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert measured.returncode == 0 and f"measurement   {measured.stdout.strip()}" in verified.stdout
+    today = subprocess.run(["ape", "run", "attestor", "verify", str(fixture)], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert today.returncode == 1 and "refused       CERTIFICATE_CHAIN" in today.stdout
