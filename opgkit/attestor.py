@@ -2,9 +2,10 @@
 
 An attestor signs the ``Attestation`` statement that ``AttestorQuorumVerifier`` accepts only after the
 document passed every check of ``opgkit.nitro`` at the chain's time, it binds this registration (chain,
-registry, operator, the operator's current registration nonce), and its measurement is approved on chain for
-AWS Nitro and not revoked. Every field of the statement is derived from the document and the chain, except
-what the operator asks for (endpoint, TLS certificate hash, payment address), so independent attestors sign
+registry, operator, the operator's current registration nonce), its key is not another operator's TEE, and its
+measurement is approved on chain for AWS Nitro and not revoked. Every field of the statement is derived from
+the document (key, measurement, TLS certificate hash, expiry) and the chain, except what the operator asks
+for (endpoint, payment address), so independent attestors sign
 the same statement and the operator can assemble a quorum. The statement expires when the document's signing
 certificate does (AWS issues it for three hours): a document cannot be used after its evidence lapsed.
 
@@ -22,7 +23,7 @@ from eth_utils import to_checksum_address
 
 from opgkit.attestation import Attestation, Statement, build_statement
 from opgkit.nitro import (
-    NITRO_TEE_TYPE, AttestationDocument, AttestationRefused, Binding, Refusal, check_binding, document_measurement,
+    NITRO_TEE_TYPE, AttestationDocument, AttestationRefused, Refusal, check_binding, document_measurement,
 )
 from opgkit.cli.errors import UserError
 from opgkit.typed_data import domain_of
@@ -32,11 +33,11 @@ SIGNATURE_FORMAT = "opg-attestor-signature/1"
 
 @dataclass(frozen=True)
 class RegistrationRequest:
-    """What the operator asks the attestors to vouch for, beyond what the document proves."""
+    """What the operator asks the attestors to record, beyond what the document proves (the key, the image, the
+    TLS certificate and the registration it is for)."""
 
     operator: str
     endpoint: str
-    tls_cert_hash: bytes
     payment_address: str
 
 
@@ -49,7 +50,12 @@ def registration_statement(document: AttestationDocument, request: RegistrationR
     """The statement for ``document`` on ``registry``, or ``AttestationRefused`` (BINDING, MEASUREMENT)."""
     chain_id = registry.provider.chain_id
     nonce = registry.nonces(request.operator)
-    check_binding(document, Binding(chain_id, registry.address, to_checksum_address(request.operator), nonce))
+    bound = check_binding(document, chain_id=chain_id, registry=registry.address, operator=request.operator,
+                          nonce=nonce)
+    holder = registry.tee(document.tee_key).operator
+    if int(holder, 16) and holder != to_checksum_address(request.operator):
+        raise AttestationRefused(Refusal.TEE_KEY, f"TEE key {document.tee_key} is registered to operator {holder}; "
+                                 "an enclave key belongs to one operator")
     measurement = document_measurement(document)
     approved = registry.measurement(measurement)
     shown = f"0x{measurement.hex()}"
@@ -64,7 +70,7 @@ def registration_statement(document: AttestationDocument, request: RegistrationR
                                  f"{approved.teeType}, not AWS Nitro ({NITRO_TEE_TYPE})")
     return build_statement(
         registry, operator=request.operator, tee_key=document.tee_key, tee_type=NITRO_TEE_TYPE,
-        measurement=measurement, tls_cert_hash=request.tls_cert_hash, payment_address=request.payment_address,
+        measurement=measurement, tls_cert_hash=bound.tls_cert_hash, payment_address=request.payment_address,
         endpoint=request.endpoint, expiry=int(document.certificate_expiry.timestamp()), nonce=nonce,
         chain_id=chain_id,
     )

@@ -171,15 +171,16 @@ class Story:
         root = folder / "local-nitro-root.pem"
         root.write_bytes(ca.root_pem())
         node = self.cast.node.address
-        binding = Binding(chain.provider.chain_id, tees.address, node, tees.nonces(node))
+        binding = Binding(chain.provider.chain_id, tees.address, node, tees.nonces(node), TLS_CERT_HASH)
         document = folder / "enclave.cbor"
         document.write_bytes(ca.issue(pcrs=ENCLAVE_PCRS, public_key=b"\x04" + TEE_KEY._key_obj.public_key.to_bytes(),
                                       user_data=binding.user_data(), at=chain_time(tees)))
-        self.say(f"   the enclave's attestation document: PCR0–2 of the approved image, its key {TEE_KEY.address}, "
-                 f"bound to the node's registration nonce {binding.nonce} (local Nitro CA standing in for AWS)")
+        self.say(f"   the enclave's attestation document: PCR0–2 of the approved image, its key {TEE_KEY.address} and "
+                 f"TLS certificate, bound to the node's registration nonce {binding.nonce} (local Nitro CA standing in "
+                 "for AWS)")
         self._refused_attestation(tees, ca, binding)
-        request = ["--endpoint", ENDPOINT, "--tls-cert-hash", "0x" + TLS_CERT_HASH.hex(), "--registry", tees.address,
-                   "--trusted-root", str(root), "--network", chain.provider.uri]
+        request = ["--endpoint", ENDPOINT, "--registry", tees.address, "--trusted-root", str(root),
+                   "--network", chain.provider.uri]
         signature = folder / "attestor.json"
         self._script("attestor", "sign", str(document), "--operator", node, *request, "--account", "TEST::0",
                      "--out", str(signature))
@@ -193,7 +194,7 @@ class Story:
         pcrs = pcrs_for("opg demo enclave image, patched")
         raw = ca.issue(pcrs=pcrs, public_key=b"\x04" + rogue._key_obj.public_key.to_bytes(),
                        user_data=binding.user_data(), at=chain_time(tees))
-        request = RegistrationRequest(self.cast.node.address, ENDPOINT, TLS_CERT_HASH, self.cast.node.address)
+        request = RegistrationRequest(self.cast.node.address, ENDPOINT, self.cast.node.address)
         try:
             registration_statement(verify_attestation_document(raw, root=ca.root, at=chain_time(tees)), request, tees)
         except AttestationRefused as refusal:

@@ -32,16 +32,11 @@ def bytes32(ctx: click.Context, param: click.Parameter, value: str | None) -> by
 
 
 def request_options(command):
-    """--endpoint, --tls-cert-hash and --payment-address: what the operator asks attestors to vouch for."""
-    for option in reversed([
-        click.option("--endpoint", required=True, help="The enclave's HTTPS endpoint, as it will be registered."),
-        click.option("--tls-cert-hash", required=True, callback=bytes32,
-                     help="keccak256 of the enclave's TLS certificate (DER), 0x + 64 hex digits."),
-        click.option("--payment-address", callback=nonzero_address,
-                     help="Who is paid for the TEE's receipts (default: the operator)."),
-    ]):
-        command = option(command)
-    return command
+    """--endpoint and --payment-address: what the operator asks attestors to record beside the document's facts."""
+    command = click.option("--payment-address", callback=nonzero_address,
+                           help="Who is paid for the TEE's receipts (default: the operator).")(command)
+    return click.option("--endpoint", required=True,
+                        help="The enclave's HTTPS endpoint, as it will be registered.")(command)
 
 
 def root_option(command):
@@ -56,9 +51,8 @@ def registry_option(command):
                         help="TEERegistry address (default: from the deployments record).")(command)
 
 
-def request_of(operator: str, endpoint: str, tls_cert_hash: bytes, payment_address: str | None) -> RegistrationRequest:
-    return RegistrationRequest(operator=operator, endpoint=endpoint, tls_cert_hash=tls_cert_hash,
-                               payment_address=payment_address or operator)
+def request_of(operator: str, endpoint: str, payment_address: str | None) -> RegistrationRequest:
+    return RegistrationRequest(operator=operator, endpoint=endpoint, payment_address=payment_address or operator)
 
 
 def tee_registry(provider, address: str | None):

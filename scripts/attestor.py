@@ -1,12 +1,13 @@
 """An attestation service: check an AWS Nitro attestation document, and vouch for the enclave only if it passes.
 
     ape run attestor verify enclave.cbor [--at 1732990000]                    (offline: what the document proves)
-    ape run attestor sign enclave.cbor --operator 0x… --endpoint https://… --tls-cert-hash 0x… \\
+    ape run attestor sign enclave.cbor --operator 0x… --endpoint https://… \\
         --network ethereum:sepolia:node --account attestor-1 [--out signature.json]
 
 `sign` verifies the document at the chain's time (COSE ES384 signature, certificate chain to AWS's pinned Nitro
 root, PCRs, enclave key), checks that its user_data binds this registration (chain, TEERegistry, operator, the
-operator's registration nonce: `ape run tee binding`) and that keccak256(PCR0‖PCR1‖PCR2) is approved on chain,
+operator's registration nonce, the enclave's TLS certificate hash: `ape run tee binding`), that the key is not
+another operator's TEE, and that keccak256(PCR0‖PCR1‖PCR2) is approved on chain,
 then signs the registration statement the AttestorQuorumVerifier accepts and writes it to a file the operator
 passes to `ape run tee register`. A refused document prints the failed check's name and exits 1.
 """
@@ -25,6 +26,7 @@ from opgkit.cli import (
     nonzero_address, prepare_signer, signing_options, write_atomically,
 )
 from opgkit.nitro import AttestationRefused, document_measurement, verify_document
+from opgkit.nitro.document import MAX_TIMESTAMP_MS
 from opgkit.tee_registration import (
     check_document, describe_root, print_document, read_document, refused, registry_option, request_of,
     request_options, root_for, root_option, tee_registry,
@@ -39,15 +41,16 @@ def cli():
 @cli.command(cls=ScriptCommand, short_help="Check a document offline and print what it proves",
              epilog=exit_codes_help("every check passed", "the document was refused (the check is named)"))
 @click.argument("document", type=click.Path(path_type=Path))
-@click.option("--at", type=click.IntRange(min=1), help="Check at this UNIX time instead of now (an old document).")
+@click.option("--at", type=click.IntRange(min=1, max=MAX_TIMESTAMP_MS // 1000),
+              help="Check at this UNIX time instead of now (an old document).")
 @root_option
 def verify(document, at, trusted_root):
     """Verify DOCUMENT's signature, certificate chain and PCRs; print its measurement id and enclave key.
 
     Without a chain there is no registration to bind or measurement to look up; `sign` checks those."""
     when = datetime.fromtimestamp(at, UTC) if at else datetime.now(UTC)
-    root = root_for(trusted_root, development_chain=True)
     try:
+        root = root_for(trusted_root, development_chain=True)
         facts = verify_document(read_document(document), root=root, at=when)
     except AttestationRefused as error:
         refused(error)
@@ -69,8 +72,7 @@ def verify(document, at, trusted_root):
 @root_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the signature (default: <document>.<attestor>.json next to the document).")
-def sign(provider, account, autosign, document, operator, endpoint, tls_cert_hash, payment_address, registry,
-         trusted_root, out):
+def sign(provider, account, autosign, document, operator, endpoint, payment_address, registry, trusted_root, out):
     """Sign the registration statement for DOCUMENT if, and only if, every check passes."""
     registry = tee_registry(provider, registry)
     verifier = contract_at(project.AttestorQuorumVerifier, registry.verifier(), "the registry's verifier")
@@ -79,7 +81,7 @@ def sign(provider, account, autosign, document, operator, endpoint, tls_cert_has
                         "addAttestor, or sign with an attestor's account")
     out = out or document.with_name(f"{document.name}.{account.address}.json")
     ensure_writable(out, "--out")
-    request = request_of(operator, endpoint, tls_cert_hash, payment_address)
+    request = request_of(operator, endpoint, payment_address)
     try:
         facts = check_document(document, trusted_root, provider, chain_time(registry))
         statement = registration_statement(facts, request, registry)
@@ -87,7 +89,7 @@ def sign(provider, account, autosign, document, operator, endpoint, tls_cert_has
         refused(error)
     print_document(facts)
     click.echo(f"{'bound to':<13} operator {operator}, registry {registry.address}, chain {provider.chain_id}, "
-               f"nonce {statement.nonce}")
+               f"nonce {statement.nonce}, TLS certificate 0x{statement.tlsCertHash.hex()}")
     click.echo(f"{'measurement':<13} 0x{statement.measurement.hex()} (approved on chain, AWS Nitro)")
     prepare_signer(account, autosign)
     signed = SignedStatement(attestor=account.address, signature=sign_statement(verifier, statement, account),

@@ -1,9 +1,9 @@
 """Register a TEE with the evidence of its enclave: an AWS Nitro attestation document and a quorum of attestors.
 
     ape run tee measurement --pcr0 … --pcr1 … --pcr2 …          (the id governance approves for an enclave image)
-    ape run tee binding --operator 0x… --network …              (the user_data the enclave must attest)
+    ape run tee binding --operator 0x… --tls-cert-hash 0x… --network …   (the user_data the enclave attests)
     ape run tee register enclave.cbor --signature a.json --signature b.json --endpoint https://… \\
-        --tls-cert-hash 0x… --network ethereum:sepolia:node --account operator [--reattest 0xOLDKEY]
+        --network ethereum:sepolia:node --account operator [--reattest 0xOLDKEY]
 
 `register` checks the document again at the chain's time, rebuilds the statement the attestors signed, checks
 each signature file against it (same statement, a current attestor, its signature), refuses if fewer distinct
@@ -25,7 +25,8 @@ from opgkit.cli import (
 )
 from opgkit.nitro import AttestationRefused, Binding, nitro_measurement
 from opgkit.tee_registration import (
-    check_document, print_document, refused, registry_option, request_of, request_options, root_option, tee_registry,
+    bytes32, check_document, print_document, refused, registry_option, request_of, request_options, root_option,
+    tee_registry,
 )
 
 
@@ -54,11 +55,13 @@ def measurement(pcr0, pcr1, pcr2):
 @cli.command(cls=NetworkCommand, short_help="Print the user_data an enclave must attest for a registration",
              epilog=exit_codes_help("printed", None))
 @click.option("--operator", required=True, callback=nonzero_address, help="The operator that will register.")
+@click.option("--tls-cert-hash", required=True, callback=bytes32,
+              help="keccak256 of the TLS certificate (DER) whose key the enclave holds, 0x + 64 hex digits.")
 @registry_option
-def binding(provider, operator, registry):
-    """abi.encode(tag, chainId, registry, operator, nonce) for the operator's next registration, as hex."""
+def binding(provider, operator, tls_cert_hash, registry):
+    """abi.encode(tag, chainId, registry, operator, nonce, tlsCertHash) for the operator's next registration."""
     registry = tee_registry(provider, registry)
-    bound = Binding(provider.chain_id, registry.address, operator, registry.nonces(operator))
+    bound = Binding(provider.chain_id, registry.address, operator, registry.nonces(operator), tls_cert_hash)
     click.echo(f"0x{bound.user_data().hex()}")
     click.echo(f"(chain {bound.chain_id}, registry {bound.registry}, operator {operator}, nonce {bound.nonce}; "
                "valid until that nonce is used)", err=True)
@@ -105,12 +108,12 @@ def _quorum(verifier, statement, endpoint: str, signed: list[SignedStatement]) -
               help="Rotate this registered TEE key of yours to the document's key (TEERegistry.reattest).")
 @registry_option
 @root_option
-def register(provider, account, autosign, document, signature_files, endpoint, tls_cert_hash, payment_address,
-             current_key, registry, trusted_root):
+def register(provider, account, autosign, document, signature_files, endpoint, payment_address, current_key,
+             registry, trusted_root):
     """Register the enclave of DOCUMENT under the signing account, the operator."""
     registry = tee_registry(provider, registry)
     verifier = contract_at(project.AttestorQuorumVerifier, registry.verifier(), "the registry's verifier")
-    request = request_of(account.address, endpoint, tls_cert_hash, payment_address)
+    request = request_of(account.address, endpoint, payment_address)
     try:
         facts = check_document(document, trusted_root, provider, chain_time(registry))
         statement = registration_statement(facts, request, registry)

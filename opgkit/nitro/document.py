@@ -46,13 +46,16 @@ MAX_CABUNDLE = 8
 MAX_CBOR_DEPTH = 8
 """A document nests four levels (message, payload map, pcrs map or cabundle array, their items)."""
 ES384 = -35
-COSE_SIGN1_TAG = 18
+COSE_SIGN1_TAG_BYTE = 0xD2
+"""CBOR major type 6 (tag) with the value 18 in its initial byte: how COSE_Sign1's tag is encoded."""
 COSE_ALGORITHM_LABEL = 1
 P384_COORDINATE = 48
 MEASURED_PCRS = (0, 1, 2)
 DEFAULT_MAX_AGE = timedelta(hours=3)
 """A Nitro leaf certificate lives three hours; a document older than that is refused whatever its chain says."""
 CLOCK_SKEW = timedelta(minutes=5)
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+"""9999-12-31 23:59:59.999 UTC, the last instant Python's datetime holds."""
 
 _USER_BYTES_LIMIT = 1024  # AWS: public_key, user_data and nonce are at most 1024 bytes (512 for the last two in practice)
 _CERT_LIMIT = 1024
@@ -82,13 +85,40 @@ def _refuse(refusal: Refusal, detail: str) -> AttestationRefused:
     return AttestationRefused(refusal, detail)
 
 
+class _NoTags(Mapping):
+    """cbor2's semantic decoders, one for every tag number, each refusing it: a Nitro document has no tags
+    inside (shared references, tags 28/29, could otherwise expand a few KiB into more than memory holds)."""
+
+    @staticmethod
+    def _refuse_tag(value, immutable):
+        raise cbor2.CBORDecodeError("a CBOR tag inside the document; Nitro documents use none")
+
+    def __getitem__(self, tag):
+        return self._refuse_tag
+
+    def get(self, tag, default=None):
+        return self._refuse_tag
+
+    def __contains__(self, tag):
+        return True
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+
+_NO_TAGS = _NoTags()
+
+
 def _decode(data: bytes, what: str, refusal: Refusal = Refusal.CBOR):
-    """One CBOR item filling ``data`` exactly: definite lengths, no duplicate map keys, shallow nesting."""
+    """One CBOR item filling ``data`` exactly: no tags, definite lengths, no duplicate map keys, shallow nesting."""
     stream = io.BytesIO(data)
     try:
         # read_size=1: the decoder reads no further than the item, so trailing bytes are seen.
         value = cbor2.CBORDecoder(stream, read_size=1, max_depth=MAX_CBOR_DEPTH, allow_indefinite=False,
-                                  allow_duplicate_keys=False).decode()
+                                  allow_duplicate_keys=False, semantic_decoders=_NO_TAGS).decode()
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as error:
         raise _refuse(refusal, f"{what} is not well-formed CBOR ({error})") from error
     if stream.tell() != len(data):
@@ -101,11 +131,8 @@ def _cose_sign1(raw: bytes) -> tuple[bytes, bytes, bytes]:
     if not 0 < len(raw) <= MAX_DOCUMENT_BYTES:
         raise _refuse(Refusal.DOCUMENT_SIZE, f"{len(raw)} bytes; a Nitro attestation document is 1 to "
                       f"{MAX_DOCUMENT_BYTES} bytes")
-    message = _decode(raw, "the document")
-    if isinstance(message, cbor2.CBORTag):
-        if message.tag != COSE_SIGN1_TAG:
-            raise _refuse(Refusal.COSE_STRUCTURE, f"CBOR tag {message.tag}; COSE_Sign1 is untagged or tag 18")
-        message = message.value
+    # COSE_Sign1 may carry its tag (18, one byte 0xd2); no other tag is accepted anywhere.
+    message = _decode(raw[1:] if raw[0] == COSE_SIGN1_TAG_BYTE else raw, "the document")
     if not (isinstance(message, (list, tuple)) and len(message) == 4):
         raise _refuse(Refusal.COSE_STRUCTURE, "a COSE_Sign1 message is an array of 4 items (protected, unprotected, "
                       "payload, signature)")
@@ -115,9 +142,10 @@ def _cose_sign1(raw: bytes) -> tuple[bytes, bytes, bytes]:
         raise _refuse(Refusal.COSE_STRUCTURE, "expected byte strings for the protected header, payload and "
                       "signature and a map for the unprotected header")
     header = _decode(protected, "the protected header", Refusal.COSE_STRUCTURE)
-    if header != {COSE_ALGORITHM_LABEL: ES384}:
-        raise _refuse(Refusal.COSE_ALGORITHM, f"the protected header is {header!r}; Nitro documents carry exactly "
-                      "{1: -35} (ES384)")
+    entries = list(header.items()) if isinstance(header, Mapping) else None
+    if entries != [(COSE_ALGORITHM_LABEL, ES384)] or any(type(x) is not int for x in entries[0]):
+        raise _refuse(Refusal.COSE_ALGORITHM, "the protected header is not exactly {1: -35} (algorithm ES384), "
+                      "which Nitro documents carry")
     if len(signature) != 2 * P384_COORDINATE:
         raise _refuse(Refusal.SIGNATURE, f"{len(signature)}-byte signature; ES384 is r ‖ s, 96 bytes")
     return protected, payload, signature
@@ -139,11 +167,13 @@ def _payload_fields(payload_bytes: bytes) -> dict:
     module_id = payload.get("module_id")
     if type(module_id) is not str or not module_id:
         raise _refuse(Refusal.PAYLOAD, "module_id must be a non-empty text string")
-    if payload.get("digest") != "SHA384":
-        raise _refuse(Refusal.DIGEST, f"digest is {payload.get('digest')!r}; Nitro PCRs are SHA384")
+    digest = payload.get("digest")
+    if type(digest) is not str or digest != "SHA384":
+        shown = repr(digest) if type(digest) is str and len(digest) <= 16 else f"a {type(digest).__name__}"
+        raise _refuse(Refusal.DIGEST, f"digest is {shown}; Nitro PCRs are SHA384")
     timestamp = payload.get("timestamp")
-    if type(timestamp) is not int or not 0 < timestamp < 2**64:
-        raise _refuse(Refusal.PAYLOAD, "timestamp must be a positive 64-bit count of milliseconds")
+    if type(timestamp) is not int or not 0 < timestamp <= MAX_TIMESTAMP_MS:
+        raise _refuse(Refusal.PAYLOAD, "timestamp must be a positive count of milliseconds before the year 10000")
     pcrs = payload.get("pcrs")
     if not isinstance(pcrs, Mapping) or not 1 <= len(pcrs) <= 32 or any(
             type(k) is not int or not 0 <= k < 32 or type(v) is not bytes or len(v) not in _PCR_LENGTHS
@@ -203,6 +233,16 @@ def _verify_signature(leaf: x509.Certificate, protected: bytes, payload: bytes, 
         raise _refuse(Refusal.LEAF_CERTIFICATE, f"the signing certificate's key cannot be read ({error})") from error
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         raise _refuse(Refusal.LEAF_CERTIFICATE, "the signing certificate's key is not ECDSA P-384, which ES384 needs")
+    try:
+        is_ca = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    except ValueError as error:
+        raise _refuse(Refusal.LEAF_CERTIFICATE, f"the signing certificate's extensions cannot be read ({error})") \
+            from error
+    if is_ca:
+        raise _refuse(Refusal.LEAF_CERTIFICATE, "the signing certificate is a CA certificate; AWS signs documents "
+                      "with an end-entity certificate")
     r = int.from_bytes(signature[:P384_COORDINATE], "big")
     s = int.from_bytes(signature[P384_COORDINATE:], "big")
     to_be_signed = cbor2.dumps(["Signature1", protected, b"", payload])

@@ -21,7 +21,8 @@ class Refusal(Enum):
     PCRS = "PCR0, PCR1 and PCR2"
     DEBUG_ENCLAVE = "a production enclave (a debug enclave reports all-zero PCRs)"
     PUBLIC_KEY = "the enclave's secp256k1 signing key"
-    BINDING = "user_data binding the document to this registration (chain, registry, operator, nonce)"
+    BINDING = "user_data binding the document to this registration (chain, registry, operator, nonce, TLS certificate)"
+    TEE_KEY = "the enclave key not registered to another operator"
     MEASUREMENT = "the measurement approved on chain for AWS Nitro and not revoked"
     TRUSTED_ROOT = "the trusted root certificate"
 

@@ -74,7 +74,8 @@ def issue(ca, tees):
     """Factory: the enclave of ``key`` running ``image`` attests, bound to ``operator``'s next registration."""
 
     def issue(key, operator, image=APPROVED_IMAGE, binding=None):
-        binding = binding or Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator))
+        binding = binding or Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator),
+                                     TLS_CERT_HASH)
         return ca.issue(pcrs=pcrs_for(image), public_key=public_key(key), user_data=binding.user_data(),
                         at=chain_time(tees))
 
@@ -87,12 +88,11 @@ def ape_run(uri, *args):
 
 
 def request_options(operator):
-    return ["--endpoint", ENDPOINT, "--tls-cert-hash", "0x" + TLS_CERT_HASH.hex(), "--operator", operator.address]
+    return ["--endpoint", ENDPOINT, "--operator", operator.address]
 
 
 def request_for(operator) -> RegistrationRequest:
-    return RegistrationRequest(operator=operator.address, endpoint=ENDPOINT, tls_cert_hash=TLS_CERT_HASH,
-                               payment_address=operator.address)
+    return RegistrationRequest(operator=operator.address, endpoint=ENDPOINT, payment_address=operator.address)
 
 
 def attest(tees, verifier, ca, raw, operator, attestor):
@@ -121,7 +121,7 @@ def test_end_to_end__document_attestor_quorum_registration_receipt__settles_and_
         signatures += ["--signature", str(out)]
     assert json.loads(out.read_text())["statement"]["teeKey"] == tee_key.address
 
-    registered = ape_run(uri, "tee", "register", str(document), *signatures, *request_options(operator)[:4],
+    registered = ape_run(uri, "tee", "register", str(document), *signatures, *request_options(operator)[:2],
                          "--registry", tees.address, "--trusted-root", str(root_pem), "--account", "TEST::7")
     assert registered.returncode == 0, registered.stdout + registered.stderr
     assert f"registered    TEE {tee_key.address}" in registered.stdout
@@ -175,7 +175,7 @@ def test_tee_register__fewer_attestors_than_threshold__nothing_sent(uri, tees, v
     one.write_text(json.dumps(attest(tees, verifier, ca, raw, operator, attestors[0]).to_json()))
     nonce = tees.nonces(operator)
     result = ape_run(uri, "tee", "register", str(document), "--signature", str(one), "--signature", str(one),
-                     *request_options(operator)[:4], "--registry", tees.address, "--trusted-root", str(root_pem),
+                     *request_options(operator)[:2], "--registry", tees.address, "--trusted-root", str(root_pem),
                      "--account", "TEST::7")
     assert result.returncode == 2 and "1 distinct attestor(s) signed; the verifier needs 2" in result.stderr
     assert tees.nonces(operator) == nonce
@@ -194,8 +194,7 @@ def test_tee_register__a_signature_over_another_endpoint__named_and_nothing_sent
         path.write_text(json.dumps(signed.to_json()))
         files += ["--signature", str(path)]
     result = ape_run(uri, "tee", "register", str(document), *files, "--endpoint", "https://elsewhere.example",
-                     "--tls-cert-hash", "0x" + TLS_CERT_HASH.hex(), "--registry", tees.address,
-                     "--trusted-root", str(root_pem), "--account", "TEST::7")
+                     "--registry", tees.address, "--trusted-root", str(root_pem), "--account", "TEST::7")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "signed a different statement (endpointHash differs" in result.stderr
 
@@ -215,7 +214,7 @@ def test_attestor__document_bound_to_another_operator__refused(tees, verifier, c
 @pytest.mark.parametrize("field", ["chain_id", "registry"])
 def test_attestor__document_bound_to_another_chain_or_registry__refused(tees, verifier, ca, issue, operator,
                                                                         attestors, field):
-    honest = Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator))
+    honest = Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator), TLS_CERT_HASH)
     other = Binding(**(honest.__dict__ | {field: 10 if field == "chain_id" else "0x" + "ab" * 20}))
     raw = issue(Account.create(), operator, binding=other)
     with pytest.raises(AttestationRefused) as caught:
@@ -237,13 +236,39 @@ def test_attestor__document_replayed_after_its_registration__refused_by_the_used
         tees.registerTee(statement.as_args(), ENDPOINT, quorum_evidence_of(quorum), sender=operator)
 
 
+def test_attestor__enclave_key_registered_to_another_operator__refused(tees, verifier, ca, issue, operator, operator2,
+                                                                      attestors):
+    """A host that can make a victim's enclave attest for it (an image serving user_data to anyone) must not get
+    the victim's registered key vouched for: the key would pay the squatter for the victim's receipts."""
+    victim_key = Account.create()
+    raw = issue(victim_key, operator)
+    quorum = [attest(tees, verifier, ca, raw, operator, a) for a in attestors[:2]]
+    tees.registerTee(quorum[0].statement.as_args(), ENDPOINT, quorum_evidence_of(quorum), sender=operator)
+    squatter_document = issue(victim_key, operator2)
+    with pytest.raises(AttestationRefused) as caught:
+        attest(tees, verifier, ca, squatter_document, operator2, attestors[0])
+    assert caught.value.refusal is Refusal.TEE_KEY and operator.address in caught.value.detail
+    # the victim itself may still re-attest the same key (a new endpoint, say)
+    assert attest(tees, verifier, ca, issue(victim_key, operator), operator, attestors[0]).statement.teeKey \
+        == victim_key.address
+
+
+def test_attestor__tls_certificate_hash__is_the_enclaves_not_the_operators(tees, verifier, ca, issue, operator,
+                                                                          attestors):
+    enclave_certificate = keccak(text="the certificate whose key the enclave generated")
+    binding = Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator),
+                      enclave_certificate)
+    signed = attest(tees, verifier, ca, issue(Account.create(), operator, binding=binding), operator, attestors[0])
+    assert signed.statement.tlsCertHash == enclave_certificate
+
+
 def test_attestor__revoked_measurement__refused(project, deployer, gov, staking, attestors, ca, operator):
     registry = deployer.deploy(project.TEERegistry, staking,
                                deployer.deploy(project.AttestorQuorumVerifier, gov, [attestors[0]], 1), gov, 3_600)
     registry.addTeeType(NITRO, "AWS Nitro", sender=gov)
     registry.approveMeasurement(measurement_of(APPROVED_IMAGE), NITRO, 1, sender=gov)
     registry.revokeMeasurement(measurement_of(APPROVED_IMAGE), sender=gov)
-    binding = Binding(registry.provider.chain_id, registry.address, operator.address, 0)
+    binding = Binding(registry.provider.chain_id, registry.address, operator.address, 0, TLS_CERT_HASH)
     raw = ca.issue(pcrs=pcrs_for(APPROVED_IMAGE), public_key=public_key(Account.create()),
                    user_data=binding.user_data(), at=chain_time(registry))
     document = verify_document(raw, root=ca.root, at=chain_time(registry))
@@ -258,7 +283,7 @@ def test_attestor__measurement_approved_for_another_tee_type__refused(project, d
                                deployer.deploy(project.AttestorQuorumVerifier, gov, [attestors[0]], 1), gov, 3_600)
     registry.addTeeType(2, "Intel TDX", sender=gov)
     registry.approveMeasurement(measurement_of(APPROVED_IMAGE), 2, 1, sender=gov)
-    binding = Binding(registry.provider.chain_id, registry.address, operator.address, 0)
+    binding = Binding(registry.provider.chain_id, registry.address, operator.address, 0, TLS_CERT_HASH)
     raw = ca.issue(pcrs=pcrs_for(APPROVED_IMAGE), public_key=public_key(Account.create()),
                    user_data=binding.user_data(), at=chain_time(registry))
     with pytest.raises(AttestationRefused) as caught:
@@ -293,7 +318,7 @@ def test_tee_register__malformed_signature_file__error_line_and_nothing_sent(uri
     signature.write_bytes(content)
     nonce = tees.nonces(operator)
     result = ape_run(uri, "tee", "register", str(document), "--signature", str(signature),
-                     *request_options(operator)[:4], "--registry", tees.address, "--trusted-root", str(root_pem),
+                     *request_options(operator)[:2], "--registry", tees.address, "--trusted-root", str(root_pem),
                      "--account", "TEST::7")
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
@@ -327,9 +352,10 @@ def test_attestor_sign__account_not_an_attestor__refused_before_signing(uri, tee
 
 
 def test_tee_binding__prints_the_user_data_attestors_expect(uri, tees, operator):
-    result = ape_run(uri, "tee", "binding", "--operator", operator.address, "--registry", tees.address)
+    result = ape_run(uri, "tee", "binding", "--operator", operator.address, "--tls-cert-hash",
+                     "0x" + TLS_CERT_HASH.hex(), "--registry", tees.address)
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator))
+    expected = Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator), TLS_CERT_HASH)
     assert f"0x{expected.user_data().hex()}" in result.stdout.splitlines()
 
 
@@ -346,3 +372,17 @@ def test_tee_measurement_and_attestor_verify__the_real_aws_document(nitro_fixtur
     today = subprocess.run(["ape", "run", "attestor", "verify", str(fixture)], cwd=PROJECT_ROOT, capture_output=True,
                            text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert today.returncode == 1 and "refused       CERTIFICATE_CHAIN" in today.stdout
+
+
+def test_attestor_verify__unreadable_root_or_impossible_time__named_never_a_traceback(nitro_fixtures, tmp_path):
+    fixture = str(nitro_fixtures / "attestation-2024-11-30.cbor")
+    empty = tmp_path / "root.pem"
+    empty.write_bytes(b"")
+    for args, code, message in (
+            (["--trusted-root", str(empty)], 1, "refused       TRUSTED_ROOT"),
+            (["--at", "999999999999999"], 2, "is not in the range"),
+    ):
+        result = subprocess.run(["ape", "run", "attestor", "verify", fixture, *args], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert result.returncode == code and message in result.stdout + result.stderr, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr

@@ -67,7 +67,7 @@ def test_verify__settled_tee_receipt__every_check_ok_and_coverage_printed(networ
     assert f"payer         {r.payer}" in result.stdout
     assert "mode          TEE (verified on chain)" in result.stdout
     assert "FINAL since" in result.stdout and "mode TEE verified" in result.stdout
-    assert "covers        signed inside an attested enclave" in result.stdout
+    assert "covers        signed inside an enclave whose AWS Nitro attestation document the attestors verified" in result.stdout
     assert "not covered   trust in the enclave vendor" in result.stdout
     assert "result        verified" in result.stdout
 
