@@ -12,6 +12,7 @@ from ape import chain, project
 from ape.contracts import ContractInstance
 from ape.utils import ZERO_ADDRESS
 from eth_utils import keccak
+from web3.exceptions import TransactionNotFound
 
 from opgkit.cli import UserError, is_unreachable, shown
 from opgkit.deployments_record import load_record, save_record
@@ -98,6 +99,7 @@ class Suite:
     record_path: Path | None = None
     deployments: list[Deployment] = field(default_factory=list)
     _previous: dict = field(default_factory=dict)
+    _pending: dict | None = None
     _fresh: bool = False
 
     def __post_init__(self) -> None:
@@ -105,6 +107,7 @@ class Suite:
             record = load_record(self.record_path)
             if record["chain_id"] == chain.chain_id:
                 self._previous = record.get("contracts", {})
+                self._pending = record.get("pending")
 
     def reusable(self, name: str, json_args, identity: str | None = None) -> dict | None:
         """The record of ``name`` if it can be reused: nothing before it was redeployed, same constructor
@@ -130,15 +133,65 @@ class Suite:
             self.deployments.append(Deployment(name, contract, previous["tx_hash"], previous["block"], reused=True))
             return contract
         self._fresh = True
-        contract = deployer.deploy(container, *args)
-        receipt = contract.creation_metadata.receipt
+        receipt = self._sent_before(name, json_args, identity) or self._send(name, deployer, container, args,
+                                                                             json_args, identity)
+        contract = chain.contracts.instance_from_receipt(receipt, container.contract_type)
+        chain.contracts.cache_deployment(contract)  # so ape decodes its events and errors, as its own deploy does
         self.deployments.append(Deployment(name, contract, receipt.txn_hash, receipt.block_number))
+        self._pending = None
         self._save(json_args, identity)
         return contract
 
+    def _send(self, name: str, deployer, container, args, json_args, identity: str | None):
+        """Sign the creation transaction, record it as pending, then send it and wait for its receipt."""
+        txn = container(*args)
+        txn.sender = deployer.address
+        signed = deployer.sign_transaction(deployer.prepare_transaction(txn))
+        if signed is None:
+            raise UserError(f"the {name} deployment was not signed; nothing was sent")
+        self._pending = {
+            "name": name,
+            "sender": str(deployer.address),
+            "tx_hash": "0x" + bytes(signed.txn_hash).hex(),
+            "nonce": signed.nonce,
+            "address": str(deployer.get_deployment_address(signed.nonce)),
+            "constructor_args": json_args,
+        } | ({"identity": identity} if identity is not None else {})
+        self._write()
+        receipt = chain.provider.send_transaction(signed)
+        if not receipt.contract_address:
+            raise UserError(f"the {name} deployment {receipt.txn_hash} created no contract; check the node (a local "
+                            "node behind ape's `local` network answers before it mines: declare it as a custom "
+                            "network, see the README)")
+        return receipt
+
+    def _sent_before(self, name: str, json_args, identity: str | None):
+        """The receipt of this step's deployment if an interrupted run already sent it, else None (send it now).
+
+        A run killed after sending and before recording left the signed transaction's hash as ``pending``: if
+        the node knows it, wait for it and adopt its contract; if the node never saw it and its nonce is still
+        free, it was never sent or was dropped, and the step deploys again (with that same nonce)."""
+        pending = self._pending
+        if (pending is None or pending["name"] != name or pending["constructor_args"] != json_args
+                or pending.get("identity") != identity):
+            return None
+        try:
+            chain.provider.web3.eth.get_transaction(pending["tx_hash"])
+        except TransactionNotFound:
+            sender_nonce = chain.provider.web3.eth.get_transaction_count(pending["sender"], "latest")
+            if sender_nonce <= pending["nonce"]:
+                return None
+            raise UserError(f"the record's pending {name} deployment ({pending['tx_hash']}, nonce {pending['nonce']}) "
+                            f"is unknown to this node, yet its sender has used that nonce: check what is at "
+                            f"{pending['address']}, then remove the record's \"pending\" entry to go on")
+        receipt = chain.provider.get_receipt(pending["tx_hash"])
+        return receipt if receipt.contract_address and not receipt.failed else None
+
+    def _write(self) -> None:
+        if self.record_path is not None:
+            save_record(self.record_path, chain.chain_id, self._previous, self._pending)
+
     def _save(self, json_args, identity: str | None) -> None:
-        if self.record_path is None:
-            return
         latest = self.deployments[-1]
         self._previous[latest.name] = {
             "address": str(latest.contract.address),
@@ -147,7 +200,7 @@ class Suite:
             "constructor_args": json_args,
             "code_hash": code_hash(latest.contract.address),
         } | ({"identity": identity} if identity is not None else {})
-        save_record(self.record_path, chain.chain_id, self._previous)
+        self._write()
 
     def __getitem__(self, name: str) -> ContractInstance:
         return next(d.contract for d in self.deployments if d.name == name)

@@ -1,8 +1,11 @@
 """The deployments record: which contract was deployed where, per network, written atomically after each step.
 
 Shape: ``{"chain_id": int, "contracts": {name: {"address": "0x…", "tx_hash": …, "block": int,
-"constructor_args": [...], "code_hash": "0x…", "identity"?: str}}}``. Scripts read contract addresses from
-it when the user gives none; the deploy resumes from it.
+"constructor_args": [...], "code_hash": "0x…", "identity"?: str}}, "pending"?: {"name": …, "sender": "0x…", "tx_hash": "0x…",
+"nonce": int, "address": "0x…", "constructor_args": [...], "identity"?: str}}``. ``pending`` is the deployment
+transaction signed and about to be sent, written before it leaves: a run killed between sending it and
+recording its contract finds it there and adopts the contract instead of deploying a duplicate. Scripts read
+contract addresses from the record when the user gives none; the deploy resumes from it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from eth_utils import is_address
 from opgkit.cli import UserError, read_json, write_atomically
 
 RECORD_FIELDS = ("address", "tx_hash", "block", "constructor_args", "code_hash")
+PENDING_FIELDS = ("name", "sender", "tx_hash", "nonce", "address", "constructor_args")
 
 
 class RecordError(UserError):
@@ -39,7 +43,19 @@ def load_record(path: Path) -> dict:
         if not _entry_ok(entry):
             raise RecordError(f"{path}: the entry of {name!r} is damaged (needs {', '.join(RECORD_FIELDS)}); restore "
                               "the file or move it away to deploy afresh")
+    if "pending" in data and not _pending_ok(data["pending"]):
+        raise RecordError(f"{path}: its pending deployment is damaged (needs {', '.join(PENDING_FIELDS)}); restore the "
+                          "file, or check the sender's last transaction by hand and remove the entry")
     return data
+
+
+def _pending_ok(pending) -> bool:
+    return (isinstance(pending, dict) and all(field in pending for field in PENDING_FIELDS)
+            and isinstance(pending["name"], str) and isinstance(pending["tx_hash"], str)
+            and isinstance(pending["sender"], str) and is_address(pending["sender"])
+            and isinstance(pending["nonce"], int) and not isinstance(pending["nonce"], bool)
+            and isinstance(pending["address"], str) and is_address(pending["address"])
+            and isinstance(pending["constructor_args"], list))
 
 
 def _entry_ok(entry) -> bool:
@@ -50,9 +66,10 @@ def _entry_ok(entry) -> bool:
             and isinstance(entry["constructor_args"], list))
 
 
-def save_record(path: Path, chain_id: int, contracts: dict) -> None:
+def save_record(path: Path, chain_id: int, contracts: dict, pending: dict | None = None) -> None:
     """Replace the record atomically: a kill leaves the previous record or this one."""
-    write_atomically(path, json.dumps({"chain_id": chain_id, "contracts": contracts}, indent=2) + "\n")
+    record = {"chain_id": chain_id, "contracts": contracts} | ({"pending": pending} if pending else {})
+    write_atomically(path, json.dumps(record, indent=2) + "\n")
 
 
 def recorded_address(record_path: Path, name: str) -> str:

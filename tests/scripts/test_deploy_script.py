@@ -111,3 +111,67 @@ def test_deploy__killed_mid_way_then_rerun__resumes_without_duplicates(networks,
         assert re.search(rf"^{name}\s+{entry['address']}\s+reused", result.stdout, re.M), name
     assert len({entry["address"] for entry in after.values()}) == len(ALL)
     assert re.search(r"^wiring\s+verified", result.stdout, re.M)
+
+
+def _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command) -> tuple[int, str]:
+    """Start the deploy with mining paused, SIGKILL it once its first deployment sits in the mempool (sent, not
+    yet mined, so not yet recorded); returns the deployer's nonce before it and that transaction's hash."""
+    provider = networks.provider
+    deployer = provider.web3.eth.accounts[0]
+    nonce = provider.web3.eth.get_transaction_count(deployer, "latest")
+    provider.make_request("evm_setAutomine", [False])
+    try:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline, sent = time.monotonic() + 240, None
+        while time.monotonic() < deadline and process.poll() is None and sent is None:
+            pending = provider.make_request("txpool_content", []).get("pending", {})
+            mine = next((txs for sender, txs in pending.items() if sender.lower() == deployer.lower()), {})
+            sent = next(iter(mine.values()), {}).get("hash")
+            time.sleep(0.02)
+        process.kill()
+        process.communicate()
+    finally:
+        provider.make_request("evm_setAutomine", [True])
+    assert sent, "the deploy never sent its first transaction"
+    return nonce, sent
+
+
+def test_deploy__killed_after_sending_before_recording__resume_adopts_the_contract_no_duplicate(networks, accounts,
+                                                                                              tmp_path):
+    """The first deployment left the process and the process died before it was mined and recorded: the rerun
+    must adopt that contract (a duplicate token would hold the supply the record does not name)."""
+    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
+        pytest.skip("the deploy runs as its own process against the test's anvil")
+    record = tmp_path / "record.json"
+    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0", "--record",
+               str(record)]
+    nonce, sent = _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command)
+    networks.provider.make_request("evm_mine", [])
+    first_token = accounts[0].get_deployment_address(nonce)
+    assert networks.provider.get_code(first_token), "the killed run's transaction was not mined"
+
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    saved = json.loads(record.read_text())
+    assert "pending" not in saved
+    assert saved["contracts"]["OPGToken"]["address"] == first_token
+    assert saved["contracts"]["OPGToken"]["tx_hash"] == sent
+    assert saved["contracts"]["OPGTimelock"]["address"] == accounts[0].get_deployment_address(nonce + 1)
+
+
+def test_deploy__killed_after_sending_and_the_transaction_dropped__resume_deploys_at_the_same_nonce(
+        networks, accounts, tmp_path):
+    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
+        pytest.skip("the deploy runs as its own process against the test's anvil")
+    record = tmp_path / "record.json"
+    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0", "--record",
+               str(record)]
+    nonce, sent = _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command)
+    networks.provider.make_request("anvil_dropTransaction", [sent])
+    assert json.loads(record.read_text())["pending"]["tx_hash"] == sent
+
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    saved = json.loads(record.read_text())
+    assert "pending" not in saved
+    assert saved["contracts"]["OPGToken"]["address"] == accounts[0].get_deployment_address(nonce)
