@@ -41,7 +41,7 @@ def cli():
 @cli.command(cls=ScriptCommand, short_help="Check a document offline and print what it proves",
              epilog=exit_codes_help("every check passed", "the document was refused (the check is named)"))
 @click.argument("document", type=click.Path(path_type=Path))
-@click.option("--at", type=click.IntRange(min=1, max=MAX_TIMESTAMP_MS // 1000),
+@click.option("--at", type=click.IntRange(min=1, max=MAX_TIMESTAMP_MS // 1000 - 86_400),
               help="Check at this UNIX time instead of now (an old document).")
 @root_option
 def verify(document, at, trusted_root):

@@ -1,7 +1,7 @@
 """Register a TEE with the evidence of its enclave: an AWS Nitro attestation document and a quorum of attestors.
 
     ape run tee measurement --pcr0 … --pcr1 … --pcr2 …          (the id governance approves for an enclave image)
-    ape run tee binding --operator 0x… --tls-cert-hash 0x… --network …   (the user_data the enclave attests)
+    ape run tee binding --operator 0x… --network …              (the user_data the enclave attests, less its TLS hash)
     ape run tee register enclave.cbor --signature a.json --signature b.json --endpoint https://… \\
         --network ethereum:sepolia:node --account operator [--reattest 0xOLDKEY]
 
@@ -24,6 +24,7 @@ from opgkit.cli import (
     prepare_signer, read_json, require_object, signing_options,
 )
 from opgkit.nitro import AttestationRefused, Binding, nitro_measurement
+from opgkit.nitro.registration import BINDING_PREFIX_LENGTH
 from opgkit.tee_registration import (
     bytes32, check_document, print_document, refused, registry_option, request_of, request_options, root_option,
     tee_registry,
@@ -55,16 +56,22 @@ def measurement(pcr0, pcr1, pcr2):
 @cli.command(cls=NetworkCommand, short_help="Print the user_data an enclave must attest for a registration",
              epilog=exit_codes_help("printed", None))
 @click.option("--operator", required=True, callback=nonzero_address, help="The operator that will register.")
-@click.option("--tls-cert-hash", required=True, callback=bytes32,
-              help="keccak256 of the TLS certificate (DER) whose key the enclave holds, 0x + 64 hex digits.")
+@click.option("--tls-cert-hash", callback=bytes32,
+              help="To check an enclave's user_data: keccak256 of its TLS certificate (DER). Without it, the first "
+                   "160 bytes are printed and the enclave appends the hash of its own certificate.")
 @registry_option
 def binding(provider, operator, tls_cert_hash, registry):
-    """abi.encode(tag, chainId, registry, operator, nonce, tlsCertHash) for the operator's next registration."""
+    """abi.encode(tag, chainId, registry, operator, nonce, tlsCertHash) for the operator's next registration.
+
+    The enclave itself must supply tlsCertHash, of the certificate whose key it generated: give the enclave the
+    160-byte prefix printed here, never a hash of your choosing."""
     registry = tee_registry(provider, registry)
-    bound = Binding(provider.chain_id, registry.address, operator, registry.nonces(operator), tls_cert_hash)
-    click.echo(f"0x{bound.user_data().hex()}")
-    click.echo(f"(chain {bound.chain_id}, registry {bound.registry}, operator {operator}, nonce {bound.nonce}; "
-               "valid until that nonce is used)", err=True)
+    bound = Binding(provider.chain_id, registry.address, operator, registry.nonces(operator), tls_cert_hash or bytes(32))
+    data = bound.user_data()
+    click.echo(f"0x{(data if tls_cert_hash else data[:BINDING_PREFIX_LENGTH]).hex()}")
+    tail = "" if tls_cert_hash else "; the enclave appends keccak256 of its own TLS certificate (32 bytes)"
+    click.echo(f"(chain {bound.chain_id}, registry {bound.registry}, operator {operator}, nonce {bound.nonce}; valid "
+               f"until that nonce is used{tail})", err=True)
 
 
 def _signatures(paths: tuple[Path, ...]) -> list[SignedStatement]:

@@ -81,6 +81,12 @@ class AttestationDocument:
         return tuple(self.pcrs[i] for i in MEASURED_PCRS)
 
 
+def brief(error: Exception, limit: int = 160) -> str:
+    """A library's message about hostile input, cut to one short line."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _refuse(refusal: Refusal, detail: str) -> AttestationRefused:
     return AttestationRefused(refusal, detail)
 
@@ -112,6 +118,16 @@ class _NoTags(Mapping):
 _NO_TAGS = _NoTags()
 
 
+_CBOR_REASONS = (("Duplicate map key", "a duplicate map key"), ("nesting depth", "nested more than 8 deep"),
+                 ("indefinite", "an indefinite length"), ("tag", "a CBOR tag"))
+
+
+def _cbor_reason(error: Exception) -> str:
+    """What was wrong, in fixed words: cbor2's own message may quote the hostile input."""
+    text = str(error)
+    return next((reason for marker, reason in _CBOR_REASONS if marker in text), "malformed or truncated")
+
+
 def _decode(data: bytes, what: str, refusal: Refusal = Refusal.CBOR):
     """One CBOR item filling ``data`` exactly: no tags, definite lengths, no duplicate map keys, shallow nesting."""
     stream = io.BytesIO(data)
@@ -120,7 +136,7 @@ def _decode(data: bytes, what: str, refusal: Refusal = Refusal.CBOR):
         value = cbor2.CBORDecoder(stream, read_size=1, max_depth=MAX_CBOR_DEPTH, allow_indefinite=False,
                                   allow_duplicate_keys=False, semantic_decoders=_NO_TAGS).decode()
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as error:
-        raise _refuse(refusal, f"{what} is not well-formed CBOR ({error})") from error
+        raise _refuse(refusal, f"{what} is not well-formed CBOR ({_cbor_reason(error)})") from error
     if stream.tell() != len(data):
         raise _refuse(refusal, f"{what} has {len(data) - stream.tell()} byte(s) after its CBOR item")
     return value
@@ -202,16 +218,16 @@ def _certificate(der: bytes, refusal: Refusal, what: str) -> x509.Certificate:
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             return x509.load_der_x509_certificate(der)
     except (ValueError, x509.InvalidVersion) as error:
-        raise _refuse(refusal, f"{what} is not a DER X.509 certificate ({error})") from error
+        raise _refuse(refusal, f"{what} is not a DER X.509 certificate") from error
 
 
 def _verify_chain(leaf: x509.Certificate, bundle: list[x509.Certificate], root: x509.Certificate,
                   at: datetime) -> None:
     # The leaf is AWS's signing certificate, not a TLS client: any extensions are allowed on it. The CA
     # certificates must meet the Web PKI profile (CA basic constraint, key usage), as AWS's do.
-    for certificate in [leaf, *bundle]:
+    for what, certificate in [("the signing certificate", leaf)] + [(f"cabundle[{i}]", c) for i, c in enumerate(bundle)]:
         if not certificate.not_valid_before_utc <= at <= certificate.not_valid_after_utc:
-            raise _refuse(Refusal.CERTIFICATE_CHAIN, f"{certificate.subject.rfc4514_string()} is valid from "
+            raise _refuse(Refusal.CERTIFICATE_CHAIN, f"{what} is valid from "
                           f"{certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} to "
                           f"{certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC, not at the checking time "
                           f"{at:%Y-%m-%d %H:%M:%S} UTC")
@@ -223,14 +239,14 @@ def _verify_chain(leaf: x509.Certificate, bundle: list[x509.Certificate], root: 
         verifier.verify(leaf, bundle)
     except (VerificationError, ValueError) as error:
         raise _refuse(Refusal.CERTIFICATE_CHAIN, f"the signing certificate does not chain to the trusted root at "
-                      f"{at:%Y-%m-%d %H:%M:%S} UTC ({error})") from error
+                      f"{at:%Y-%m-%d %H:%M:%S} UTC ({brief(error)})") from error
 
 
 def _verify_signature(leaf: x509.Certificate, protected: bytes, payload: bytes, signature: bytes) -> None:
     try:
         key = leaf.public_key()
     except (ValueError, UnsupportedAlgorithm) as error:
-        raise _refuse(Refusal.LEAF_CERTIFICATE, f"the signing certificate's key cannot be read ({error})") from error
+        raise _refuse(Refusal.LEAF_CERTIFICATE, "the signing certificate's key cannot be read") from error
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         raise _refuse(Refusal.LEAF_CERTIFICATE, "the signing certificate's key is not ECDSA P-384, which ES384 needs")
     try:
@@ -238,7 +254,7 @@ def _verify_signature(leaf: x509.Certificate, protected: bytes, payload: bytes, 
     except x509.ExtensionNotFound:
         is_ca = False
     except ValueError as error:
-        raise _refuse(Refusal.LEAF_CERTIFICATE, f"the signing certificate's extensions cannot be read ({error})") \
+        raise _refuse(Refusal.LEAF_CERTIFICATE, "the signing certificate's extensions cannot be read") \
             from error
     if is_ca:
         raise _refuse(Refusal.LEAF_CERTIFICATE, "the signing certificate is a CA certificate; AWS signs documents "
@@ -257,7 +273,7 @@ def _check_time(timestamp: datetime, leaf: x509.Certificate, at: datetime, max_a
     if not leaf.not_valid_before_utc <= timestamp <= leaf.not_valid_after_utc:
         raise _refuse(Refusal.TIMESTAMP, f"the document is dated {timestamp:%Y-%m-%d %H:%M:%S} UTC, outside its "
                       "signing certificate's validity")
-    if timestamp > at + CLOCK_SKEW:
+    if timestamp - CLOCK_SKEW > at:
         raise _refuse(Refusal.TIMESTAMP, f"the document is dated {timestamp:%Y-%m-%d %H:%M:%S} UTC, after the "
                       f"checking time {at:%Y-%m-%d %H:%M:%S} UTC")
     if at - timestamp > max_age:
@@ -286,32 +302,46 @@ def enclave_address(public_key: bytes | None) -> str:
             key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key)
         else:
             key = load_der_public_key(public_key)
-    except (ValueError, TypeError) as error:
-        raise _refuse(Refusal.PUBLIC_KEY, f"public_key is not a secp256k1 key ({error})") from error
+    except (ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise _refuse(Refusal.PUBLIC_KEY, "public_key is not a secp256k1 key (an uncompressed or compressed point, "
+                      "or DER)") from error
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256K1):
         raise _refuse(Refusal.PUBLIC_KEY, "public_key is not on secp256k1, the curve Ethereum signatures use")
     point = key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     return to_checksum_address(keccak(point[1:])[12:])
 
 
+def _stage(refusal: Refusal, check, *args):
+    """Run one check; a library error on hostile input (cryptography meeting an odd certificate, say) is that
+    check's refusal, never a crash, and its message quotes nothing of the input."""
+    try:
+        return check(*args)
+    except AttestationRefused:
+        raise
+    except (ValueError, TypeError, OverflowError, UnsupportedAlgorithm, x509.InvalidVersion) as error:
+        raise _refuse(refusal, f"{refusal.value} could not be checked ({type(error).__name__})") from error
+
+
 def verify_document(raw: bytes, *, root: x509.Certificate, at: datetime,
                     max_age: timedelta = DEFAULT_MAX_AGE) -> AttestationDocument:
     """The facts of ``raw`` once every check passes at time ``at`` against ``root``; else ``AttestationRefused``."""
-    protected, payload_bytes, signature = _cose_sign1(raw)
-    fields = _payload_fields(payload_bytes)
-    leaf = _certificate(fields["certificate"], Refusal.LEAF_CERTIFICATE, "certificate")
-    bundle = [_certificate(der, Refusal.CERTIFICATE_CHAIN, f"cabundle[{i}]") for i, der in enumerate(fields["cabundle"])]
-    _verify_chain(leaf, bundle, root, at)
-    _verify_signature(leaf, protected, payload_bytes, signature)
+    protected, payload_bytes, signature = _stage(Refusal.COSE_STRUCTURE, _cose_sign1, raw)
+    fields = _stage(Refusal.PAYLOAD, _payload_fields, payload_bytes)
+    leaf = _stage(Refusal.LEAF_CERTIFICATE, _certificate, fields["certificate"], Refusal.LEAF_CERTIFICATE,
+                  "certificate")
+    bundle = [_stage(Refusal.CERTIFICATE_CHAIN, _certificate, der, Refusal.CERTIFICATE_CHAIN, f"cabundle[{i}]")
+              for i, der in enumerate(fields["cabundle"])]
+    _stage(Refusal.CERTIFICATE_CHAIN, _verify_chain, leaf, bundle, root, at)
+    _stage(Refusal.SIGNATURE, _verify_signature, leaf, protected, payload_bytes, signature)
     timestamp = datetime.fromtimestamp(fields["timestamp"] / 1000, UTC)
-    _check_time(timestamp, leaf, at, max_age)
+    _stage(Refusal.TIMESTAMP, _check_time, timestamp, leaf, at, max_age)
     _measured(fields["pcrs"])
     return AttestationDocument(
         module_id=fields["module_id"],
         timestamp=timestamp,
         pcrs=fields["pcrs"],
         public_key=fields["public_key"] or b"",
-        tee_key=enclave_address(fields["public_key"]),
+        tee_key=_stage(Refusal.PUBLIC_KEY, enclave_address, fields["public_key"]),
         user_data=fields["user_data"],
         nonce=fields["nonce"],
         certificate_expiry=leaf.not_valid_after_utc,

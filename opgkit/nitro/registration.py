@@ -23,7 +23,7 @@ from eth_abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
-from opgkit.nitro.document import AttestationDocument
+from opgkit.nitro.document import AttestationDocument, brief
 from opgkit.nitro.errors import AttestationRefused, Refusal
 
 NITRO_TEE_TYPE = 1
@@ -31,6 +31,8 @@ NITRO_TEE_TYPE = 1
 REGISTRATION_TAG = keccak(text="OPG TEE registration, AWS Nitro, v1")
 _BINDING_TYPES = ["bytes32", "uint256", "address", "address", "uint256", "bytes32"]
 BINDING_LENGTH = 32 * len(_BINDING_TYPES)
+BINDING_PREFIX_LENGTH = BINDING_LENGTH - 32
+"""What the operator gives the enclave: everything but the TLS certificate hash, which the enclave appends."""
 
 
 def nitro_measurement(pcr0: bytes, pcr1: bytes, pcr2: bytes) -> bytes:
@@ -69,7 +71,7 @@ class Binding:
                 raise DecodingError(f"{len(user_data)} bytes, not {BINDING_LENGTH}")
             tag, chain_id, registry, operator, nonce, tls_cert_hash = decode(_BINDING_TYPES, user_data, strict=True)
         except DecodingError as error:
-            raise AttestationRefused(Refusal.BINDING, f"user_data is not a registration binding ({error})") from error
+            raise AttestationRefused(Refusal.BINDING, f"user_data is not a registration binding ({brief(error)})") from error
         if tag != REGISTRATION_TAG:
             raise AttestationRefused(Refusal.BINDING, "user_data does not carry the OPG registration tag; the document "
                                      "was made for another purpose")

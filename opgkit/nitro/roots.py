@@ -35,12 +35,18 @@ def aws_nitro_root() -> x509.Certificate:
     return root
 
 
+MAX_ROOT_BYTES = 64 * 1024
+
+
 def load_root(path: Path) -> x509.Certificate:
     """A root certificate from a PEM file (the local CA's, for development chains and tests)."""
+    if not path.is_file() or path.stat().st_size > MAX_ROOT_BYTES:
+        raise AttestationRefused(Refusal.TRUSTED_ROOT, f"{path} is not a regular file of at most {MAX_ROOT_BYTES} "
+                                 "bytes; give the root certificate's PEM file")
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
-    except ValueError as error:
-        raise AttestationRefused(Refusal.TRUSTED_ROOT, f"{path} is not a PEM certificate ({error})") from error
+    except (ValueError, x509.InvalidVersion) as error:
+        raise AttestationRefused(Refusal.TRUSTED_ROOT, f"{path} is not a PEM X.509 certificate") from error
 
 
 def trusted_root(path: Path | None, *, development_chain: bool) -> x509.Certificate:

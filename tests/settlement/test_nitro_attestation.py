@@ -357,6 +357,9 @@ def test_tee_binding__prints_the_user_data_attestors_expect(uri, tees, operator)
     assert result.returncode == 0, result.stdout + result.stderr
     expected = Binding(tees.provider.chain_id, tees.address, operator.address, tees.nonces(operator), TLS_CERT_HASH)
     assert f"0x{expected.user_data().hex()}" in result.stdout.splitlines()
+    prefix = ape_run(uri, "tee", "binding", "--operator", operator.address, "--registry", tees.address)
+    assert prefix.returncode == 0 and f"0x{expected.user_data()[:160].hex()}" in prefix.stdout.splitlines()
+    assert "the enclave appends keccak256 of its own TLS certificate" in prefix.stderr
 
 
 def test_tee_measurement_and_attestor_verify__the_real_aws_document(nitro_fixtures):
