@@ -22,7 +22,7 @@ COVERAGE ?=
 COVERAGE_DATA := build/coverage/data
 COVERAGE_REPORT := reports/coverage
 
-.PHONY: help setup compile demo chain test coverage lint gas zkml-bench bench-operators audit mutation clean
+.PHONY: help setup compile demo chain hardhat test coverage lint gas zkml-bench bench-operators audit mutation clean
 
 help:
 	@echo "make demo   - run the protocol's whole story on a fresh local anvil chain and report each step: deploy, stake,"
@@ -30,6 +30,7 @@ help:
 	@echo "               an audit, twin trades, a fee alert; then stop the chain (compiler and EZKL output: build/logs/demo.log)"
 	@echo "make chain  - a local anvil chain that keeps its state across restarts (build/chain/); scripts reach it"
 	@echo "               with --network ethereum:devchain (CHAIN_PORT=n: another port; FRESH=1: start over)"
+	@echo "make hardhat - a Hardhat node (the second client) on 127.0.0.1:8545; scripts reach it with --network ethereum:hardhat:node"
 	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
 	@echo "make coverage - the same suite run with line/branch coverage of the contracts (reports/coverage/); fails below the thresholds"
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
@@ -82,6 +83,10 @@ demo: compile
 # Foreground anvil on 127.0.0.1:8555 whose state survives Ctrl-C; see opgkit/local_chain.py.
 chain: setup
 	$(BIN)/python -m opgkit.local_chain $(if $(CHAIN_PORT),--port $(CHAIN_PORT)) $(if $(FRESH),--fresh)
+
+# Foreground Hardhat node (npm hardhat, EDR): the anvil's chain id, hardfork and test accounts, state in memory.
+hardhat: setup
+	HARDHAT_DISABLE_TELEMETRY_PROMPT=true hardhat node --config config/hardhat/hardhat.config.js --hostname 127.0.0.1 --port 8545
 
 ifeq ($(COVERAGE),)
 test: compile

@@ -94,12 +94,29 @@ class NetworkCommand(ConnectedProviderCommand):
         except ValueError as error:  # a malformed URI in --network (a port out of range, a broken IPv6 host)
             raise UserError(f"--network cannot be used: {error}; see `ape networks list`") from error
         try:
+            _refuse_unworkable_node(provider)
             result = self._invoke(ctx, provider=provider)
         except BaseException:
             network.__exit__(*sys.exc_info())
             raise
         network.__exit__(None, None, None)
         return result
+
+
+def _refuse_unworkable_node(provider) -> None:
+    """ape's `local` network drives its `node` provider as a dev node that mines on request; Hardhat answers
+    its eth_mining with false, and ape then takes every transaction for unmined (a deploy "created no
+    contract"). Said before anything is sent, with the way that works."""
+    if provider.network.name != "local" or provider.name != "node":
+        return
+    try:
+        client = str(provider.web3.client_version)
+    except Exception:  # noqa: BLE001 - a node that does not say is not refused
+        return
+    if "hardhat" in client.lower():
+        raise UserError(f"--network {provider.network_choice} reaches a Hardhat node ({client}), which ape's local "
+                        "node provider cannot drive (nothing would look mined); use --network ethereum:hardhat:node "
+                        "(ape-config.yaml) or ethereum:hardhat:<its URI>")
 
 
 def _compile_in_full_if_sources_changed() -> None:
