@@ -36,6 +36,13 @@ INTEGERS = {"reporter_reward_bps", "quorum_percent", "attestor_threshold", "twin
             "twin_min_shares_to_create", "example_vault_max_risk_score"}
 
 
+SEQUENCING_WINDOWS = {8453: 12 * HOUR, 84532: 12 * HOUR, 10: 12 * HOUR, 11155420: 12 * HOUR}
+"""OP Stack chains (Base, Base Sepolia, OP Mainnet, OP Sepolia) by chain id: how long their sequencer may keep
+a transaction out before one sent through L1 (OptimismPortal) must be included. A challenge or proof that the
+sequencer censors or delays during an outage still lands within this time plus the margin below."""
+L2_MARGIN = HOUR
+
+
 class ConfigError(UserError, ValueError):
     """The parameters file is unusable; the message lists every problem, one per line."""
 
@@ -129,8 +136,10 @@ def _expected(key) -> str:
     return "an OPG amount"
 
 
-def validate(params: ProtocolParameters, local: bool = True) -> list[str]:
-    """Every rule the contracts enforce at deployment, checked here first; ``local`` for a development chain."""
+def validate(params: ProtocolParameters, local: bool = True, chain_id: int | None = None) -> list[str]:
+    """Every rule the contracts enforce at deployment, checked here first; ``local`` for a development chain.
+    On an OP Stack L2 (``chain_id`` in SEQUENCING_WINDOWS) the challenge and proof windows must also outlast its
+    sequencing window, so a challenger or prover the sequencer ignores can force its transaction through L1."""
     p, problems = params, []
 
     def need(ok, message):
@@ -165,10 +174,18 @@ def validate(params: ProtocolParameters, local: bool = True) -> list[str]:
          "proof_window: must be at least 1h (the missed-proof report margin) shorter than unbonding_delay (or a "
          "node could withdraw before its missed proof is reported)")
     need(MINUTE <= p.max_receipt_age <= 30 * DAY, "max_receipt_age: must be between 1m and 30d")
+    window = SEQUENCING_WINDOWS.get(chain_id)
+    if window is not None:
+        least = f"{(window + L2_MARGIN) // HOUR}h"
+        for key in ("challenge_window", "proof_window"):
+            need(getattr(p, key) >= window + L2_MARGIN,
+                 f"{key}: must be at least {least} on this L2 (chain {chain_id}): its sequencer may hold a transaction "
+                 f"{window // HOUR}h before one sent through L1 is included, and a censored challenge or proof must "
+                 "still land in time")
     return problems
 
 
-def parameters_from_mapping(data, local: bool = True) -> ProtocolParameters:
+def parameters_from_mapping(data, local: bool = True, chain_id: int | None = None) -> ProtocolParameters:
     """``ProtocolParameters`` from a mapping of YAML values; raises ConfigError listing every problem."""
     if data is None:
         data = {}
@@ -181,13 +198,13 @@ def parameters_from_mapping(data, local: bool = True) -> ProtocolParameters:
     if errors:
         raise ConfigError("\n".join(errors))
     params = dataclasses.replace(ProtocolParameters(), **values)
-    problems = validate(params, local)
+    problems = validate(params, local, chain_id)
     if problems:
         raise ConfigError("\n".join(problems))
     return params
 
 
-def load_parameters(path: Path, local: bool = True) -> ProtocolParameters:
+def load_parameters(path: Path, local: bool = True, chain_id: int | None = None) -> ProtocolParameters:
     """The parameters file at ``path``, read (size-limited, UTF-8 YAML) and checked in full."""
     if not path.exists():
         raise ConfigError(f"no parameters file at {path}")
@@ -195,9 +212,11 @@ def load_parameters(path: Path, local: bool = True) -> ProtocolParameters:
         data = read_yaml(path, "parameters file")
     except UserError as error:
         raise ConfigError(str(error)) from error
-    return parameters_from_mapping(data, local)
+    return parameters_from_mapping(data, local, chain_id)
 
 
-def config_path_for(network: str, root: Path) -> Path:
-    """The checked-in parameters of ``network`` (``config/deploy/<network>.yaml``)."""
-    return root / "config" / "deploy" / f"{network}.yaml"
+def config_path_for(network: str, root: Path, ecosystem: str = "ethereum") -> Path:
+    """The checked-in parameters of ``network``: ``config/deploy/<network>.yaml`` on Ethereum,
+    ``config/deploy/<ecosystem>-<network>.yaml`` elsewhere (``base-sepolia.yaml``)."""
+    name = network if ecosystem == "ethereum" or network == "local" else f"{ecosystem}-{network}"
+    return root / "config" / "deploy" / f"{name}.yaml"

@@ -2,9 +2,11 @@
 
     ape run deploy --network ethereum:local:foundry --account TEST::0
     ape run deploy --network ethereum:sepolia:node --account deployer --autosign --treasury 0x... [--config file] [--dry-run]
+    ape run deploy --network base:sepolia:node --account deployer --dry-run      (an L2: config/deploy/base-sepolia.yaml)
 
 Parameters come from --config, else config/deploy/local.yaml on any development chain (chain id 31337 or
-1337), else config/deploy/<network>.yaml; they, the deployments record and every path are checked in full
+1337), else config/deploy/<network>.yaml (<ecosystem>-<network>.yaml off Ethereum); on an OP Stack L2 the
+challenge and proof windows must outlast its sequencing window. They, the deployments record and every path are checked in full
 before any transaction. A run that stops part-way (a crash, a kill) resumes from the deployments record
 when run again: recorded contracts are reused and finished wiring steps skipped.
 """
@@ -29,14 +31,15 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(PROJECT_ROOT)) if path.resolve().is_relative_to(PROJECT_ROOT) else str(path)
 
 
-def _parameters(config: Path | None, network: str, local: bool) -> tuple[ProtocolParameters, str]:
-    path = config or config_path_for("local" if local else network, PROJECT_ROOT)
+def _parameters(config: Path | None, provider, local: bool) -> tuple[ProtocolParameters, str]:
+    network = provider.network
+    path = config or config_path_for("local" if local else network.name, PROJECT_ROOT, network.ecosystem.name)
     if config is None and not path.exists():
         if not local:
-            raise UserError(f"no parameters for {network}: write {_shown(path)} (see config/deploy/sepolia.yaml) "
-                            "or pass --config")
+            raise UserError(f"no parameters for {network.ecosystem.name}:{network.name}: write {_shown(path)} (see "
+                            "config/deploy/sepolia.yaml or base-sepolia.yaml) or pass --config")
         return ProtocolParameters(), "built-in defaults"
-    params = load_parameters(path, local=local)
+    params = load_parameters(path, local=local, chain_id=provider.chain_id)
     return params, _shown(path) + (" (a development chain)" if local and config is None else "")
 
 
@@ -77,7 +80,7 @@ def cli(cli_ctx, provider, account, autosign, treasury, config, dry_run, handove
     """Deploy every contract in dependency order, wire the roles, check the wiring, print a summary."""
     treasury = treasury or account.address
     local = is_development_chain(provider)
-    params, source = _parameters(config, provider.network.name, local)
+    params, source = _parameters(config, provider, local)
     if publish and provider.network.explorer is None:
         raise UserError("--publish needs an explorer plugin: pip install ape-etherscan==0.8.7 and set ETHERSCAN_API_KEY")
     record = record or record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)

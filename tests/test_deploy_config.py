@@ -106,3 +106,24 @@ def test_example_vault_model__hex_id_or_null():
     assert parameters_from_mapping({"example_vault_model": None}).example_vault_model is None
     with pytest.raises(ConfigError, match="example_vault_model: '0x12' is not a model id"):
         parameters_from_mapping({"example_vault_model": "0x12"})
+
+
+def test_base_sepolia_parameters__valid_on_its_l2_but_for_the_attestors_it_must_name():
+    with pytest.raises(ConfigError) as caught:
+        load_parameters(config_path_for("sepolia", PROJECT_ROOT, "base"), local=False, chain_id=84532)
+    assert str(caught.value).splitlines() == [
+        "attestors: a public network needs at least one attestation service (the deployer alone would vouch for "
+        "every TEE)"]
+    assert config_path_for("sepolia", PROJECT_ROOT, "base").name == "base-sepolia.yaml"
+
+
+@pytest.mark.parametrize("chain_id", [8453, 84532, 10, 11155420])
+def test_windows_shorter_than_an_op_stack_sequencing_window__refused_on_that_l2_only(chain_id):
+    short = {"challenge_window": "1h", "proof_window": "12h"}
+    with pytest.raises(ConfigError) as caught:
+        parameters_from_mapping(short, chain_id=chain_id)
+    problems = str(caught.value).splitlines()
+    assert [problem.split(":")[0] for problem in problems] == ["challenge_window", "proof_window"]
+    assert "at least 13h" in problems[0] and "sent through L1" in problems[0]
+    assert parameters_from_mapping(short, chain_id=11155111).challenge_window == 3_600
+    assert parameters_from_mapping({"challenge_window": "13h", "proof_window": "13h"}, chain_id=chain_id)

@@ -175,3 +175,50 @@ def test_deploy__killed_after_sending_and_the_transaction_dropped__resume_deploy
     saved = json.loads(record.read_text())
     assert "pending" not in saved
     assert saved["contracts"]["OPGToken"]["address"] == accounts[0].get_deployment_address(nonce)
+
+
+@pytest.fixture
+def base_sepolia_node():
+    """An anvil that says it is Base Sepolia (chain id 84532), reached as `base:sepolia:<uri>`."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    node = subprocess.Popen([str(PROJECT_ROOT / "node_modules" / ".bin" / "anvil"), "--chain-id", "84532", "--port",
+                             str(port), "--hardfork", "prague"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    from web3 import HTTPProvider, Web3
+
+    web3 = Web3(HTTPProvider(uri))
+    deadline = time.monotonic() + 30
+    while not web3.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    yield uri, web3
+    node.terminate()
+    node.wait(timeout=30)
+
+
+def test_deploy__dry_run_on_a_node_configured_as_base_sepolia__plans_with_the_l2_parameters(base_sepolia_node,
+                                                                                            tmp_path):
+    uri, web3 = base_sepolia_node
+    shipped = PROJECT_ROOT / "config" / "deploy" / "base-sepolia.yaml"
+    refused = ape_run("--network", f"base:sepolia:{uri}", "--account", "TEST::0", "--dry-run", "--record",
+                      str(tmp_path / "record.json"))
+    assert refused.returncode == 2 and "attestors: a public network needs" in refused.stderr, refused.stderr
+    assert "challenge_window" not in refused.stderr  # the shipped windows suit the L2
+
+    config = tmp_path / "base.yaml"
+    config.write_text(shipped.read_text().replace(
+        "attestors: []", 'attestors: ["0x90F79bf6EB2c4f870365E785982E1f101E93b906"]'))
+    planned = ape_run("--network", f"base:sepolia:{uri}", "--account", "TEST::0", "--dry-run", "--config",
+                      str(config), "--record", str(tmp_path / "record.json"))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert re.search(r"^network\s+base:sepolia:\S+ \(chain id 84532\)$", planned.stdout, re.M)
+    assert re.search(r"^\s+deploy\s+BatchSettlement$", planned.stdout, re.M)
+    assert web3.eth.get_transaction_count(web3.eth.accounts[0]) == 0  # nothing sent
+
+    config.write_text(config.read_text().replace("challenge_window: 13h", "challenge_window: 1h"))
+    short = ape_run("--network", f"base:sepolia:{uri}", "--account", "TEST::0", "--dry-run", "--config", str(config),
+                    "--record", str(tmp_path / "record.json"))
+    assert short.returncode == 2 and "challenge_window: must be at least 13h on this L2" in short.stderr
