@@ -43,6 +43,10 @@ class ProtocolParameters:
     max_heartbeat_age: int = 3_600
     # Attestation services for the TEE registry; empty means the deployer alone (local demos only).
     attestors: tuple[str, ...] = ()
+    # A multisig (a Safe) that may cancel any queued timelock operation: a veto, never an execution of its own.
+    guardian: str | None = None
+    # Also let the guardian schedule operations (bootstrapping only: it then needs no vote, just the delay).
+    guardian_proposes: bool = False
     attestor_threshold: int = 1
     twin_curve_divisor: int = 1_600_000
     twin_min_shares_to_create: int = 1
@@ -277,7 +281,23 @@ def _admin_handed_over(name: str) -> Callable[[Mapping[str, ContractInstance], s
     return done
 
 
-def wiring_steps(handover: bool = True) -> list[WiringStep]:
+def guardian_roles(timelock, params: ProtocolParameters) -> list[bytes]:
+    """The timelock roles ``params`` gives its guardian: cancelling, and proposing if asked."""
+    if params.guardian is None:
+        return []
+    return [timelock.CANCELLER_ROLE()] + ([timelock.PROPOSER_ROLE()] if params.guardian_proposes else [])
+
+
+def _guardian_step(params: ProtocolParameters) -> list[WiringStep]:
+    if params.guardian is None:
+        return []
+    roles = "CANCELLER_ROLE and PROPOSER_ROLE" if params.guardian_proposes else "CANCELLER_ROLE (a veto)"
+    return [WiringStep(f"grant the guardian {params.guardian} {roles} on OPGTimelock",
+                       lambda c, d: all(c["OPGTimelock"].hasRole(role, params.guardian)
+                                        for role in guardian_roles(c["OPGTimelock"], params)))]
+
+
+def wiring_steps(handover: bool = True, params: ProtocolParameters = ProtocolParameters()) -> list[WiringStep]:
     """What happens after the contracts are deployed, in order (each skipped when already done)."""
     steps = [
         WiringStep("connect BatchSettlement to InferenceSettlement (setBatchSettlement, once ever)",
@@ -289,7 +309,7 @@ def wiring_steps(handover: bool = True) -> list[WiringStep]:
         WiringStep("grant OPGGovernor PROPOSER_ROLE and CANCELLER_ROLE on OPGTimelock",
                    lambda c, d: all(c["OPGTimelock"].hasRole(role, c["OPGGovernor"]) for role in
                                     (c["OPGTimelock"].PROPOSER_ROLE(), c["OPGTimelock"].CANCELLER_ROLE()))),
-    ]
+    ] + _guardian_step(params)
     if handover:
         steps += [
             WiringStep("grant OPGTimelock DEFAULT_ADMIN_ROLE on NodeStaking; the deployer renounces it",
@@ -302,12 +322,14 @@ def wiring_steps(handover: bool = True) -> list[WiringStep]:
     return steps + [WiringStep("read every role and parameter back (wiring check)")]
 
 
-def planned_wiring(planned: list[PlannedStep], deployer: str, handover: bool = True) -> list[tuple[WiringStep, bool]]:
+def planned_wiring(planned: list[PlannedStep], deployer: str, handover: bool = True,
+                   params: ProtocolParameters = ProtocolParameters()) -> list[tuple[WiringStep, bool]]:
     """Each wiring step with whether the chain shows it done already (only possible when every contract is
     reused: a contract deployed anew starts unwired)."""
     reused = {step.name: getattr(project, step.name).at(step.address) for step in planned if step.action == "reuse"}
     complete = len(reused) == len(planned)
-    return [(step, complete and step.done is not None and step.done(reused, deployer)) for step in wiring_steps(handover)]
+    return [(step, complete and step.done is not None and step.done(reused, deployer))
+            for step in wiring_steps(handover, params)]
 
 
 def deploy_all(
@@ -338,6 +360,9 @@ def deploy_all(
     for role in (timelock.PROPOSER_ROLE(), timelock.CANCELLER_ROLE()):
         if not timelock.hasRole(role, governor):
             timelock.grantRole(role, governor, sender=deployer)
+    for role in guardian_roles(timelock, params):
+        if not timelock.hasRole(role, params.guardian):
+            timelock.grantRole(role, params.guardian, sender=deployer)
     if handover:
         _hand_to_timelock(staking, timelock, deployer)
         _hand_to_timelock(settlement, timelock, deployer)
@@ -394,6 +419,9 @@ def preflight(deployer: str, treasury: str, params: ProtocolParameters, planned:
                 raise
             raise DeploymentBlocked(f"{step.name} cannot take these parameters: {shown(str(error))}; fix them in "
                                     "the parameters file") from error
+    if params.guardian is not None and not chain.provider.get_code(params.guardian):
+        raise DeploymentBlocked(f"guardian {params.guardian} has no code on this chain: it must be the multisig (a "
+                                "Safe) deployed here, not a single key; deploy the Safe first or fix the address")
     if params.example_vault_model:
         registry = next(step for step in planned if step.name == "ModelRegistry")
         if registry.action != "reuse" or not project.ModelRegistry.at(registry.address).exists(
@@ -492,6 +520,10 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "governor proposes to the timelock": timelock.hasRole(timelock.PROPOSER_ROLE(), governor),
         "governor cancels in the timelock": timelock.hasRole(timelock.CANCELLER_ROLE(), governor),
         "anyone executes ready operations": timelock.hasRole(timelock.EXECUTOR_ROLE(), ZERO_ADDRESS),
+        "guardian cancels in the timelock (a veto)": params.guardian is None
+        or timelock.hasRole(timelock.CANCELLER_ROLE(), params.guardian),
+        "guardian proposes to the timelock only if asked": params.guardian is None
+        or timelock.hasRole(timelock.PROPOSER_ROLE(), params.guardian) == params.guardian_proposes,
         "deployer is timelock admin only without handover":
             timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer) == (not handover),
         "timelock delay": timelock.getMinDelay() == params.timelock_delay,

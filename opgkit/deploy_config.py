@@ -7,6 +7,8 @@ Keys are the fields of ``ProtocolParameters``; a key left out keeps its default.
 - twin market fees and caps: percent (``5`` is 5%, ``2.5`` is 2.5%);
 - ``reporter_reward_bps``: basis points; ``quorum_percent``: percent of bonded stake;
 - ``attestors``: a list of addresses; empty means the deployer alone (local chains only);
+- ``guardian``: the multisig (a Safe) that may cancel queued timelock operations, or null;
+  ``guardian_proposes``: true to let it schedule operations as well;
 - ``example_vault_model``: the model id the example consumer acts on, or null to skip deploying it.
 
 Every problem is reported at once, each naming its key, so one edit fixes them all.
@@ -110,6 +112,16 @@ def _convert(key, value, errors):
             if not (isinstance(value, str) and re.fullmatch(r"0x[0-9a-fA-F]{64}", value)):
                 raise ValueError
             return bytes.fromhex(value[2:])
+        if key == "guardian":
+            if value is None:
+                return None
+            if not (isinstance(value, str) and is_address(value)) or int(value, 16) == 0:
+                raise ValueError
+            return to_checksum_address(value)
+        if key == "guardian_proposes":
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
         if key == "attestors":
             if not isinstance(value, list) or not all(isinstance(a, str) and is_address(a) for a in value):
                 raise ValueError
@@ -127,6 +139,10 @@ def _expected(key) -> str:
         return "a percentage (0 to 100, e.g. 5 or 2.5)"
     if key in INTEGERS:
         return "a whole number"
+    if key == "guardian":
+        return "a non-zero address (the Safe) or null"
+    if key == "guardian_proposes":
+        return "true or false"
     if key == "minimum_stakes":
         return "a list of three OPG amounts (inference node, TEE node, relayer)"
     if key == "attestors":
@@ -159,6 +175,7 @@ def validate(params: ProtocolParameters, local: bool = True, chain_id: int | Non
     need(len(set(p.attestors)) == len(p.attestors), "attestors: an address is listed twice")
     need(local or p.attestors, "attestors: a public network needs at least one attestation service (the "
                                "deployer alone would vouch for every TEE)")
+    need(p.guardian is not None or not p.guardian_proposes, "guardian_proposes: needs a guardian")
     need(p.twin_curve_divisor > 0 and 10**18 % p.twin_curve_divisor == 0, "twin_curve_divisor: must divide 10^18")
     need(p.twin_min_shares_to_create >= 1, "twin_min_shares_to_create: must be at least 1")
     need(p.twin_protocol_fee_cap + p.twin_subject_fee_cap <= 5 * 10**17, "twin fee caps: must add up to at most 50")

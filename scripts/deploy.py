@@ -51,12 +51,12 @@ def _publish(provider, suite, logger) -> None:
             logger.info(f"published {deployment.name} to {explorer.name}")
 
 
-def _print_plan(account, steps, handover) -> None:
+def _print_plan(account, steps, handover, params) -> None:
     click.echo(f"{'plan':<22} (nothing is sent)")
     for step in steps:
         where = step.address if step.action == "reuse" else ""
         click.echo(f"  {step.action:<7} {step.name:<22} {where}".rstrip())
-    for step, done in planned_wiring(steps, account.address, handover):
+    for step, done in planned_wiring(steps, account.address, handover, params):
         click.echo(f"  {'done' if done else 'wire':<7} {step.description}")
 
 
@@ -95,7 +95,7 @@ def cli(cli_ctx, provider, account, autosign, treasury, config, dry_run, handove
     click.echo(f"{'deployer':<22} {account.address}")
     click.echo(f"{'parameters':<22} {source}")
     if dry_run:
-        _print_plan(account, steps, handover)
+        _print_plan(account, steps, handover, params)
         return
     unattended = prepare_signer(account, autosign)
     if unattended:
