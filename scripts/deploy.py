@@ -119,6 +119,9 @@ def cli(cli_ctx, provider, account, autosign, treasury, config, dry_run, handove
     admin = "the timelock is the only admin" if handover else "the deployer keeps every admin role (no handover)"
     click.echo(f"{'wiring':<22} verified: {admin}; InferenceSettlement records BatchSettlement's batches; both may "
                "slash; the governor proposes to the timelock")
+    if params.guardian is not None:
+        powers = "cancel and schedule" if params.guardian_proposes else "cancel (veto)"
+        click.echo(f"{'guardian':<22} {params.guardian} may {powers} timelock operations, never execute them alone")
     click.echo(f"{'record':<22} {_shown(record)}")
     if publish:
         _publish(provider, suite, cli_ctx.logger)
