@@ -11,11 +11,12 @@ from typing import Any
 from ape import chain, project
 from ape.contracts import ContractInstance
 from ape.utils import ZERO_ADDRESS
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from web3.exceptions import TransactionNotFound
 
 from opgkit.cli import UserError, is_unreachable, shown
 from opgkit.deployments_record import load_record, save_record
+from opgkit.timelock_roles import guardian_roles, role_mismatches, set_timelock_roles
 
 OPG = 10**18
 DAY = 86_400
@@ -25,6 +26,7 @@ TEE_MODE = 1
 NODE_SLASH_BPS = 500  # InferenceSettlement: a node that misses a proof deadline
 RELAYER_SLASH_BPS = 1_000  # BatchSettlement: a relayer whose batch is rejected
 PROOF_REPORT_MARGIN = 3_600  # InferenceSettlement.PROOF_REPORT_MARGIN
+EIP7702_DELEGATION = bytes.fromhex("ef0100")  # the code of an account that delegated to a contract: still one key
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ class Suite:
     def __post_init__(self) -> None:
         if self.record_path is not None:
             record = load_record(self.record_path)
+            if record.get("pending") and record["chain_id"] != chain.chain_id:
+                raise UserError(f"{self.record_path} holds a deployment pending on chain {record['chain_id']}, not "
+                                f"this chain ({chain.chain_id}): finish it there, or give another record")
             if record["chain_id"] == chain.chain_id:
                 self._previous = record.get("contracts", {})
                 self._pending = record.get("pending")
@@ -137,8 +142,8 @@ class Suite:
             self.deployments.append(Deployment(name, contract, previous["tx_hash"], previous["block"], reused=True))
             return contract
         self._fresh = True
-        receipt = self._sent_before(name, json_args, identity) or self._send(name, deployer, container, args,
-                                                                             json_args, identity)
+        receipt = self._sent_before(name, deployer, container, args, json_args, identity) or self._send(
+            name, deployer, container, args, json_args, identity)
         contract = chain.contracts.instance_from_receipt(receipt, container.contract_type)
         chain.contracts.cache_deployment(contract)  # so ape decodes its events and errors, as its own deploy does
         self.deployments.append(Deployment(name, contract, receipt.txn_hash, receipt.block_number))
@@ -169,26 +174,37 @@ class Suite:
                             "network, see the README)")
         return receipt
 
-    def _sent_before(self, name: str, json_args, identity: str | None):
+    def _sent_before(self, name: str, deployer, container, args, json_args, identity: str | None):
         """The receipt of this step's deployment if an interrupted run already sent it, else None (send it now).
 
-        A run killed after sending and before recording left the signed transaction's hash as ``pending``: if
-        the node knows it, wait for it and adopt its contract; if the node never saw it and its nonce is still
-        free, it was never sent or was dropped, and the step deploys again (with that same nonce)."""
+        A run killed after sending and before recording left the signed transaction's hash as ``pending``. If
+        the node never saw it and its nonce is still free, it was never sent or was dropped: deploy (again). If
+        it was sent, it is adopted only when it is exactly this step's deployment (same sender, nonce, address
+        and creation code with these constructor arguments); a pending deployment of other parameters is never
+        silently left behind."""
         pending = self._pending
-        if (pending is None or pending["name"] != name or pending["constructor_args"] != json_args
-                or pending.get("identity") != identity):
+        if pending is None:
             return None
         try:
-            chain.provider.web3.eth.get_transaction(pending["tx_hash"])
+            sent = chain.provider.web3.eth.get_transaction(pending["tx_hash"])
         except TransactionNotFound:
-            sender_nonce = chain.provider.web3.eth.get_transaction_count(pending["sender"], "latest")
-            if sender_nonce <= pending["nonce"]:
+            if chain.provider.web3.eth.get_transaction_count(pending["sender"], "latest") <= pending["nonce"]:
                 return None
-            raise UserError(f"the record's pending {name} deployment ({pending['tx_hash']}, nonce {pending['nonce']}) "
-                            f"is unknown to this node, yet its sender has used that nonce: check what is at "
-                            f"{pending['address']}, then remove the record's \"pending\" entry to go on")
+            raise UserError(f"the record's pending {pending['name']} deployment ({pending['tx_hash']}, nonce "
+                            f"{pending['nonce']}) is unknown to this node, yet its sender has used that nonce: check "
+                            f"what is at {pending['address']}, then remove the record's \"pending\" entry to go on")
+        if (pending["name"], pending["constructor_args"], pending.get("identity")) != (name, json_args, identity):
+            raise UserError(f"a previous run sent the {pending['name']} deployment {pending['tx_hash']} (to "
+                            f"{pending['address']}) with other parameters: restore them to adopt that contract, or "
+                            "remove the record's \"pending\" entry to leave it behind and deploy anew")
         receipt = chain.provider.get_receipt(pending["tx_hash"])
+        expected = container(*args).data
+        if (to_checksum_address(sent["from"]), sent["nonce"], bytes(sent["input"])) != \
+                (str(deployer.address), pending["nonce"], bytes(expected)) or receipt.contract_address != pending["address"]:
+            raise UserError(f"the record's pending {name} transaction {pending['tx_hash']} is not the deployment it "
+                            f"describes (sender {deployer.address}, nonce {pending['nonce']}, these constructor "
+                            "arguments): the record was edited or belongs to another run; restore it, or remove its "
+                            "\"pending\" entry")
         return receipt if receipt.contract_address and not receipt.failed else None
 
     def _write(self) -> None:
@@ -208,6 +224,10 @@ class Suite:
 
     def __getitem__(self, name: str) -> ContractInstance:
         return next(d.contract for d in self.deployments if d.name == name)
+
+    def block_of(self, name: str) -> int:
+        """The block ``name`` was deployed in."""
+        return next(d.block_number for d in self.deployments if d.name == name)
 
 
 class WiringError(Exception):
@@ -281,13 +301,6 @@ def _admin_handed_over(name: str) -> Callable[[Mapping[str, ContractInstance], s
     return done
 
 
-def guardian_roles(timelock, params: ProtocolParameters) -> list[bytes]:
-    """The timelock roles ``params`` gives its guardian: cancelling, and proposing if asked."""
-    if params.guardian is None:
-        return []
-    return [timelock.CANCELLER_ROLE()] + ([timelock.PROPOSER_ROLE()] if params.guardian_proposes else [])
-
-
 def _guardian_step(params: ProtocolParameters) -> list[WiringStep]:
     if params.guardian is None:
         return []
@@ -357,12 +370,7 @@ def deploy_all(
     settlement, batches = deployed["InferenceSettlement"], deployed["BatchSettlement"]
     _connect_batches(settlement, batches, deployer)
     _grant_slasher(staking, [settlement, batches], deployer)
-    for role in (timelock.PROPOSER_ROLE(), timelock.CANCELLER_ROLE()):
-        if not timelock.hasRole(role, governor):
-            timelock.grantRole(role, governor, sender=deployer)
-    for role in guardian_roles(timelock, params):
-        if not timelock.hasRole(role, params.guardian):
-            timelock.grantRole(role, params.guardian, sender=deployer)
+    set_timelock_roles(timelock, governor, params, deployer, suite.block_of("OPGTimelock"))
     if handover:
         _hand_to_timelock(staking, timelock, deployer)
         _hand_to_timelock(settlement, timelock, deployer)
@@ -419,9 +427,11 @@ def preflight(deployer: str, treasury: str, params: ProtocolParameters, planned:
                 raise
             raise DeploymentBlocked(f"{step.name} cannot take these parameters: {shown(str(error))}; fix them in "
                                     "the parameters file") from error
-    if params.guardian is not None and not chain.provider.get_code(params.guardian):
-        raise DeploymentBlocked(f"guardian {params.guardian} has no code on this chain: it must be the multisig (a "
-                                "Safe) deployed here, not a single key; deploy the Safe first or fix the address")
+    guardian_code = bytes(chain.provider.get_code(params.guardian)) if params.guardian is not None else b""
+    if params.guardian is not None and (not guardian_code or guardian_code.startswith(EIP7702_DELEGATION)):
+        raise DeploymentBlocked(f"guardian {params.guardian} has no code on this chain, or only an EIP-7702 "
+                                "delegation: it must be the multisig (a Safe) deployed here, not a single key; deploy "
+                                "the Safe first or fix the address")
     if params.example_vault_model:
         registry = next(step for step in planned if step.name == "ModelRegistry")
         if registry.action != "reuse" or not project.ModelRegistry.at(registry.address).exists(
@@ -517,13 +527,7 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "unbonding delay": staking.unbondingDelay() == params.unbonding_delay,
         "governor votes with staking": governor.token() == staking.address,
         "governor executes through the timelock": governor.timelock() == timelock.address,
-        "governor proposes to the timelock": timelock.hasRole(timelock.PROPOSER_ROLE(), governor),
-        "governor cancels in the timelock": timelock.hasRole(timelock.CANCELLER_ROLE(), governor),
         "anyone executes ready operations": timelock.hasRole(timelock.EXECUTOR_ROLE(), ZERO_ADDRESS),
-        "guardian cancels in the timelock (a veto)": params.guardian is None
-        or timelock.hasRole(timelock.CANCELLER_ROLE(), params.guardian),
-        "guardian proposes to the timelock only if asked": params.guardian is None
-        or timelock.hasRole(timelock.PROPOSER_ROLE(), params.guardian) == params.guardian_proposes,
         "deployer is timelock admin only without handover":
             timelock.hasRole(timelock.DEFAULT_ADMIN_ROLE(), deployer) == (not handover),
         "timelock delay": timelock.getMinDelay() == params.timelock_delay,
@@ -565,5 +569,6 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         checks["example vault model"] = vault.modelId() == params.example_vault_model
         checks[f"example vault owner is {owner_name}"] = vault.owner() == owner
     failed = [name for name, ok in checks.items() if not ok]
+    failed += role_mismatches(timelock, governor, params, suite.block_of("OPGTimelock"))
     if failed:
         raise WiringError("wiring check failed: " + "; ".join(failed))

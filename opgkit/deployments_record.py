@@ -11,6 +11,7 @@ contract addresses from the record when the user gives none; the deploy resumes 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from eth_utils import is_address
@@ -52,6 +53,7 @@ def load_record(path: Path) -> dict:
 def _pending_ok(pending) -> bool:
     return (isinstance(pending, dict) and all(field in pending for field in PENDING_FIELDS)
             and isinstance(pending["name"], str) and isinstance(pending["tx_hash"], str)
+            and re.fullmatch(r"0x[0-9a-fA-F]{64}", pending["tx_hash"]) is not None
             and isinstance(pending["sender"], str) and is_address(pending["sender"])
             and isinstance(pending["nonce"], int) and not isinstance(pending["nonce"], bool)
             and isinstance(pending["address"], str) and is_address(pending["address"])

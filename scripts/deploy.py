@@ -85,7 +85,7 @@ def cli(cli_ctx, provider, account, autosign, treasury, config, dry_run, handove
         raise UserError("--publish needs an explorer plugin: pip install ape-etherscan==0.8.7 and set ETHERSCAN_API_KEY")
     record = record or record_path_for(provider.network.ecosystem.name, provider.network.name, PROJECT_ROOT)
     recorded = load_record(record)
-    if recorded["contracts"] and recorded["chain_id"] != provider.chain_id:
+    if (recorded["contracts"] or recorded.get("pending")) and recorded["chain_id"] != provider.chain_id:
         raise UserError(f"{_shown(record)} records a deployment on chain {recorded['chain_id']}, not this chain "
                         f"({provider.chain_id}); give another --record (or move that file away) so it is kept")
     ensure_writable(record, "deployments record")

@@ -17,6 +17,7 @@ from eth_utils import keccak
 from ethpm_types import ContractType
 
 from opgkit import PROJECT_ROOT
+from opgkit.cli import UserError
 from opgkit.deploy import DeploymentBlocked, ProtocolParameters, deploy_all, plan, planned_wiring, preflight
 from opgkit.testing import advance, reverts
 
@@ -158,3 +159,31 @@ def test_guardian__planned_and_refused_when_it_is_a_single_key(deployer, treasur
     single_key = dataclasses.replace(ProtocolParameters(), guardian=alice.address)
     with pytest.raises(DeploymentBlocked, match="has no code on this chain"):
         preflight(deployer.address, treasury.address, single_key, steps)
+    delegated = "0x" + "7702" * 10
+    alice.provider.set_code(delegated, bytes.fromhex("ef0100") + bytes.fromhex(safe.address[2:]))
+    with pytest.raises(DeploymentBlocked, match="EIP-7702 delegation"):
+        preflight(deployer.address, treasury.address, dataclasses.replace(single_key, guardian=delegated), steps)
+
+
+def test_guardian_dropped_on_resume_before_the_handover__its_roles_revoked(deployer, treasury, safe, tmp_path):
+    """An interrupted run named a guardian that also proposes; the resumed run names none: the old guardian
+    must not keep an unseen power to schedule and cancel."""
+    record = tmp_path / "record.json"
+    with_guardian = dataclasses.replace(ProtocolParameters(), guardian=safe.address, guardian_proposes=True)
+    first = deploy_all(deployer, treasury.address, with_guardian, record_path=record, handover=False)
+    timelock = first["OPGTimelock"]
+    assert timelock.hasRole(timelock.PROPOSER_ROLE(), safe)
+    resumed = deploy_all(deployer, treasury.address, ProtocolParameters(), record_path=record)
+    assert resumed["OPGTimelock"].address == timelock.address
+    assert not timelock.hasRole(timelock.PROPOSER_ROLE(), safe) and not timelock.hasRole(timelock.CANCELLER_ROLE(), safe)
+
+
+def test_guardian_changed_after_the_handover__refused_with_the_governance_calls(deployer, treasury, safe, alice,
+                                                                               tmp_path):
+    record = tmp_path / "record.json"
+    deploy_all(deployer, treasury.address, dataclasses.replace(ProtocolParameters(), guardian=safe.address),
+               record_path=record)
+    nonce = deployer.nonce
+    with pytest.raises(UserError, match=r"propose .*revokeRole\(CANCELLER_ROLE, " + safe.address):
+        deploy_all(deployer, treasury.address, ProtocolParameters(), record_path=record)
+    assert deployer.nonce == nonce

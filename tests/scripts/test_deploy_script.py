@@ -222,3 +222,57 @@ def test_deploy__dry_run_on_a_node_configured_as_base_sepolia__plans_with_the_l2
     short = ape_run("--network", f"base:sepolia:{uri}", "--account", "TEST::0", "--dry-run", "--config", str(config),
                     "--record", str(tmp_path / "record.json"))
     assert short.returncode == 2 and "challenge_window: must be at least 13h on this L2" in short.stderr
+
+
+def _killed_and_mined(networks, tmp_path, *extra):
+    record = tmp_path / "record.json"
+    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0", "--record",
+               str(record), *extra]
+    nonce, sent = _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command)
+    networks.provider.make_request("evm_mine", [])
+    return record, command, nonce, sent
+
+
+def test_deploy__pending_deployment_sent_with_other_parameters__refused_never_left_behind(networks, accounts,
+                                                                                          tmp_path):
+    """The killed run's token (holding the whole supply) must not vanish because the rerun's treasury differs."""
+    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
+        pytest.skip("the deploy runs as its own process against the test's anvil")
+    record, command, nonce, sent = _killed_and_mined(networks, tmp_path)
+    before = record.read_text()
+    result = subprocess.run([*command, "--treasury", accounts[1].address], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "sent the OPGToken deployment" in result.stderr and "with other parameters" in result.stderr
+    assert accounts[0].get_deployment_address(nonce) in result.stderr
+    assert record.read_text() == before
+
+
+def test_deploy__pending_entry_naming_another_transaction__refused(networks, accounts, tmp_path, chain):
+    """A record edited to name someone else's OPGToken deployment is not adopted as ours."""
+    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
+        pytest.skip("the deploy runs as its own process against the test's anvil")
+    record, command, _, _ = _killed_and_mined(networks, tmp_path)
+    from ape import project
+
+    foreign = project.OPGToken.deploy(accounts[5].address, sender=accounts[5])
+    edited = json.loads(record.read_text())
+    edited["pending"]["tx_hash"] = str(foreign.creation_metadata.txn_hash)
+    record.write_text(json.dumps(edited))
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is not the deployment it describes" in result.stderr
+    assert json.loads(record.read_text())["contracts"] == {}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda record: record | {"chain_id": 1}, "not this chain"),
+    (lambda record: record | {"pending": record["pending"] | {"tx_hash": "zz"}}, "pending deployment is damaged"),
+])
+def test_deploy__pending_entry_of_another_chain_or_damaged__refused(networks, tmp_path, change, message):
+    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
+        pytest.skip("the deploy runs as its own process against the test's anvil")
+    record, command, _, _ = _killed_and_mined(networks, tmp_path)
+    record.write_text(json.dumps(change(json.loads(record.read_text()))))
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr, result.stdout + result.stderr
