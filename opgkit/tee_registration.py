@@ -14,7 +14,8 @@ from ape import project
 from eth_utils import is_hex, to_bytes
 
 from opgkit import PROJECT_ROOT
-from opgkit.attestor import RegistrationRequest
+from opgkit.attestation import Statement
+from opgkit.attestor import RegistrationRequest, chain_time, registration_statement
 from opgkit.cli import ExitCode, UserError, contract_at, is_development_chain, nonzero_address
 from opgkit.deployments_record import record_path_for, recorded_address
 from opgkit.nitro import AttestationDocument, AttestationRefused, fingerprint, trusted_root, verify_document
@@ -80,13 +81,25 @@ def root_for(path: Path | None, *, development_chain: bool):
         raise UserError(f"cannot read --trusted-root {path}: {error.strerror or error}") from error
 
 
-def check_document(path: Path, root_path: Path | None, provider, at: datetime) -> AttestationDocument:
-    """The verified document at ``path``, checked at ``at`` against AWS's root (or a development chain's root)."""
-    root = root_for(root_path, development_chain=is_development_chain(provider))
-    document = verify_document(read_document(path), root=root, at=at)
+def print_checked(root, at: datetime) -> None:
     click.echo(f"{'checked':<13} COSE_Sign1 ES384 signature, chain to the {describe_root(root)} at "
                f"{at:%Y-%m-%d %H:%M:%S} UTC, PCR0–2, enclave key")
-    return document
+
+
+def checked_statement(provider, registry, document: Path, root_path: Path | None,
+                      request: RegistrationRequest) -> tuple[AttestationDocument, Statement]:
+    """The document at ``document`` verified at the chain's time (AWS's root, or a development chain's), and the
+    registration statement it supports on ``registry``; printed. A refusal ends the command (exit 1)."""
+    at = chain_time(registry)
+    try:
+        root = root_for(root_path, development_chain=is_development_chain(provider))
+        facts = verify_document(read_document(document), root=root, at=at)
+        print_checked(root, at)
+        statement = registration_statement(facts, request, registry)
+    except AttestationRefused as error:
+        refused(error)
+    print_document(facts)
+    return facts, statement
 
 
 def describe_root(root) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 from ape import project
 
-from opgkit.attestor import SignedStatement, chain_time, registration_statement, sign_statement
+from opgkit.attestor import SignedStatement, sign_statement
 from opgkit.cli import (
     GROUP_EXIT_CODES, ExitCode, NetworkCommand, ScriptCommand, UserError, contract_at, ensure_writable, exit_codes_help,
     nonzero_address, prepare_signer, signing_options, write_atomically,
@@ -28,7 +28,7 @@ from opgkit.cli import (
 from opgkit.nitro import AttestationRefused, document_measurement, verify_document
 from opgkit.nitro.document import MAX_TIMESTAMP_MS
 from opgkit.tee_registration import (
-    check_document, describe_root, print_document, read_document, refused, registry_option, request_of,
+    checked_statement, print_checked, print_document, read_document, refused, registry_option, request_of,
     request_options, root_for, root_option, tee_registry,
 )
 
@@ -54,8 +54,7 @@ def verify(document, at, trusted_root):
         facts = verify_document(read_document(document), root=root, at=when)
     except AttestationRefused as error:
         refused(error)
-    click.echo(f"{'checked':<13} COSE_Sign1 ES384 signature, chain to the {describe_root(root)} at "
-               f"{when:%Y-%m-%d %H:%M:%S} UTC, PCR0–2, enclave key")
+    print_checked(root, when)
     print_document(facts)
     click.echo(f"{'measurement':<13} 0x{document_measurement(facts).hex()} (keccak256 of PCR0‖PCR1‖PCR2)")
     bound = "none" if not facts.user_data else f"0x{facts.user_data.hex()}"
@@ -81,13 +80,8 @@ def sign(provider, account, autosign, document, operator, endpoint, payment_addr
                         "addAttestor, or sign with an attestor's account")
     out = out or document.with_name(f"{document.name}.{account.address}.json")
     ensure_writable(out, "--out")
-    request = request_of(operator, endpoint, payment_address)
-    try:
-        facts = check_document(document, trusted_root, provider, chain_time(registry))
-        statement = registration_statement(facts, request, registry)
-    except AttestationRefused as error:
-        refused(error)
-    print_document(facts)
+    facts, statement = checked_statement(provider, registry, document, trusted_root,
+                                         request_of(operator, endpoint, payment_address))
     click.echo(f"{'bound to':<13} operator {operator}, registry {registry.address}, chain {provider.chain_id}, "
                f"nonce {statement.nonce}, TLS certificate 0x{statement.tlsCertHash.hex()}")
     click.echo(f"{'measurement':<13} 0x{statement.measurement.hex()} (approved on chain, AWS Nitro)")

@@ -18,16 +18,15 @@ import click
 from ape import project
 from eth_utils import is_hex, to_bytes
 
-from opgkit.attestor import SignedStatement, chain_time, first_difference, quorum_evidence_of, registration_statement, signer_of
+from opgkit.attestor import SignedStatement, first_difference, quorum_evidence_of, signer_of
 from opgkit.cli import (
     GROUP_EXIT_CODES, ExitCode, NetworkCommand, ScriptCommand, UserError, contract_at, exit_codes_help, nonzero_address,
     prepare_signer, read_json, require_object, signing_options,
 )
-from opgkit.nitro import AttestationRefused, Binding, nitro_measurement
+from opgkit.nitro import Binding, nitro_measurement
 from opgkit.nitro.registration import BINDING_PREFIX_LENGTH
 from opgkit.tee_registration import (
-    bytes32, check_document, print_document, refused, registry_option, request_of, request_options, root_option,
-    tee_registry,
+    bytes32, checked_statement, registry_option, request_of, request_options, root_option, tee_registry,
 )
 
 
@@ -120,13 +119,8 @@ def register(provider, account, autosign, document, signature_files, endpoint, p
     """Register the enclave of DOCUMENT under the signing account, the operator."""
     registry = tee_registry(provider, registry)
     verifier = contract_at(project.AttestorQuorumVerifier, registry.verifier(), "the registry's verifier")
-    request = request_of(account.address, endpoint, payment_address)
-    try:
-        facts = check_document(document, trusted_root, provider, chain_time(registry))
-        statement = registration_statement(facts, request, registry)
-    except AttestationRefused as error:
-        refused(error)
-    print_document(facts)
+    facts, statement = checked_statement(provider, registry, document, trusted_root,
+                                         request_of(account.address, endpoint, payment_address))
     quorum = _quorum(verifier, statement, endpoint, _signatures(signature_files))
     threshold = verifier.threshold()
     if len(quorum) < threshold:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from deploy_helpers import deploy_command, kill_once_recorded
 from opgkit import PROJECT_ROOT
 
 LOCAL = ["--network", "ethereum:local:foundry", "--account", "TEST::0"]
@@ -89,17 +90,8 @@ def test_deploy__killed_mid_way_then_rerun__resumes_without_duplicates(networks,
     if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
         pytest.skip("the deploy runs as its own process against the test's anvil")
     record = tmp_path / "record.json"
-    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0",
-               "--record", str(record)]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if record.exists() and len(json.loads(record.read_text())["contracts"]) >= 3:
-            break
-        time.sleep(0.05)
-    process.kill()
-    process.communicate()
-    before = json.loads(record.read_text())["contracts"]
+    command = deploy_command(networks.provider.uri, record)
+    before = kill_once_recorded(command, record)
     assert 3 <= len(before) < len(ALL), "the deploy was not interrupted part-way"
 
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
@@ -136,15 +128,20 @@ def _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command) 
     return nonce, sent
 
 
-def test_deploy__killed_after_sending_before_recording__resume_adopts_the_contract_no_duplicate(networks, accounts,
-                                                                                              tmp_path):
-    """The first deployment left the process and the process died before it was mined and recorded: the rerun
-    must adopt that contract (a duplicate token would hold the supply the record does not name)."""
+@pytest.fixture
+def on_anvil(networks, tmp_path):
+    """(record, command): a deploy to the test's anvil, as its own process, with a record of its own."""
     if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
         pytest.skip("the deploy runs as its own process against the test's anvil")
     record = tmp_path / "record.json"
-    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0", "--record",
-               str(record)]
+    return record, deploy_command(networks.provider.uri, record)
+
+
+def test_deploy__killed_after_sending_before_recording__resume_adopts_the_contract_no_duplicate(networks, accounts,
+                                                                                              on_anvil):
+    """The first deployment left the process and the process died before it was mined and recorded: the rerun
+    must adopt that contract (a duplicate token would hold the supply the record does not name)."""
+    record, command = on_anvil
     nonce, sent = _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command)
     networks.provider.make_request("evm_mine", [])
     first_token = accounts[0].get_deployment_address(nonce)
@@ -160,12 +157,8 @@ def test_deploy__killed_after_sending_before_recording__resume_adopts_the_contra
 
 
 def test_deploy__killed_after_sending_and_the_transaction_dropped__resume_deploys_at_the_same_nonce(
-        networks, accounts, tmp_path):
-    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
-        pytest.skip("the deploy runs as its own process against the test's anvil")
-    record = tmp_path / "record.json"
-    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0", "--record",
-               str(record)]
+        networks, accounts, on_anvil):
+    record, command = on_anvil
     nonce, sent = _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command)
     networks.provider.make_request("anvil_dropTransaction", [sent])
     assert json.loads(record.read_text())["pending"]["tx_hash"] == sent
@@ -224,21 +217,17 @@ def test_deploy__dry_run_on_a_node_configured_as_base_sepolia__plans_with_the_l2
     assert short.returncode == 2 and "challenge_window: must be at least 13h on this L2" in short.stderr
 
 
-def _killed_and_mined(networks, tmp_path, *extra):
-    record = tmp_path / "record.json"
-    command = ["ape", "run", "deploy", "--network", networks.provider.uri, "--account", "TEST::0", "--record",
-               str(record), *extra]
+def _killed_and_mined(networks, on_anvil):
+    record, command = on_anvil
     nonce, sent = _deploy_killed_with_its_first_transaction_in_the_mempool(networks, command)
     networks.provider.make_request("evm_mine", [])
     return record, command, nonce, sent
 
 
 def test_deploy__pending_deployment_sent_with_other_parameters__refused_never_left_behind(networks, accounts,
-                                                                                          tmp_path):
+                                                                                          on_anvil):
     """The killed run's token (holding the whole supply) must not vanish because the rerun's treasury differs."""
-    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
-        pytest.skip("the deploy runs as its own process against the test's anvil")
-    record, command, nonce, sent = _killed_and_mined(networks, tmp_path)
+    record, command, nonce, sent = _killed_and_mined(networks, on_anvil)
     before = record.read_text()
     result = subprocess.run([*command, "--treasury", accounts[1].address], cwd=PROJECT_ROOT, capture_output=True,
                             text=True, timeout=300)
@@ -248,11 +237,9 @@ def test_deploy__pending_deployment_sent_with_other_parameters__refused_never_le
     assert record.read_text() == before
 
 
-def test_deploy__pending_entry_naming_another_transaction__refused(networks, accounts, tmp_path, chain):
+def test_deploy__pending_entry_naming_another_transaction__refused(networks, accounts, on_anvil):
     """A record edited to name someone else's OPGToken deployment is not adopted as ours."""
-    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
-        pytest.skip("the deploy runs as its own process against the test's anvil")
-    record, command, _, _ = _killed_and_mined(networks, tmp_path)
+    record, command, _, _ = _killed_and_mined(networks, on_anvil)
     from ape import project
 
     foreign = project.OPGToken.deploy(accounts[5].address, sender=accounts[5])
@@ -269,10 +256,8 @@ def test_deploy__pending_entry_naming_another_transaction__refused(networks, acc
     (lambda record: record | {"chain_id": 1}, "not this chain"),
     (lambda record: record | {"pending": record["pending"] | {"tx_hash": "zz"}}, "pending deployment is damaged"),
 ])
-def test_deploy__pending_entry_of_another_chain_or_damaged__refused(networks, tmp_path, change, message):
-    if not hasattr(networks.provider, "uri") or networks.provider.name != "foundry":
-        pytest.skip("the deploy runs as its own process against the test's anvil")
-    record, command, _, _ = _killed_and_mined(networks, tmp_path)
+def test_deploy__pending_entry_of_another_chain_or_damaged__refused(networks, on_anvil, change, message):
+    record, command, _, _ = _killed_and_mined(networks, on_anvil)
     record.write_text(json.dumps(change(json.loads(record.read_text()))))
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and message in result.stderr, result.stdout + result.stderr

@@ -16,6 +16,7 @@ import pytest
 from eth_utils import keccak
 from web3 import HTTPProvider, Web3
 
+from deploy_helpers import deploy_command, kill_once_recorded
 from opgkit import PROJECT_ROOT
 from opgkit.deploy import ProtocolParameters
 from opgkit.receipts import Mode, Receipt, Status, sign_receipt
@@ -72,16 +73,8 @@ def on(uri: str) -> list[str]:
 def deployed(hardhat, tmp_path_factory):
     """The protocol deployed on Hardhat, killed part-way once and resumed; the record's contracts."""
     record = tmp_path_factory.mktemp("hardhat") / "record.json"
-    command = ["ape", "run", "deploy", *on(hardhat), "--account", "TEST::0", "--record", str(record)]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and process.poll() is None:
-        if record.exists() and len(json.loads(record.read_text())["contracts"]) >= 3:
-            break
-        time.sleep(0.05)
-    process.kill()
-    process.communicate()
-    before = json.loads(record.read_text())["contracts"]
+    command = deploy_command(f"ethereum:hardhat:{hardhat}", record)
+    before = kill_once_recorded(command, record)
     assert 3 <= len(before) < len(ALL), "the deploy was not interrupted part-way"
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
