@@ -20,7 +20,12 @@ contract BenchmarkReceiptFloor is EIP712 {
 
     /// @dev Same fields and indexing as `IInferenceSettlement.ReceiptSettled`.
     event ReceiptRecorded(
-        bytes32 indexed requestId, address indexed payer, bytes32 indexed modelId, IModelRegistry.Mode mode, bytes32 outputHash
+        bytes32 indexed requestId,
+        address indexed payer,
+        bytes32 indexed modelId,
+        IModelRegistry.Mode mode,
+        bytes32 outputHash,
+        address signer
     );
 
     error BenchmarkReceiptFloorNotPayer(address caller, address payer);
@@ -41,7 +46,9 @@ contract BenchmarkReceiptFloor is EIP712 {
             revert BenchmarkReceiptFloorBadSignature(receipt.signer);
         }
         _records[key] = receiptHash;
-        emit ReceiptRecorded(receipt.requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash);
+        emit ReceiptRecorded(
+            receipt.requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash, receipt.signer
+        );
     }
 
     /// @notice The EIP-712 struct hash recorded for `requestId` in `payer`'s namespace (zero if none).

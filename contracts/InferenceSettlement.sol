@@ -61,12 +61,6 @@ contract InferenceSettlement is SettlementPayments {
         uint48 data;
     }
 
-    /// @dev A payment held for a pending or batched request, and the node that owes a pending one's evidence.
-    struct Custody {
-        address node;
-        uint96 held;
-    }
-
     ITEERegistry public immutable teeRegistry;
     IBatchSettlement public batchSettlement;
 
@@ -240,7 +234,7 @@ contract InferenceSettlement is SettlementPayments {
         uint256 held = _custody[key].held;
         delete _custody[key];
         emit ProofDelivered(requestId, receipt.payer, msg.sender);
-        emit ReceiptSettled(requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash);
+        emit ReceiptSettled(requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash, receipt.signer);
         if (held != 0) _pay(receipt, held);
     }
 
@@ -278,7 +272,7 @@ contract InferenceSettlement is SettlementPayments {
         (Status batchState,) = batchSettlement.batchFinality(batchId);
         bool held = receipt.price != 0 && batchState == Status.Pending;
         _records[key] = Record(_hashOf(receipt), receipt.mode, held ? Kind.BatchHeld : Kind.Batch, batchId.toUint48());
-        emit BatchReceiptRecorded(batchId, receipt.requestId, receipt.payer, receipt.outputHash);
+        emit BatchReceiptRecorded(batchId, receipt.requestId, receipt.payer, receipt.outputHash, receipt.signer);
         if (receipt.price == 0) return;
         _collect(receipt.requestId, receipt.payer, receipt.price);
         if (held) {
@@ -332,8 +326,7 @@ contract InferenceSettlement is SettlementPayments {
         return view_.settledAt;
     }
 
-    /// @notice The node that owes a pending request's evidence and the payment held for a pending or batched
-    /// request.
+    /// @inheritdoc IInferenceSettlement
     function custodyOf(address payer, bytes32 requestId) external view returns (Custody memory) {
         return _custody[_keyOf(payer, requestId)];
     }
@@ -362,7 +355,9 @@ contract InferenceSettlement is SettlementPayments {
         _requireSignerActive(receipt);
 
         _records[key] = Record(bytes24(receiptHash), receipt.mode, Kind.Final, block.timestamp.toUint48());
-        emit ReceiptSettled(receipt.requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash);
+        emit ReceiptSettled(
+            receipt.requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash, receipt.signer
+        );
         if (receipt.price != 0) {
             _collect(receipt.requestId, receipt.payer, receipt.price);
             _pay(receipt, receipt.price);

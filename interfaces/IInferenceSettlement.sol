@@ -85,11 +85,25 @@ interface IInferenceSettlement {
         bytes24 receiptHash;
     }
 
+    /// @notice A receipt became final individually or by its delivered proof. `signer` is the node or TEE key
+    /// that answered (the execution history is rebuilt from these events).
+    /// @notice A payment held for a pending or batched request, and the node that owes a pending one's evidence.
+    struct Custody {
+        address node;
+        uint96 held;
+    }
+
     event ReceiptSettled(
-        bytes32 indexed requestId, address indexed payer, bytes32 indexed modelId, IModelRegistry.Mode mode, bytes32 outputHash
+        bytes32 indexed requestId,
+        address indexed payer,
+        bytes32 indexed modelId,
+        IModelRegistry.Mode mode,
+        bytes32 outputHash,
+        address signer
     );
+    /// @notice A batched receipt was recorded; it is final when its batch is.
     event BatchReceiptRecorded(
-        uint256 indexed batchId, bytes32 indexed requestId, address indexed payer, bytes32 outputHash
+        uint256 indexed batchId, bytes32 indexed requestId, address indexed payer, bytes32 outputHash, address signer
     );
     event ProofRequested(bytes32 indexed requestId, address indexed payer, address indexed node, uint48 deadline);
     event ProofDelivered(bytes32 indexed requestId, address indexed payer, address deliveredBy);
@@ -173,6 +187,10 @@ interface IInferenceSettlement {
         external
         view
         returns (uint48 settledAt);
+
+    /// @notice The node that owes a pending request's evidence and the payment held for a pending or batched
+    /// request.
+    function custodyOf(address payer, bytes32 requestId) external view returns (Custody memory);
 
     /// @notice The EIP-712 digest a signer signs for `receipt` on this contract and chain.
     function receiptDigest(Receipt calldata receipt) external view returns (bytes32);

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IInferenceSettlement} from "./IInferenceSettlement.sol";
+import {IModelRegistry} from "./IModelRegistry.sol";
+
+/// @title Inference requests interface
+/// @notice Requests opened on chain and answered by callback. A consumer opens a request (model, input hash,
+/// minimum mode, finality, fee, callback gas); the fee is escrowed here; once a receipt answering it is final
+/// in `InferenceSettlement`, the consumer's `onInferenceResult` is called with the verified output.
+///
+/// Every request lives in this contract's namespace of `InferenceSettlement` under an id this contract issues,
+/// and this contract consents (as payer) only to receipts that answer an open request on its terms, so no one
+/// can occupy or answer a request with anything else.
+interface IInferenceRequests {
+    /// @notice Which settlement paths may answer. `Immediate`: only `fulfill`, which settles and calls back in
+    /// one transaction. `Delayed`: also a batch (the callback waits for its challenge window) or an
+    /// asynchronous proof (the callback waits for the proof), answered by anyone under this contract's consent.
+    enum Finality {
+        Immediate,
+        Delayed
+    }
+
+    /// @notice `Open`: waiting for an answer. `Delivered`: answered, callback succeeded. `CallbackFailed`:
+    /// answered and paid, the callback reverted or ran out of gas (retry with `retryCallback`). `Refunded`:
+    /// expired or failed unanswered, the fee returned.
+    enum State {
+        None,
+        Open,
+        Delivered,
+        CallbackFailed,
+        Refunded
+    }
+
+    /// @notice A request as stored. The model and input are kept as one hash (`termsHash`); `RequestOpened`
+    /// carries them in full.
+    struct Request {
+        address consumer;
+        uint40 expiresAt;
+        uint32 callbackGasLimit;
+        IModelRegistry.Mode minMode;
+        Finality finality;
+        State state;
+        bytes32 termsHash;
+        uint96 maxFee;
+        IModelRegistry.Mode answeredMode;
+        bytes32 outputHash;
+    }
+
+    event RequestOpened(
+        bytes32 indexed requestId,
+        address indexed consumer,
+        bytes32 indexed modelId,
+        bytes32 inputHash,
+        IModelRegistry.Mode minMode,
+        Finality finality,
+        uint256 maxFee,
+        uint32 callbackGasLimit,
+        uint40 expiresAt
+    );
+    /// @notice The answer was taken: `price` went to settlement, `refund` back to the consumer.
+    event RequestAnswered(
+        bytes32 indexed requestId, address indexed signer, IModelRegistry.Mode mode, bytes32 outputHash, uint256 price, uint256 refund
+    );
+    event CallbackDelivered(bytes32 indexed requestId, address indexed consumer, address deliveredBy);
+    event CallbackFailed(bytes32 indexed requestId, address indexed consumer, address deliveredBy);
+    event RequestRefunded(bytes32 indexed requestId, address indexed consumer, uint256 amount);
+
+    /// @notice Open a request for `modelId` on `inputHash`, escrowing `maxFee` OPG (pulled from the caller, who
+    /// is the consumer called back). Returns the request's id.
+    function open(
+        bytes32 modelId,
+        bytes32 inputHash,
+        IModelRegistry.Mode minMode,
+        Finality finality,
+        uint96 maxFee,
+        uint32 callbackGasLimit,
+        uint40 ttl
+    ) external returns (bytes32 requestId);
+
+    /// @notice Settle `receipt` for open request `requestId` now (this contract is its payer) and call back
+    /// with `output`. Anyone may call; the receipt's signer or TEE operator is paid.
+    function fulfill(bytes32 requestId, IInferenceSettlement.Receipt calldata receipt, bytes calldata evidence, bytes calldata output)
+        external;
+
+    /// @notice Call back with the answer of a `Delayed` request whose receipt is now final in settlement (a
+    /// batch past its window, a delivered proof, or a settlement under this contract's consent). Anyone may call.
+    function deliver(bytes32 requestId, IInferenceSettlement.Receipt calldata receipt, bytes calldata output) external;
+
+    /// @notice Call back again after a failed callback. Anyone may call.
+    function retryCallback(bytes32 requestId, bytes calldata output) external;
+
+    /// @notice Return the fee of a request that expired unanswered, or whose asynchronous proof failed, to its
+    /// consumer. Anyone may call.
+    function refund(bytes32 requestId) external;
+
+    /// @notice The least `maxFee` a request for `modelId` may escrow now: the model's registered price.
+    function quoteFee(bytes32 modelId) external view returns (uint256);
+
+    function requestOf(bytes32 requestId) external view returns (Request memory);
+}
