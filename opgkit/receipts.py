@@ -138,6 +138,16 @@ NO_AUTHORIZATION = (ZERO_ADDRESS, b"\x00" * 32, ZERO_ADDRESS, b"\x00" * 32, b"\x
 """The empty authorization argument, for calls made by the payer itself."""
 
 
+PAYMENT_AUTHORIZATION_TYPES = ("address", "bytes32", "address", "bytes32", "bytes32", "uint8", "uint256", "uint64",
+                               "uint256")
+
+
+def contract_consent(authorization: PaymentAuthorization) -> bytes:
+    """The "signature" ``InferenceRequests`` checks through ERC-1271 when it is the payer: the authorization
+    itself, ABI-encoded (the contract consents by reading it against its open request, not by a key)."""
+    return encode(list(PAYMENT_AUTHORIZATION_TYPES), list(authorization.as_args()))
+
+
 def receipt_digest(settlement, receipt: Receipt) -> bytes:
     """The EIP-712 digest a node signs for ``receipt`` on ``settlement`` (an ape contract)."""
     return _hash_eip191_message(receipt.message(settlement).signable_message)
