@@ -55,6 +55,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     error InferenceRequestsWrongOutput(bytes32 requestId);
     error InferenceRequestsStillAnswering(bytes32 requestId, IInferenceSettlement.Status status);
     error InferenceRequestsPaymentHeld(bytes32 requestId);
+    error InferenceRequestsMissedProofUnreported(bytes32 requestId);
     error InferenceRequestsInsufficientGas(uint256 available, uint256 needed);
     error InferenceRequestsCallbackNotFailed(bytes32 requestId, State state);
 
@@ -151,8 +152,12 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         if (status != IInferenceSettlement.Status.Failed && block.timestamp <= request.expiresAt) {
             revert InferenceRequestsNotExpired(requestId, request.expiresAt);
         }
-        // A rejected batch's held payment comes back to this contract by `releaseBatchPayment` (anyone).
-        if (settlement.custodyOf(address(this), requestId).held != 0) revert InferenceRequestsPaymentHeld(requestId);
+        // A held payment comes back to this contract first: by `releaseBatchPayment` for a rejected batch, by
+        // `reportMissedProof` for an overdue proof (anyone may call either).
+        if (settlement.custodyOf(address(this), requestId).held != 0) {
+            if (status == IInferenceSettlement.Status.Failed) revert InferenceRequestsMissedProofUnreported(requestId);
+            revert InferenceRequestsPaymentHeld(requestId);
+        }
 
         request.state = State.Refunded;
         uint256 amount = request.maxFee;
@@ -227,23 +232,26 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
 
     function _callBack(bytes32 requestId, Request storage request, bytes calldata output) private {
         uint256 gasLimit = request.callbackGasLimit;
+        address consumer = request.consumer;
+        request.state = State.Delivered;
+        bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, request.answeredMode, output));
         // A call receives at most 63/64 of the gas left (EIP-150): ask for enough that the consumer gets its
         // whole limit, or a caller could make the callback fail on purpose.
         uint256 needed = gasLimit + gasLimit / 63 + CALLBACK_RESERVE;
         if (gasleft() < needed) revert InferenceRequestsInsufficientGas(gasleft(), needed);
-        address consumer = request.consumer;
-        request.state = State.Delivered;
-        bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, request.answeredMode, output));
         bool success;
         assembly ("memory-safe") {
             success := call(gasLimit, consumer, 0, add(data, 0x20), mload(data), 0, 0)
         }
         if (success) {
             emit CallbackDelivered(requestId, consumer, msg.sender);
-        } else {
-            request.state = State.CallbackFailed;
-            emit CallbackFailed(requestId, consumer, msg.sender);
+            return;
         }
+        // Less than 1/63 of the limit left means the consumer was given less than its limit (the check above
+        // cannot price every cost before the call): the failure is the caller's, so nothing happened.
+        if (gasleft() < gasLimit / 63) revert InferenceRequestsInsufficientGas(gasleft(), needed);
+        request.state = State.CallbackFailed;
+        emit CallbackFailed(requestId, consumer, msg.sender);
     }
 
     /// @dev Pay `amount` from this contract's wallet, topping it up from its settlement escrow (where refunds

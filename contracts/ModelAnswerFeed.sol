@@ -10,8 +10,8 @@ import {InferenceConsumer} from "./InferenceConsumer.sol";
 
 /// @title Model answer feed (example callback consumer)
 /// @notice Asks one model questions and keeps its verified answers as they are pushed back: no one polls
-/// settlement or submits the answer to this contract. Whoever asks pays the fee; what the fee does not spend
-/// is returned to this feed, which keeps it toward later questions.
+/// settlement or submits the answer to this contract. What a fee does not spend, and the fee of a question that
+/// expired unanswered, come back to the feed and pay toward the next question asked.
 contract ModelAnswerFeed is InferenceConsumer {
     using SafeERC20 for IERC20;
 
@@ -50,10 +50,11 @@ contract ModelAnswerFeed is InferenceConsumer {
         token_.forceApprove(address(requests_), type(uint256).max);
     }
 
-    /// @notice Ask the model about `inputHash`, paying `fee` OPG (pulled from the caller) and waiting at most
-    /// `ttl` seconds for the answer.
+    /// @notice Ask the model about `inputHash` for a fee of `fee` OPG, waiting at most `ttl` seconds for the
+    /// answer. The feed's own balance (returned fees) pays first; the caller pays the rest.
     function ask(bytes32 inputHash, uint96 fee, uint40 ttl) external returns (bytes32 requestId) {
-        token.safeTransferFrom(msg.sender, address(this), fee);
+        uint256 balance = token.balanceOf(address(this));
+        if (balance < fee) token.safeTransferFrom(msg.sender, address(this), fee - balance);
         requestId = requests.open(modelId, inputHash, minMode, finality, fee, callbackGasLimit, ttl);
         askerOf[requestId] = msg.sender;
         emit Asked(requestId, msg.sender, inputHash, fee);
@@ -61,7 +62,8 @@ contract ModelAnswerFeed is InferenceConsumer {
 
     function _onInferenceResult(bytes32 requestId, IModelRegistry.Mode mode, bytes calldata output) internal override {
         answers[requestId] = Answer(mode, uint48(block.timestamp), keccak256(output));
-        latestRequestId = requestId;
+        // Ids grow with each question: a late answer to an older one does not replace the latest.
+        if (uint256(requestId) > uint256(latestRequestId)) latestRequestId = requestId;
         emit Answered(requestId, mode, output);
     }
 }

@@ -54,6 +54,9 @@ RELEASE = "releaseBatchPayment (batch final: held payment split)"
 CHALLENGE = "challenge (bad signature; slashes the relayer)"
 POST_PENDING = "postPending (TEE, by its operator, payer's authorization, no price)"
 DELIVER = "deliverProof (TEE signature)"
+OPEN_REQUEST = "InferenceRequests open (fee escrowed from the consumer)"
+FULFILL_FREE = "InferenceRequests fulfill (TEE, free model: settle + callback; callback cost excluded)"
+FULFILL_PRICED = "InferenceRequests fulfill (TEE, priced: settle, split, unspent fee back; callback cost excluded)"
 TARGETS = {
     SETTLE_TEE: 80_000,
     SETTLE_VANILLA: 70_000,
@@ -81,6 +84,7 @@ class World:
         self.models = deployer.deploy(project.ModelRegistry)
         self.verifier = deployer.deploy(project.ReexecutionVerifier, [2, 0, 1, 1, 3, 0], [5, 7], 3)
         self.open_model = self._register("open", 3)
+        self.free_model = self._register("free", 3, price=0)
         self.zk_model = self._register("zk", 4, zk=True)
         attestors = deployer.deploy(project.AttestorQuorumVerifier, deployer, [ATTESTOR.address], 1)
         self.tees = deployer.deploy(project.TEERegistry, self.staking, attestors, deployer, HOUR)
@@ -105,13 +109,14 @@ class World:
         self.settlement.setBatchSettlement(self.batches, sender=deployer)
         for slasher in (self.settlement, self.batches):
             self.staking.grantRole(self.staking.SLASHER_ROLE(), slasher, sender=deployer)
+        self.requests = deployer.deploy(project.InferenceRequests, self.settlement, self.models, self.token)
         self.floor = deployer.deploy(project.BenchmarkReceiptFloor)
         self.floor_gas: int | None = None
         self.token.transfer(payer, 1_000 * OPG, sender=deployer)
         self.counter = 0
 
-    def _register(self, label, modes, zk=False):
-        spec = (hashlib.sha256(label.encode()).digest(), f"ipfs://{label}", PRICE, modes, 2 if zk else 0, ZERO32,
+    def _register(self, label, modes, zk=False, price=PRICE):
+        spec = (hashlib.sha256(label.encode()).digest(), f"ipfs://{label}", price, modes, 2 if zk else 0, ZERO32,
                 False, 0, self.verifier.address if zk else ZERO_ADDRESS, keccak(text=label) if zk else ZERO32)
         tx = self.models.register(spec, sender=self.deployer)
         return tx.events.filter(self.models.ModelRegistered)[0].modelId
@@ -195,6 +200,32 @@ def _individual_rows(world) -> list[GasRow]:
     return rows
 
 
+def _request_rows(world, rows) -> list[GasRow]:
+    """A request opened and answered through InferenceRequests, beside the plain settlement it wraps. The
+    consumer is an account without code, so the callback costs only the call: its own work is excluded."""
+    gas_by_operation = {row.operation: row.gas for row in rows}
+    requests, consumer = world.requests, world.payer
+    world.token.approve(requests, 2**256 - 1, sender=consumer)
+    source = "{} (same run)"
+    out = []
+    for model, price, operation, anchor in ((world.free_model, 0, FULFILL_FREE, SETTLE_TEE),
+                                            (world.open_model, PRICE, FULFILL_PRICED, SETTLE_AND_PAY_TEE_AGAIN)):
+        input_hash = keccak(text=f"request {operation}")
+        opened = requests.open(model, input_hash, Mode.TEE, 0, price, 100_000, HOUR, sender=consumer)
+        request_id = opened.events.filter(requests.RequestOpened)[0].requestId
+        if price:
+            out.append(GasRow("InferenceRequests", OPEN_REQUEST, opened.gas_used, None,
+                              "no external anchor; tracked for regressions"))
+        output = OutputManifest(text=f"answer {operation}").canonical_json()
+        answer = world.tee_receipt(price=price, requestId=request_id, modelId=model, inputHash=input_hash,
+                                   outputHash=keccak(output), payer=requests.address)
+        gas = gas_of(lambda: requests.fulfill(request_id, answer.as_args(), world.signed(answer, TEE_KEY.key),
+                                              output, sender=world.deployer))
+        out.append(world.row("InferenceRequests", operation, gas, gas_by_operation[anchor],
+                             source.format(f"InferenceSettlement {anchor}")))
+    return out
+
+
 def _long_history_rows(world, fresh_gas) -> list[GasRow]:
     """TEE settlement once the key has a long heartbeat history: the lookup must not grow with it."""
     s, tees = world.settlement, world.tees
@@ -274,6 +305,7 @@ def _release_row(world, batch, priced) -> GasRow:
 def measure(deployer, test_accounts) -> list[GasRow]:
     world = World(deployer, *test_accounts[:3])
     rows = [_floor_row(world)] + _individual_rows(world)
+    rows += _request_rows(world, rows)
     batch_rows, batch, priced = _batch_rows(world)
     rows += batch_rows + [_challenge_row(world)] + _async_rows(world)
     return rows + [_release_row(world, batch, priced)]

@@ -415,3 +415,32 @@ def test_async__proof_missed__fee_refunded_at_once(requests, feed, settlement, t
     assert token.balanceOf(feed) == before + FEE
     assert requests.requestOf(request_id).state == REFUNDED
     assert_fees_accounted(requests, settlement, token)
+
+
+def test_refund__proof_overdue_but_unreported__named_error_until_reported(requests, feed, settlement, alice,
+                                                                          operator, reporter, tee_answer, chain):
+    request_id = ask(feed, "unreported", alice)
+    r, _ = tee_answer(request_id, "unreported")
+    auth = authorization(r, node=operator.address)
+    settlement.postPending(r.as_args(), auth.as_args(), contract_consent(auth), sender=operator)
+    advance(chain, PROOF_WINDOW + 1)
+    with reverts_exactly(requests.InferenceRequestsMissedProofUnreported, requestId=request_id):
+        requests.refund(request_id, sender=alice)
+    settlement.reportMissedProof(requests, request_id, sender=reporter)
+    requests.refund(request_id, sender=alice)
+
+
+def test_feed__returned_fees_pay_the_next_question_and_a_late_answer_keeps_the_latest(
+        requests, feed, token, alice, operator, answer_for, chain, deployer):
+    first = ask(feed, "first", alice, ttl=HOUR)
+    advance(chain, HOUR + 1)
+    requests.refund(first, sender=deployer)
+    assert token.balanceOf(feed) == FEE
+    before = token.balanceOf(alice)
+    second = ask(feed, "second", alice)
+    third = ask(feed, "third", alice)
+    assert token.balanceOf(alice) == before - FEE  # the second question was paid by the returned fee
+    for request_id, label in ((third, "third"), (second, "second")):
+        r, signature, output = answer_for(request_id, label)
+        requests.fulfill(request_id, r.as_args(), signature, output, sender=operator)
+    assert feed.latestRequestId() == third
