@@ -82,8 +82,8 @@ def opg(amount: int) -> str:
 
 class Story:
     CHAPTERS = ("deploy", "stake", "govern", "register", "settle_individually", "batch_and_challenge",
-                "consumer_vault", "adversary_refused", "zkml_liquidation", "audit_receipt", "twin_market",
-                "monitor_fees")
+                "consumer_vault", "consumer_callbacks", "adversary_refused", "zkml_liquidation", "audit_receipt", "twin_market",
+                "monitor_fees", "execution_history")
 
     def __init__(self, cast: Cast, say, params: ProtocolParameters = ProtocolParameters(), *,
                  quiet=contextlib.nullcontext):
@@ -337,6 +337,35 @@ class Story:
         paid = token.balanceOf(self.cast.beneficiary) - before
         self.say(f"   risk score 12 ≤ {MAX_RISK_SCORE}: released {opg(paid)} to {self.cast.beneficiary.address}")
 
+    def consumer_callbacks(self):
+        """A consumer contract asks a question on chain and the verified answer is called back to it: no polling"""
+        requests, token, payer = self.suite["InferenceRequests"], self.suite["OPGToken"], self.cast.payer
+        feed = self.cast.deployer.deploy(project.ModelAnswerFeed, requests, token, self.chat_model, int(Mode.TEE),
+                                         0, 200_000)  # 0: Immediate, answered in the settling transaction
+        token.approve(feed, 2**256 - 1, sender=payer)
+        question = keccak(text="Is the lighthouse lit?")
+        fee = requests.quoteFee(self.chat_model) + OPG
+        asked = feed.ask(question, fee, 3_600, sender=payer)
+        request_id = asked.events.filter(feed.Asked)[0].requestId
+        self.say(f"   feed {feed.address} opens request #{int.from_bytes(request_id, 'big')} for the chat model, TEE or "
+                 f"better, {opg(fee)} escrowed ({asked.gas_used:,} gas); only the requests contract may answer in its "
+                 "namespace")
+        output = manifest_from_response({"text": "Yes: the lamp turns every ten seconds."}).canonical_json()
+        answer = Receipt(
+            requestId=request_id, modelId=self.chat_model, inputHash=question, outputHash=keccak(output),
+            mode=Mode.TEE, signer=TEE_KEY.address, timestamp=chain.blocks.head.timestamp, payer=requests.address,
+            price=requests.quoteFee(self.chat_model),
+        )
+        settlement = self.suite["InferenceSettlement"]
+        tx = requests.fulfill(request_id, answer.as_args(), sign_receipt(settlement, answer, TEE_KEY.key), output,
+                              sender=self.cast.node)
+        answered = tx.events.filter(requests.RequestAnswered)[0]
+        stored = feed.answers(request_id)
+        self.say(f"   the TEE's operator fulfils it: settled {Status(settlement.recordOf(requests, request_id).status).name} "
+                 f"and the feed called back in the same transaction ({tx.gas_used:,} gas)")
+        self.say(f"   the feed holds the {Mode(stored.mode).name} answer (hash {stored.outputHash.hex()[:16]}…); "
+                 f"{opg(answered.price)} paid, {opg(answered.refund)} of the fee returned to the feed")
+
     def adversary_refused(self):
         """An attacker node tries to answer the vault's next request with the owner's authorization, and fails"""
         settlement, token, owner, attacker = (self.suite["InferenceSettlement"], self.suite["OPGToken"],
@@ -449,6 +478,16 @@ class Story:
         self.say(f"   {len(alerts)} alert(s) above {percent(ALERT_ABOVE)}")
 
     # ---------------------------------------------------------------- helpers
+
+    def execution_history(self):
+        """Every node and model leaves a record: the history indexer rebuilds it from the chain, with a reputation"""
+        database = PROJECT_ROOT / "build" / "demo" / "history.sqlite"
+        database.unlink(missing_ok=True)  # a new chain each run
+        common = ("--network", chain.provider.uri, "--settlement", str(self.suite["InferenceSettlement"].address),
+                  "--requests", str(self.suite["InferenceRequests"].address), "--db", str(database))
+        for subject in (("--node", self.cast.node.address), ("--model", "0x" + bytes(self.chat_model).hex())):
+            for line in self._script("history", *common, *subject).rstrip().splitlines():
+                self.say(f"   {line}")
 
     def _zkml_receipt(self, label, model_id, proof, payer) -> Receipt:
         return Receipt(requestId=keccak(text=label), modelId=model_id, inputHash=proof.input_hash,

@@ -281,6 +281,7 @@ def deployment_steps(deployer: str, treasury: str, params: ProtocolParameters, h
                                       params.twin_min_shares_to_create, params.twin_protocol_fee_cap,
                                       params.twin_subject_fee_cap, params.twin_protocol_fee, params.twin_subject_fee,
                                       params.twin_fee_increase_delay, params.twin_transfer_delay]),
+        Step("InferenceRequests", lambda c: [c["InferenceSettlement"], c["ModelRegistry"], c["OPGToken"]]),
     ] + ([Step("RiskGatedVault", lambda c: [c["InferenceSettlement"], c["OPGToken"], params.example_vault_model,
                                             TEE_MODE, params.example_vault_max_risk_score, admin(c)])]
          if params.example_vault_model else [])
@@ -505,11 +506,11 @@ def _hand_to_timelock(contract, timelock, deployer) -> None:
 
 def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolParameters, handover: bool = True) -> None:
     """Read every role and parameter back; raise WiringError listing each mismatch."""
-    token, timelock, staking, governor, models, verifier, tees, settlement, batches, market = (
+    token, timelock, staking, governor, models, verifier, tees, settlement, batches, market, requests = (
         suite[n]
         for n in (
             "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier",
-            "TEERegistry", "InferenceSettlement", "BatchSettlement", "TwinMarket",
+            "TEERegistry", "InferenceSettlement", "BatchSettlement", "TwinMarket", "InferenceRequests",
         )
     )
     admin = staking.DEFAULT_ADMIN_ROLE()
@@ -553,6 +554,10 @@ def verify_wiring(suite: Suite, deployer: str, treasury: str, params: ProtocolPa
         "batch settlement records into this InferenceSettlement": batches.settlement() == settlement.address,
         "batch settlement reads staking, models and TEEs": (batches.staking(), batches.models(), batches.teeRegistry())
         == (staking.address, models.address, tees.address),
+        "requests pay through this settlement, price from these models, in OPG":
+            (requests.settlement(), requests.models(), requests.token()) == (settlement.address, models.address,
+                                                                            token.address),
+        "settlement may charge the requests contract": token.allowance(requests, settlement) == 2**256 - 1,
         "challenge window": batches.challengeWindow() == params.challenge_window,
         "challenge window below unbonding delay": batches.challengeWindow() < staking.unbondingDelay(),
         "proof window": settlement.proofWindow() == params.proof_window,

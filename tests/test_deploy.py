@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anvil_only
 
 ALL = [
     "OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
-    "InferenceSettlement", "BatchSettlement", "TwinMarket",
+    "InferenceSettlement", "BatchSettlement", "TwinMarket", "InferenceRequests",
 ]
 
 
@@ -227,7 +227,7 @@ def test_plan__parameter_changed__deploys_from_that_contract_on(deployer, treasu
     steps = plan(deployer.address, treasury.address, changed, record)
     assert [(s.name, s.action) for s in steps][5:] == [
         ("AttestorQuorumVerifier", "reuse"), ("TEERegistry", "deploy"), ("InferenceSettlement", "deploy"),
-        ("BatchSettlement", "deploy"), ("TwinMarket", "deploy"),
+        ("BatchSettlement", "deploy"), ("TwinMarket", "deploy"), ("InferenceRequests", "deploy"),
     ]
     assert steps[7].args[3] == "<new TEERegistry>"
     assert steps[8].args[0] == "<new InferenceSettlement>" and steps[8].args[3] == "<new TEERegistry>"
@@ -241,7 +241,7 @@ def test_deploy_all__batch_parameters_changed_after_a_deploy__stops_before_any_t
     first = deploy_all(deployer, treasury.address, record_path=record, handover=False)
     changed = dataclasses.replace(ProtocolParameters(), challenge_window=1_800)
     steps = plan(deployer.address, treasury.address, changed, record, handover=False)
-    assert [s.name for s in steps if s.action == "deploy"] == ["BatchSettlement", "TwinMarket"]
+    assert [s.name for s in steps if s.action == "deploy"] == ["BatchSettlement", "TwinMarket", "InferenceRequests"]
     nonce = deployer.nonce
     settlement, batches = first["InferenceSettlement"].address, first["BatchSettlement"].address
     with pytest.raises(WiringError, match=rf"InferenceSettlement at {settlement} is already connected to "

@@ -34,4 +34,7 @@ def contract_at(container: ContractContainer, address: str, option: str) -> Cont
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise UserError(f"{option} {address} is some other contract, not {name}: its code lacks {shown}; give the "
                         f"{name} address")
-    return container.at(address)
+    # The project's ABI alone: ape would otherwise merge in an ABI it cached on disk for this address, which
+    # after a redeploy at the same address (a restarted development chain) holds the old contract's events.
+    return chain.contracts.instance_at(address, contract_type=container.contract_type, fetch_from_explorer=False,
+                                       fetch_from_disk=False, replace=True, detect_proxy=False)

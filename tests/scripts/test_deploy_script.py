@@ -12,7 +12,7 @@ from opgkit import PROJECT_ROOT
 
 LOCAL = ["--network", "ethereum:local:foundry", "--account", "TEST::0"]
 ALL = ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
-       "InferenceSettlement", "BatchSettlement", "TwinMarket")
+       "InferenceSettlement", "BatchSettlement", "TwinMarket", "InferenceRequests")
 
 
 def ape_run(*args):

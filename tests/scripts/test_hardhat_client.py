@@ -25,7 +25,7 @@ from opgkit.operators.launch import json_lines, run_operator
 pytestmark = pytest.mark.anvil_only
 
 ALL = ("OPGToken", "OPGTimelock", "NodeStaking", "OPGGovernor", "ModelRegistry", "AttestorQuorumVerifier", "TEERegistry",
-       "InferenceSettlement", "BatchSettlement", "TwinMarket")
+       "InferenceSettlement", "BatchSettlement", "TwinMarket", "InferenceRequests")
 OPG = 10**18
 INFERENCE_ROLE = 1
 
