@@ -16,7 +16,10 @@ import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
 /// once a receipt on the request's terms is final in `InferenceSettlement`.
 ///
 /// This contract is the payer of every request it issues, so each lives in its namespace of the settlement
-/// contract under an id only it hands out. It consents to a record there in two ways only: by settling a
+/// contract under an id only it hands out: `settlementIdOf(requestId)`, the request id with its attempt number in
+/// the upper 128 bits. An attempt whose asynchronous proof failed is closed for good in settlement; `reopen` moves
+/// the request to its next attempt, so a node that posts a result and never proves it is slashed without killing
+/// the request. It consents to a record there in two ways only: by settling a
 /// receipt itself (`fulfill`), after checking it against the request; or, for `Delayed` requests, through
 /// ERC-1271 (`isValidSignature`), which accepts a payment authorization only for an open, unexpired request on
 /// its model and input, at its minimum mode or stronger, for at most its fee.
@@ -58,6 +61,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     error InferenceRequestsMissedProofUnreported(bytes32 requestId);
     error InferenceRequestsInsufficientGas(uint256 available, uint256 needed);
     error InferenceRequestsCallbackNotFailed(bytes32 requestId, State state);
+    error InferenceRequestsAttemptNotFailed(bytes32 requestId, IInferenceSettlement.Status status);
 
     constructor(IInferenceSettlement settlement_, IModelRegistry models_, IERC20 token_) {
         settlement = settlement_;
@@ -128,7 +132,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         _requireAnswers(requestId, request, receipt, output);
         settlement.requireVerifiedReceipt(receipt, request.minMode, true);
         // A batched answer's payment may still be held; release it so the node is paid with the callback.
-        if (settlement.custodyOf(address(this), requestId).held != 0) settlement.releaseBatchPayment(receipt);
+        if (settlement.custodyOf(address(this), receipt.requestId).held != 0) settlement.releaseBatchPayment(receipt);
         _answer(requestId, request, receipt, output);
     }
 
@@ -143,26 +147,27 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     /// @inheritdoc IInferenceRequests
     function refund(bytes32 requestId) external nonReentrant {
         Request storage request = _open(requestId);
-        IInferenceSettlement.Status status = settlement.recordOf(address(this), requestId).status;
+        IInferenceSettlement.Status status = _settledStatus(requestId, request);
         if (status == IInferenceSettlement.Status.Pending || status == IInferenceSettlement.Status.Final) {
             revert InferenceRequestsStillAnswering(requestId, status);
         }
-        // A failed proof ends a request at once (settlement never records it again); otherwise it may still be
-        // answered until it expires.
-        if (status != IInferenceSettlement.Status.Failed && block.timestamp <= request.expiresAt) {
-            revert InferenceRequestsNotExpired(requestId, request.expiresAt);
-        }
-        // A held payment comes back to this contract first: by `releaseBatchPayment` for a rejected batch, by
-        // `reportMissedProof` for an overdue proof (anyone may call either).
-        if (settlement.custodyOf(address(this), requestId).held != 0) {
-            if (status == IInferenceSettlement.Status.Failed) revert InferenceRequestsMissedProofUnreported(requestId);
-            revert InferenceRequestsPaymentHeld(requestId);
-        }
+        if (block.timestamp <= request.expiresAt) revert InferenceRequestsNotExpired(requestId, request.expiresAt);
+        _requireNothingHeld(requestId, request, status);
 
         request.state = State.Refunded;
         uint256 amount = request.maxFee;
         emit RequestRefunded(requestId, request.consumer, amount);
         _payOut(request.consumer, amount);
+    }
+
+    /// @inheritdoc IInferenceRequests
+    function reopen(bytes32 requestId) external {
+        Request storage request = _open(requestId);
+        IInferenceSettlement.Status status = _settledStatus(requestId, request);
+        if (status != IInferenceSettlement.Status.Failed) revert InferenceRequestsAttemptNotFailed(requestId, status);
+        _requireNothingHeld(requestId, request, status);
+        uint32 attempt = ++request.attempt;
+        emit RequestReopened(requestId, attempt, settlementIdOf(requestId));
     }
 
     /// @notice ERC-1271: this contract's consent, as payer, to a `PaymentAuthorization` passed as
@@ -172,8 +177,9 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         if (msg.sender != address(settlement) || signature.length != 9 * 32) return bytes4(0xffffffff);
         IInferenceSettlement.PaymentAuthorization memory authorization =
             abi.decode(signature, (IInferenceSettlement.PaymentAuthorization));
-        Request storage request = _requests[authorization.requestId];
-        bool consents = request.state == State.Open && request.finality == Finality.Delayed
+        bytes32 requestId = bytes32(uint256(uint128(uint256(authorization.requestId))));
+        Request storage request = _requests[requestId];
+        bool consents = authorization.requestId == _settlementId(requestId, request.attempt) && request.state == State.Open && request.finality == Finality.Delayed
             && block.timestamp <= request.expiresAt && authorization.payer == address(this)
             && request.termsHash == _termsHash(authorization.modelId, authorization.inputHash)
             && authorization.mode >= request.minMode && authorization.maxAmount <= request.maxFee
@@ -187,8 +193,38 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     }
 
     /// @inheritdoc IInferenceRequests
+    function settlementIdOf(bytes32 requestId) public view returns (bytes32) {
+        return _settlementId(requestId, _requests[requestId].attempt);
+    }
+
+    /// @inheritdoc IInferenceRequests
     function requestOf(bytes32 requestId) external view returns (Request memory) {
         return _requests[requestId];
+    }
+
+    function _settlementId(bytes32 requestId, uint32 attempt) private pure returns (bytes32) {
+        return bytes32((uint256(attempt) << 128) | uint256(requestId));
+    }
+
+    /// @dev Where the current attempt of `request` stands in settlement.
+    function _settledStatus(bytes32 requestId, Request storage request)
+        private
+        view
+        returns (IInferenceSettlement.Status)
+    {
+        return settlement.recordOf(address(this), _settlementId(requestId, request.attempt)).status;
+    }
+
+    /// @dev A payment held for the current attempt comes back to this contract before the request moves on: by
+    /// `releaseBatchPayment` for a rejected batch, by `reportMissedProof` for an overdue proof (anyone may call
+    /// either).
+    function _requireNothingHeld(bytes32 requestId, Request storage request, IInferenceSettlement.Status status)
+        private
+        view
+    {
+        if (settlement.custodyOf(address(this), _settlementId(requestId, request.attempt)).held == 0) return;
+        if (status == IInferenceSettlement.Status.Failed) revert InferenceRequestsMissedProofUnreported(requestId);
+        revert InferenceRequestsPaymentHeld(requestId);
     }
 
     function _open(bytes32 requestId) private view returns (Request storage request) {
@@ -203,7 +239,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         IInferenceSettlement.Receipt calldata receipt,
         bytes calldata output
     ) private view {
-        if (receipt.payer != address(this) || receipt.requestId != requestId) {
+        if (receipt.payer != address(this) || receipt.requestId != _settlementId(requestId, request.attempt)) {
             revert InferenceRequestsWrongRequest(requestId);
         }
         if (_termsHash(receipt.modelId, receipt.inputHash) != request.termsHash) {

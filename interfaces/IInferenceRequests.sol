@@ -44,6 +44,7 @@ interface IInferenceRequests {
         bytes32 termsHash;
         uint96 maxFee;
         IModelRegistry.Mode answeredMode;
+        uint32 attempt;
         bytes32 outputHash;
     }
 
@@ -65,6 +66,9 @@ interface IInferenceRequests {
     event CallbackDelivered(bytes32 indexed requestId, address indexed consumer, address deliveredBy);
     event CallbackFailed(bytes32 indexed requestId, address indexed consumer, address deliveredBy);
     event RequestRefunded(bytes32 indexed requestId, address indexed consumer, uint256 amount);
+    /// @notice The request's previous attempt failed (an asynchronous proof never came); answers now go under
+    /// `settlementId`.
+    event RequestReopened(bytes32 indexed requestId, uint32 attempt, bytes32 settlementId);
 
     /// @notice Open a request for `modelId` on `inputHash`, escrowing `maxFee` OPG (pulled from the caller, who
     /// is the consumer called back). Returns the request's id.
@@ -90,9 +94,16 @@ interface IInferenceRequests {
     /// @notice Call back again after a failed callback. Anyone may call.
     function retryCallback(bytes32 requestId, bytes calldata output) external;
 
-    /// @notice Return the fee of a request that expired unanswered, or whose asynchronous proof failed, to its
-    /// consumer. Anyone may call.
+    /// @notice Return the fee of a request that expired unanswered to its consumer. Anyone may call.
     function refund(bytes32 requestId) external;
+
+    /// @notice Move an open request whose current attempt failed in settlement (its asynchronous proof was
+    /// missed and reported) to its next attempt, answerable again until it expires. Anyone may call.
+    function reopen(bytes32 requestId) external;
+
+    /// @notice The request id an answer to `requestId` must carry in settlement now: `requestId` with its
+    /// attempt number in the upper 128 bits (the first attempt is `requestId` itself).
+    function settlementIdOf(bytes32 requestId) external view returns (bytes32);
 
     /// @notice The least `maxFee` a request for `modelId` may escrow now: the model's registered price.
     function quoteFee(bytes32 modelId) external view returns (uint256);

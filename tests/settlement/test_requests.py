@@ -10,7 +10,7 @@ from opgkit.manifest import OutputManifest
 from opgkit.receipts import NO_AUTHORIZATION, Status, contract_consent
 from opgkit.testing import advance
 from settlement_helpers import (
-    CHALLENGE_WINDOW, HOUR, PRICE, PROOF_WINDOW, Mode, authorization, funds_of, post_batch, receipt, reverts_exactly,
+    CHALLENGE_WINDOW, HOUR, INFERENCE_BIT, OPG, PRICE, PROOF_WINDOW, Mode, authorization, funds_of, post_batch, receipt, reverts_exactly,
     signed_batch,
 )
 
@@ -400,34 +400,57 @@ def test_async__proof_delivered__called_back_in_tee_mode(requests, feed, settlem
     assert (called.mode, called.output) == (Mode.TEE, output)
 
 
-def test_async__proof_missed__fee_refunded_at_once(requests, feed, settlement, token, alice, operator, reporter,
-                                                   tee_answer, chain):
+def test_attack_post_and_never_prove__request_reopened_and_answered_by_an_honest_node(
+        requests, feed, settlement, staking, token, alice, bob, operator, reporter, tee_answer, answer_for, chain,
+        open_model, now, sign):
+    """A node that posts a result for a request and never proves it is slashed, and cannot kill the request: once
+    the missed proof is reported, the request moves to its next attempt and an honest answer is called back."""
     request_id = ask(feed, "missed", alice)
     r, _ = tee_answer(request_id, "missed")
     auth = authorization(r, node=operator.address)
     settlement.postPending(r.as_args(), auth.as_args(), contract_consent(auth), sender=operator)
     with reverts_exactly(requests.InferenceRequestsStillAnswering, requestId=request_id, status=Status.PENDING):
         requests.refund(request_id, sender=alice)
+    with reverts_exactly(requests.InferenceRequestsAttemptNotFailed, requestId=request_id, status=Status.PENDING):
+        requests.reopen(request_id, sender=alice)
     advance(chain, PROOF_WINDOW + 1)
+    with reverts_exactly(requests.InferenceRequestsMissedProofUnreported, requestId=request_id):
+        requests.reopen(request_id, sender=alice)
     settlement.reportMissedProof(requests, request_id, sender=reporter)
-    before = token.balanceOf(feed)
-    requests.refund(request_id, sender=alice)  # before expiry: a failed proof ends the request
-    assert token.balanceOf(feed) == before + FEE
-    assert requests.requestOf(request_id).state == REFUNDED
+    assert_fees_accounted(requests, settlement, token)
+
+    tx = requests.reopen(request_id, sender=reporter)
+    settlement_id = requests.settlementIdOf(request_id)
+    assert tx.events.filter(requests.RequestReopened)[0].settlementId == settlement_id
+    assert settlement_id == ((1 << 128) | int.from_bytes(request_id, "big")).to_bytes(32, "big")
+    stale, signature, output = answer_for(request_id, "missed", text="honest")
+    with reverts_exactly(requests.InferenceRequestsWrongRequest, requestId=request_id):
+        requests.fulfill(request_id, stale.as_args(), signature, output, sender=operator)
+    # the jailed node is out; another node answers
+    staking.registerOperator(INFERENCE_BIT, 50_000 * OPG, 0, sender=bob)
+    advance(chain, 1)
+    honest, output = answering(requests, request_id, "missed", open_model, bob.address, now(),
+                               output=answer("honest"))
+    honest = honest.with_changes(requestId=settlement_id)
+    done = requests.fulfill(request_id, honest.as_args(), sign(honest, bob), output, sender=bob)
+    assert done.events.filter(feed.Answered)[0].output == output
+    assert settlement.recordOf(requests, request_id).status == Status.FAILED  # the first attempt stays failed
     assert_fees_accounted(requests, settlement, token)
 
 
-def test_refund__proof_overdue_but_unreported__named_error_until_reported(requests, feed, settlement, alice,
-                                                                          operator, reporter, tee_answer, chain):
-    request_id = ask(feed, "unreported", alice)
-    r, _ = tee_answer(request_id, "unreported")
+def test_refund__expired_after_a_failed_attempt__fee_back(requests, feed, settlement, token, alice, operator,
+                                                          reporter, tee_answer, chain):
+    request_id = ask(feed, "missed then expired", alice, ttl=2 * HOUR)
+    r, _ = tee_answer(request_id, "missed then expired")
     auth = authorization(r, node=operator.address)
     settlement.postPending(r.as_args(), auth.as_args(), contract_consent(auth), sender=operator)
-    advance(chain, PROOF_WINDOW + 1)
-    with reverts_exactly(requests.InferenceRequestsMissedProofUnreported, requestId=request_id):
-        requests.refund(request_id, sender=alice)
+    advance(chain, 2 * HOUR + 1)
     settlement.reportMissedProof(requests, request_id, sender=reporter)
+    before = token.balanceOf(feed)
     requests.refund(request_id, sender=alice)
+    assert token.balanceOf(feed) == before + FEE
+    assert requests.requestOf(request_id).state == REFUNDED
+    assert_fees_accounted(requests, settlement, token)
 
 
 def test_feed__returned_fees_pay_the_next_question_and_a_late_answer_keeps_the_latest(
