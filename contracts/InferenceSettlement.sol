@@ -272,7 +272,9 @@ contract InferenceSettlement is SettlementPayments {
         (Status batchState,) = batchSettlement.batchFinality(batchId);
         bool held = receipt.price != 0 && batchState == Status.Pending;
         _records[key] = Record(_hashOf(receipt), receipt.mode, held ? Kind.BatchHeld : Kind.Batch, batchId.toUint48());
-        emit BatchReceiptRecorded(batchId, receipt.requestId, receipt.payer, receipt.outputHash, receipt.signer);
+        emit BatchReceiptRecorded(
+            batchId, receipt.requestId, receipt.payer, receipt.modelId, receipt.mode, receipt.outputHash, receipt.signer
+        );
         if (receipt.price == 0) return;
         _collect(receipt.requestId, receipt.payer, receipt.price);
         if (held) {

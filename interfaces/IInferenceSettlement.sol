@@ -103,7 +103,13 @@ interface IInferenceSettlement {
     );
     /// @notice A batched receipt was recorded; it is final when its batch is.
     event BatchReceiptRecorded(
-        uint256 indexed batchId, bytes32 indexed requestId, address indexed payer, bytes32 outputHash, address signer
+        uint256 indexed batchId,
+        bytes32 indexed requestId,
+        address indexed payer,
+        bytes32 modelId,
+        IModelRegistry.Mode mode,
+        bytes32 outputHash,
+        address signer
     );
     event ProofRequested(bytes32 indexed requestId, address indexed payer, address indexed node, uint48 deadline);
     event ProofDelivered(bytes32 indexed requestId, address indexed payer, address deliveredBy);

@@ -94,12 +94,13 @@ def _print_model(record) -> None:
     _table(f"model {record.model_id} (through block {record.through_block})", {
         "receipts individual": receipts.individual,
         "receipts async": receipts.async_,
+        "receipts batched": receipts.batched,
+        "batched, rejected": receipts.batched_rejected,
         "requests opened": record.requests_opened,
         "requests answered": record.requests_answered,
         "median latency (s)": record.median_latency,
         "nodes": record.nodes,
     })
-    click.echo("  (batched receipts name no model: not counted here)")
 
 
 @click.command(cls=NetworkCommand, short_help="Index the execution history; print a node's or model's record",

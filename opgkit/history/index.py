@@ -28,7 +28,7 @@ from ape import project
 from ape.types import LogFilter
 from eth_utils import encode_hex, keccak, to_checksum_address
 
-from opgkit.cli import UserError
+from opgkit.cli import UserError, contract_at
 from opgkit.operators.command import chain_identity
 from opgkit.operators.store import Store
 
@@ -96,9 +96,11 @@ class Sources:
     @classmethod
     def from_settlement(cls, settlement, requests=None, retry: Callable = lambda call: call()) -> "Sources":
         return cls(settlement=settlement,
-                   batches=project.BatchSettlement.at(retry(settlement.batchSettlement)),
-                   staking=project.NodeStaking.at(retry(settlement.staking)),
-                   tees=project.TEERegistry.at(retry(settlement.teeRegistry)),
+                   batches=contract_at(project.BatchSettlement, retry(settlement.batchSettlement),
+                                       "the settlement's batchSettlement()"),
+                   staking=contract_at(project.NodeStaking, retry(settlement.staking), "the settlement's staking()"),
+                   tees=contract_at(project.TEERegistry, retry(settlement.teeRegistry),
+                                    "the settlement's teeRegistry()"),
                    requests=requests)
 
     def identity(self) -> str:

@@ -10,8 +10,6 @@ request), *async* (``ReceiptSettled`` after a ``ProofRequested``: final once its
 
 Limits, from what the events carry:
 
-* ``BatchReceiptRecorded`` has no model nor mode: a model's record counts only individual and async receipts
-  (``ReceiptSettled``) and requests (``RequestOpened``); a node's batched receipts are counted without a mode.
 * Only claimed batch leaves emit ``BatchReceiptRecorded``: leaves no payer claimed are not in any record.
 * Uptime uses ``TEERegistry.maxHeartbeatAge()`` as of the latest index run, not its value at each moment; a
   heartbeat counts from its signed timestamp for ``maxHeartbeatAge`` seconds. The observed span of a node's
@@ -32,17 +30,17 @@ from opgkit.receipts import Mode
 
 @dataclass
 class Receipts:
-    """Settled receipts by path; the individual and async ones by mode name."""
+    """Settled receipts by path and mode name; batched ones apart when their batch was rejected."""
 
     individual: dict[str, int] = field(default_factory=dict)
     async_: dict[str, int] = field(default_factory=dict)
-    batched: int = 0
-    batched_rejected: int = 0
+    batched: dict[str, int] = field(default_factory=dict)
+    batched_rejected: dict[str, int] = field(default_factory=dict)
 
     @property
     def settled(self) -> int:
         """Receipts that stand: individual, async and batched in a batch not rejected."""
-        return sum(self.individual.values()) + sum(self.async_.values()) + self.batched
+        return sum(self.individual.values()) + sum(self.async_.values()) + sum(self.batched.values())
 
     def as_dict(self) -> dict:
         return {"individual": self.individual, "async": self.async_, "batched": self.batched,
@@ -80,7 +78,7 @@ class NodeRecord:
 
 @dataclass
 class ModelRecord:
-    """A model's use as the indexed events tell it (batched receipts excluded: their events name no model)."""
+    """A model's use as the indexed events tell it."""
 
     model_id: str
     receipts: Receipts
@@ -115,24 +113,26 @@ def through_block(db: sqlite3.Connection) -> int | None:
 
 
 def _by_mode(rows) -> tuple[dict[str, int], dict[str, int]]:
-    individual, async_ = {}, {}
-    for mode, is_async, count in rows:
-        target = async_ if is_async else individual
-        target[Mode(mode).name] = count
-    return individual, async_
+    """``(mode, flag, count)`` rows → counts by mode name without the flag and with it."""
+    without, with_ = {}, {}
+    for mode, flag, count in rows:
+        (with_ if flag else without)[Mode(mode).name] = count
+    return without, with_
 
 
+# Individual or async (a proof was requested for the same payer and request first).
 SETTLED_BY_MODE = ('SELECT r.mode, EXISTS(SELECT 1 FROM proof_requested p WHERE p."requestId" = r."requestId" '
                    'AND p.payer = r.payer), COUNT(*) FROM receipt_settled r WHERE {where} GROUP BY 1, 2 ORDER BY 1')
+# Standing or rejected (its batch was challenged).
+BATCHED_BY_MODE = ('SELECT b.mode, EXISTS(SELECT 1 FROM batch_challenged c WHERE c."batchId" = b."batchId"), '
+                   'COUNT(*) FROM batch_receipt_recorded b WHERE {where} GROUP BY 1, 2 ORDER BY 1')
 
 
-def _node_receipts(db, signers: list[str]) -> Receipts:
-    individual, async_ = _by_mode(db.execute(SETTLED_BY_MODE.format(where=f"r.signer IN ({_marks(signers)})"),
-                                             signers))
-    batched = dict(db.execute(
-        'SELECT EXISTS(SELECT 1 FROM batch_challenged c WHERE c."batchId" = b."batchId"), COUNT(*) '
-        f'FROM batch_receipt_recorded b WHERE b.signer IN ({_marks(signers)}) GROUP BY 1', signers).fetchall())
-    return Receipts(individual, async_, batched.get(0, 0), batched.get(1, 0))
+def _receipts(db, where: str, args) -> Receipts:
+    """Receipts whose rows match ``where`` (on columns both tables share: signer, "modelId")."""
+    individual, async_ = _by_mode(db.execute(SETTLED_BY_MODE.format(where=where.format(table="r")), args))
+    batched, rejected = _by_mode(db.execute(BATCHED_BY_MODE.format(where=where.format(table="b")), args))
+    return Receipts(individual, async_, batched, rejected)
 
 
 def _latencies(db, where: str, args) -> list[int]:
@@ -185,7 +185,7 @@ def node_record(db: sqlite3.Connection, node: str) -> NodeRecord:
     return NodeRecord(
         node=node,
         tee_keys=keys,
-        receipts=_node_receipts(db, signers),
+        receipts=_receipts(db, f"{{table}}.signer IN ({_marks(signers)})", signers),
         proofs_requested=_count(db, "SELECT COUNT(*) FROM proof_requested WHERE node = ?", node),
         proofs_delivered=_count(db, 'SELECT COUNT(*) FROM proof_delivered d JOIN proof_requested p '
                                     'ON p."requestId" = d."requestId" AND p.payer = d.payer WHERE p.node = ?', node),
@@ -208,15 +208,15 @@ def node_record(db: sqlite3.Connection, node: str) -> NodeRecord:
 def model_record(db: sqlite3.Connection, model_id: str) -> ModelRecord:
     """``model_id``'s record (0x-hex bytes32): receipts by path and mode, requests, and the nodes that served it."""
     model_id = model_id.lower()
-    individual, async_ = _by_mode(db.execute(SETTLED_BY_MODE.format(where='r."modelId" = ?'), (model_id,)))
     latencies = _latencies(db, 'o."modelId" = ?', (model_id,))
     owners = key_owners(db)
-    signers = db.execute('SELECT signer FROM receipt_settled WHERE "modelId" = ? UNION SELECT a.signer FROM '
+    signers = db.execute('SELECT signer FROM receipt_settled WHERE "modelId" = ? UNION SELECT signer FROM '
+                         'batch_receipt_recorded WHERE "modelId" = ? UNION SELECT a.signer FROM '
                          'request_answered a JOIN request_opened o ON o."requestId" = a."requestId" '
-                         'WHERE o."modelId" = ?', (model_id, model_id)).fetchall()
+                         'WHERE o."modelId" = ?', (model_id, model_id, model_id)).fetchall()
     return ModelRecord(
         model_id=model_id,
-        receipts=Receipts(individual, async_),
+        receipts=_receipts(db, '{table}."modelId" = ?', (model_id,)),
         requests_opened=_count(db, 'SELECT COUNT(*) FROM request_opened WHERE "modelId" = ?', model_id),
         requests_answered=len(latencies),
         median_latency=_median(latencies),

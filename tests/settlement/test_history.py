@@ -157,7 +157,7 @@ def test_history__scripted_run__node_and_model_records_exact(scenario, sources, 
     assert record.tee_keys == [tee_key.address]
     assert record.receipts.individual == {"VANILLA": 3, "TEE": 1}  # two settled, one request answered; one TEE
     assert record.receipts.async_ == {"TEE": 1}
-    assert (record.receipts.batched, record.receipts.batched_rejected) == (1, 1)
+    assert (record.receipts.batched, record.receipts.batched_rejected) == ({"VANILLA": 1}, {"VANILLA": 1})
     assert record.receipts.settled == 6
     assert (record.proofs_requested, record.proofs_delivered, record.proofs_missed) == (2, 1, 1)
     assert (record.batches_posted, record.batches_rejected) == (0, 0)
@@ -181,7 +181,7 @@ def test_history__scripted_run__node_and_model_records_exact(scenario, sources, 
     model = read(path, model_record, "0x" + bytes(open_model).hex())
     assert model.receipts.individual == {"VANILLA": 3, "TEE": 1}
     assert model.receipts.async_ == {"TEE": 1}
-    assert model.receipts.batched == 0  # batched receipts name no model
+    assert (model.receipts.batched, model.receipts.batched_rejected) == ({"VANILLA": 1}, {"VANILLA": 1})
     assert (model.requests_opened, model.requests_answered, model.median_latency) == (1, 1, LATENCY)
     assert model.nodes == [operator.address]
 
@@ -280,8 +280,8 @@ def test_history_script__table_then_json(uri, scenario, settlement, requests, op
     output = json.loads(result.stdout)
     assert output["added"] == {}  # the first run indexed everything
     node = output["node"]
-    assert node["receipts"] == {"individual": {"VANILLA": 3, "TEE": 1}, "async": {"TEE": 1}, "batched": 1,
-                                "batched_rejected": 1, "settled": 6}
+    assert node["receipts"] == {"individual": {"VANILLA": 3, "TEE": 1}, "async": {"TEE": 1},
+                                "batched": {"VANILLA": 1}, "batched_rejected": {"VANILLA": 1}, "settled": 6}
     assert (node["proofs_missed"], node["slashes"], node["heartbeats"], node["median_latency"]) == (1, 1, 3, LATENCY)
     assert node["reputation"]["success"] == 0.75
 
