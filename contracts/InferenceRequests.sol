@@ -34,8 +34,9 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     uint32 public constant MAX_CALLBACK_GAS = 2_000_000;
     uint40 public constant MIN_TTL = 1 minutes;
     uint40 public constant MAX_TTL = 30 days;
-    /// @dev Gas kept back beyond the callback's limit: the call itself and the bookkeeping after it.
-    uint256 internal constant CALLBACK_RESERVE = 15_000;
+    /// @dev Gas kept back beyond the callback's limit: the call itself and, after a failure, recording the
+    /// answer for a retry (up to three storage writes and an event).
+    uint256 internal constant CALLBACK_RESERVE = 40_000;
 
     IInferenceSettlement public immutable settlement;
     IModelRegistry public immutable models;
@@ -141,7 +142,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         Request storage request = _requests[requestId];
         if (request.state != State.CallbackFailed) revert InferenceRequestsCallbackNotFailed(requestId, request.state);
         if (keccak256(output) != request.outputHash) revert InferenceRequestsWrongOutput(requestId);
-        _callBack(requestId, request, output);
+        _callBack(requestId, request, request.answeredMode, request.outputHash, output);
     }
 
     /// @inheritdoc IInferenceRequests
@@ -259,18 +260,24 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     ) private {
         uint256 rest = request.maxFee - receipt.price;
         request.state = State.Delivered;
-        request.answeredMode = receipt.mode;
-        request.outputHash = receipt.outputHash;
         emit RequestAnswered(requestId, receipt.signer, receipt.mode, receipt.outputHash, receipt.price, rest);
         if (rest != 0) _payOut(request.consumer, rest);
-        _callBack(requestId, request, output);
+        _callBack(requestId, request, receipt.mode, receipt.outputHash, output);
     }
 
-    function _callBack(bytes32 requestId, Request storage request, bytes calldata output) private {
+    /// @dev The answer is stored only when the callback fails, for `retryCallback`: a delivered one is in the
+    /// events.
+    function _callBack(
+        bytes32 requestId,
+        Request storage request,
+        IModelRegistry.Mode mode,
+        bytes32 outputHash,
+        bytes calldata output
+    ) private {
         uint256 gasLimit = request.callbackGasLimit;
         address consumer = request.consumer;
         request.state = State.Delivered;
-        bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, request.answeredMode, output));
+        bytes memory data = abi.encodeCall(IInferenceConsumer.onInferenceResult, (requestId, mode, output));
         // A call receives at most 63/64 of the gas left (EIP-150): ask for enough that the consumer gets its
         // whole limit, or a caller could make the callback fail on purpose.
         uint256 needed = gasLimit + gasLimit / 63 + CALLBACK_RESERVE;
@@ -287,6 +294,8 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         // cannot price every cost before the call): the failure is the caller's, so nothing happened.
         if (gasleft() < gasLimit / 63) revert InferenceRequestsInsufficientGas(gasleft(), needed);
         request.state = State.CallbackFailed;
+        request.answeredMode = mode;
+        request.outputHash = outputHash;
         emit CallbackFailed(requestId, consumer, msg.sender);
     }
 

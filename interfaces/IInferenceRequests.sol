@@ -33,7 +33,8 @@ interface IInferenceRequests {
     }
 
     /// @notice A request as stored. The model and input are kept as one hash (`termsHash`); `RequestOpened`
-    /// carries them in full.
+    /// carries them in full. `answeredMode` and `outputHash` are kept only while a callback has failed (for
+    /// `retryCallback`); a delivered answer is in `RequestAnswered` and the consumer's own state.
     struct Request {
         address consumer;
         uint40 expiresAt;

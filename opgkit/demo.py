@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -122,7 +123,7 @@ class Story:
                  f"(voting power {opg(staking.getVotes(self.cast.node))})")
         self.say(f"   relayer {self.cast.relayer.address} bonds {opg(staking.selfBond(self.cast.relayer))}")
         self.say(f"   node {self.cast.attacker.address} bonds {opg(staking.selfBond(self.cast.attacker))} "
-                 "(it turns attacker in chapter 8)")
+                 f"(it turns attacker in chapter {self.CHAPTERS.index('adversary_refused') + 1})")
 
     def govern(self):
         """Stake-weighted governance approves an enclave measurement and schedules a fee rise"""
@@ -481,13 +482,14 @@ class Story:
 
     def execution_history(self):
         """Every node and model leaves a record: the history indexer rebuilds it from the chain, with a reputation"""
-        database = PROJECT_ROOT / "build" / "demo" / "history.sqlite"
-        database.unlink(missing_ok=True)  # a new chain each run
+        database = Path("build") / "demo" / "history.sqlite"  # scripts run from the project root
+        (PROJECT_ROOT / database).unlink(missing_ok=True)  # a new chain each run
         common = ("--network", chain.provider.uri, "--settlement", str(self.suite["InferenceSettlement"].address),
                   "--requests", str(self.suite["InferenceRequests"].address), "--db", str(database))
         for subject in (("--node", self.cast.node.address), ("--model", "0x" + bytes(self.chat_model).hex())):
             for line in self._script("history", *common, *subject).rstrip().splitlines():
-                self.say(f"   {line}")
+                if not line.startswith("INFO:"):  # ape's connection notice
+                    self.say(f"   {line}")
 
     def _zkml_receipt(self, label, model_id, proof, payer) -> Receipt:
         return Receipt(requestId=keccak(text=label), modelId=model_id, inputHash=proof.input_hash,

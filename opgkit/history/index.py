@@ -42,7 +42,7 @@ WATCHED = (
      ("ReceiptSettled", "BatchReceiptRecorded", "ProofRequested", "ProofDelivered", "ProofMissed")),
     ("batches", "BatchSettlement", ("BatchPosted", "BatchChallenged")),
     ("staking", "NodeStaking", ("Slashed", "Jailed")),
-    ("tees", "TEERegistry", ("TeeRegistered", "TeeKeyRotated", "Heartbeat")),
+    ("tees", "TEERegistry", ("TeeRegistered", "TeeKeyRotated", "TeeUpdated", "Heartbeat")),
     ("requests", "InferenceRequests", ("RequestOpened", "RequestAnswered")),
 )
 

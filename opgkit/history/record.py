@@ -12,7 +12,8 @@ Limits, from what the events carry:
 
 * Only claimed batch leaves emit ``BatchReceiptRecorded``: leaves no payer claimed are not in any record.
 * Uptime uses ``TEERegistry.maxHeartbeatAge()`` as of the latest index run, not its value at each moment; a
-  heartbeat counts from its signed timestamp for ``maxHeartbeatAge`` seconds. The observed span of a node's
+  heartbeat counts from its signed timestamp for ``maxHeartbeatAge`` seconds, and registering, re-attesting
+  or rotating to a key counts as one at that block's time (as the registry records it). The observed span of a node's
   TEEs runs from the earliest registration of one of its keys to the time of the last block indexed.
 * Request latency needs the requests contract indexed (``--requests``); without it, no answer is known.
 """
@@ -160,14 +161,19 @@ def _uptime(db, keys: list[str]) -> tuple[int, float | None]:
     if not keys:
         return 0, None
     marks = _marks(keys)
-    beats = [row[0] for row in db.execute(f'SELECT "timestamp" FROM heartbeat WHERE "teeKey" IN ({marks})', keys)]
+    heartbeats = [row[0] for row in db.execute(f'SELECT "timestamp" FROM heartbeat WHERE "teeKey" IN ({marks})', keys)]
+    # Registering, re-attesting and rotating to a key each count as a heartbeat at that block's time.
+    beats = heartbeats + [row[0] for row in db.execute(
+        f'SELECT time FROM tee_registered WHERE "teeKey" IN ({marks}) UNION ALL SELECT time FROM tee_updated '
+        f'WHERE "teeKey" IN ({marks}) UNION ALL SELECT time FROM tee_key_rotated WHERE "newKey" IN ({marks})',
+        [*keys, *keys, *keys])]
     start = _count(db, f'SELECT MIN(time) FROM (SELECT time FROM tee_registered WHERE "teeKey" IN ({marks}) '
                        f'UNION ALL SELECT time FROM tee_key_rotated WHERE "newKey" IN ({marks}))', *keys, *keys)
     end = _count(db, "SELECT time FROM cursors WHERE source = 'tees'")
     max_age = int(_count(db, "SELECT value FROM meta WHERE key = 'max_heartbeat_age'"))
     if end <= start:
-        return len(beats), 1.0 if beats else 0.0
-    return len(beats), covered_time(beats, max_age, start, end) / (end - start)
+        return len(heartbeats), 1.0
+    return len(heartbeats), covered_time(beats, max_age, start, end) / (end - start)
 
 
 def node_record(db: sqlite3.Connection, node: str) -> NodeRecord:
