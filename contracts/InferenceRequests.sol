@@ -68,7 +68,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         settlement = settlement_;
         models = models_;
         token = token_;
-        // Settlement charges this contract, as payer, from its wallet when its escrow there falls short.
+        // Fees are deposited into this contract's escrow in settlement as requests open.
         token_.forceApprove(address(settlement_), type(uint256).max);
     }
 
@@ -107,7 +107,10 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         emit RequestOpened(
             requestId, msg.sender, modelId, inputHash, minMode, finality, maxFee, callbackGasLimit, expiresAt
         );
-        if (maxFee != 0) token.safeTransferFrom(msg.sender, address(this), maxFee);
+        if (maxFee != 0) {
+            token.safeTransferFrom(msg.sender, address(this), maxFee);
+            settlement.deposit(maxFee);
+        }
     }
 
     /// @inheritdoc IInferenceRequests
@@ -261,7 +264,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         uint256 rest = request.maxFee - receipt.price;
         request.state = State.Delivered;
         emit RequestAnswered(requestId, receipt.signer, receipt.mode, receipt.outputHash, receipt.price, rest);
-        if (rest != 0) _payOut(request.consumer, rest);
+        _payOut(request.consumer, rest);
         _callBack(requestId, request, receipt.mode, receipt.outputHash, output);
     }
 
@@ -287,6 +290,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
             success := call(gasLimit, consumer, 0, add(data, 0x20), mload(data), 0, 0)
         }
         if (success) {
+            if (request.outputHash != 0) (request.answeredMode, request.outputHash) = (IModelRegistry.Mode(0), 0);
             emit CallbackDelivered(requestId, consumer, msg.sender);
             return;
         }
@@ -299,11 +303,12 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         emit CallbackFailed(requestId, consumer, msg.sender);
     }
 
-    /// @dev Pay `amount` from this contract's wallet, topping it up from its settlement escrow (where refunds
-    /// of rejected or failed answers land) when the wallet is short.
+    /// @dev Pay `amount` out of this contract's escrow in settlement, where every fee is kept: settlement charges
+    /// a price from escrow or from the wallet, never from both, so one pool in one place always covers an
+    /// answer, and refunds of rejected or failed answers land back in it.
     function _payOut(address to, uint256 amount) private {
-        uint256 balance = token.balanceOf(address(this));
-        if (balance < amount) settlement.withdrawEscrow(amount - balance);
+        if (amount == 0) return;
+        settlement.withdrawEscrow(amount);
         token.safeTransfer(to, amount);
     }
 

@@ -100,10 +100,11 @@ def answer_for(requests, open_model, operator, now, sign):
 # ---------------------------------------------------------------- opening
 
 
-def test_open__fee_at_quote__escrowed_with_an_issued_id(requests, feed, token, open_model, alice, models):
+def test_open__fee_at_quote__escrowed_with_an_issued_id(requests, feed, settlement, token, open_model, alice,
+                                                       models):
     assert requests.quoteFee(open_model) == models.model(open_model).price == PRICE
     before = token.balanceOf(alice)
-    held = token.balanceOf(requests)
+    held = settlement.escrowOf(requests)
     tx = feed.ask(question("open"), FEE, TTL, sender=alice)
     request_id = tx.events.filter(feed.Asked)[0].requestId
     opened = tx.events.filter(requests.RequestOpened)[0]
@@ -114,7 +115,7 @@ def test_open__fee_at_quote__escrowed_with_an_issued_id(requests, feed, token, o
     stored = requests.requestOf(request_id)
     assert (stored.consumer, stored.state, stored.finality, stored.maxFee) == (feed.address, OPEN, DELAYED, FEE)
     assert token.balanceOf(alice) == before - FEE
-    assert token.balanceOf(requests) == held + FEE
+    assert settlement.escrowOf(requests) == held + FEE  # the fee waits in the requests contract's escrow
 
 
 def test_open__misuse__named_errors(requests, hostile, open_model, deployer):
@@ -467,3 +468,27 @@ def test_feed__returned_fees_pay_the_next_question_and_a_late_answer_keeps_the_l
         r, signature, output = answer_for(request_id, label)
         requests.fulfill(request_id, r.as_args(), signature, output, sender=operator)
     assert feed.latestRequestId() == third
+
+
+def test_attack_split_pool__refund_of_a_failed_answer_then_a_large_answer__still_settles(
+        requests, hostile, settlement, staking, token, deployer, open_model, operator, bob, reporter, tee_key,
+        heartbeat, chain, now, sign):
+    """Settlement charges a price from escrow or from the wallet, never both. Fees kept in the wallet while
+    refunds land in escrow would leave a pool that covers every open request unable to pay one answer."""
+    small = open_hostile(hostile, open_model, "split small", deployer, fee=10 * OPG, ttl=2 * HOUR)
+    large = open_hostile(hostile, open_model, "split large", deployer, fee=15 * OPG)
+    r, _ = answering(requests, small, "split small", open_model, tee_key.address, heartbeat(), mode=Mode.TEE,
+                     price=10 * OPG)
+    advance(chain, 1)
+    auth = authorization(r, node=operator.address)
+    settlement.postPending(r.as_args(), auth.as_args(), contract_consent(auth), sender=operator)
+    advance(chain, 2 * HOUR + 1)
+    settlement.reportMissedProof(requests, small, sender=reporter)
+    requests.refund(small, sender=deployer)
+
+    staking.registerOperator(INFERENCE_BIT, 50_000 * OPG, 0, sender=bob)
+    advance(chain, 1)
+    answer_, output = answering(requests, large, "split large", open_model, bob.address, now(), price=15 * OPG)
+    requests.fulfill(large, answer_.as_args(), sign(answer_, bob), output, sender=bob)
+    assert settlement.recordOf(requests, large).status == Status.FINAL
+    assert_fees_accounted(requests, settlement, token)
