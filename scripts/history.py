@@ -60,7 +60,7 @@ def _show(value) -> str:
 def _table(title: str, rows: dict) -> None:
     click.echo(title)
     for label, value in rows.items():
-        click.echo(f"  {label:<22} {_show(value)}")
+        click.echo(f"  {label:<24} {_show(value)}")
 
 
 def _print_node(record, score) -> None:
@@ -71,6 +71,7 @@ def _print_node(record, score) -> None:
         "receipts async": receipts.async_,
         "receipts batched": receipts.batched,
         "batched, rejected": receipts.batched_rejected,
+        "self-paid (not counted)": record.self_paid,
         "proofs requested": record.proofs_requested,
         "proofs delivered": record.proofs_delivered,
         "proofs missed": record.proofs_missed,

@@ -34,6 +34,8 @@ from opgkit.operators.store import Store
 
 ROLE = "history"
 CHUNK_BLOCKS = 2_000
+SCHEMA_VERSION = 2
+"""Part of what a database is bound to: a database of an older layout is refused, not migrated."""
 SQLITE_INT_MAX = 2**63 - 1
 
 # Which events each contract contributes: (source name, contract type, events).
@@ -106,7 +108,7 @@ class Sources:
     def identity(self) -> str:
         """What the database is bound to: the settlement and the requests contract (or none)."""
         requests = str(self.requests.address) if self.requests is not None else "none"
-        return f"settlement {self.settlement.address}, requests {requests}"
+        return f"history schema {SCHEMA_VERSION}: settlement {self.settlement.address}, requests {requests}"
 
     def watched(self):
         """``(source, contract, event ABIs)`` for every contract to read."""

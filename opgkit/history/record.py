@@ -55,6 +55,8 @@ class NodeRecord:
     node: str
     tee_keys: list[str]
     receipts: Receipts
+    self_paid: int
+    """Receipts the node paid for itself: not counted in ``receipts`` (nor in its reputation)."""
     proofs_requested: int
     proofs_delivered: int
     proofs_missed: int
@@ -129,6 +131,16 @@ BATCHED_BY_MODE = ('SELECT b.mode, EXISTS(SELECT 1 FROM batch_challenged c WHERE
                    'COUNT(*) FROM batch_receipt_recorded b WHERE {where} GROUP BY 1, 2 ORDER BY 1')
 
 
+# A node answers a TEE receipt through one of its keys and any other receipt as itself; a receipt it paid for
+# itself (payer: the node or one of its keys) is not evidence of service and is counted apart.
+_ANSWERED_BY = ('(({{table}}.mode = 1 AND {{table}}.signer IN ({keys})) OR ({{table}}.mode <> 1 AND {{table}}.signer = ?)) '
+                'AND {{table}}.payer NOT IN ({signers})')
+_SELF_PAID = ('SELECT (SELECT COUNT(*) FROM receipt_settled r WHERE ((r.mode = 1 AND r.signer IN ({keys})) OR '
+              '(r.mode <> 1 AND r.signer = ?)) AND r.payer IN ({signers})) + (SELECT COUNT(*) FROM '
+              'batch_receipt_recorded b WHERE ((b.mode = 1 AND b.signer IN ({keys})) OR (b.mode <> 1 AND b.signer = ?)) '
+              'AND b.payer IN ({signers}))')
+
+
 def _receipts(db, where: str, args) -> Receipts:
     """Receipts whose rows match ``where`` (on columns both tables share: signer, "modelId")."""
     individual, async_ = _by_mode(db.execute(SETTLED_BY_MODE.format(where=where.format(table="r")), args))
@@ -191,7 +203,10 @@ def node_record(db: sqlite3.Connection, node: str) -> NodeRecord:
     return NodeRecord(
         node=node,
         tee_keys=keys,
-        receipts=_receipts(db, f"{{table}}.signer IN ({_marks(signers)})", signers),
+        receipts=_receipts(db, _ANSWERED_BY.format(keys=_marks(keys), signers=_marks(signers)),
+                           [*keys, node, *signers]),
+        self_paid=_count(db, _SELF_PAID.format(keys=_marks(keys), signers=_marks(signers)),
+                         *keys, node, *signers, *keys, node, *signers),
         proofs_requested=_count(db, "SELECT COUNT(*) FROM proof_requested WHERE node = ?", node),
         proofs_delivered=_count(db, 'SELECT COUNT(*) FROM proof_delivered d JOIN proof_requested p '
                                     'ON p."requestId" = d."requestId" AND p.payer = d.payer WHERE p.node = ?', node),

@@ -7,7 +7,10 @@
     score   = 100 × (SUCCESS_WEIGHT·success + UPTIME_WEIGHT·uptime + LATENCY_WEIGHT·latency)
 
 ``settled`` counts the receipts that stand: individual, async (final after their proof) and batched in a
-batch not rejected. ``rejected batches`` are those the node posted as relayer and that were challenged.
+batch not rejected, each answered by the node (a TEE receipt through one of its keys) and paid for by
+someone else: receipts a node pays for itself are counted apart and score nothing. The score is evidence, not
+proof: a node that pays other accounts to buy free receipts from it can still raise its success part, at the
+gas of every receipt. ``rejected batches`` are those the node posted as relayer and that were challenged.
 
 Choices where there is no evidence, so that a part is neither rewarded nor punished for what was not observed:
 

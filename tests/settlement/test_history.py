@@ -296,3 +296,22 @@ def test_history_script__database_of_another_chain__exit_2_one_line(uri, settlem
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "holds the history of" in errors[0] and "on chain 1:0x00," in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_attack_self_dealing__receipts_a_node_pays_for_itself__counted_apart(sources, staking, settlement, token,
+                                                                           treasury, open_model, carol, chain,
+                                                                           tmp_path):
+    """Free receipts a node settles as its own payer would dilute its faults: they are counted apart."""
+    token.transfer(carol, 60_000 * 10**18, sender=treasury)
+    token.approve(staking, 2**256 - 1, sender=carol)
+    staking.registerOperator(1, 50_000 * 10**18, 0, sender=carol)  # an inference node
+    advance(chain, 1)
+    for label in ("self 1", "self 2", "self 3"):
+        r = receipt(label, open_model, carol.address, chain.blocks.head.timestamp, payer=carol.address)
+        settlement.settle(r.as_args(), sign_receipt(settlement, r, key_of(carol)), sender=carol)
+    path = tmp_path / "history.sqlite"
+    run_index(path, sources, chain)
+    record = read(path, node_record, carol.address)
+    assert record.self_paid == 3
+    assert record.receipts.settled == 0
+    assert reputation(record).success == 1.0  # no work for anyone else, no fault
