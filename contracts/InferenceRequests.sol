@@ -165,6 +165,21 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     }
 
     /// @inheritdoc IInferenceRequests
+    function closeWithheld(bytes32 requestId, IInferenceSettlement.Receipt calldata receipt) external nonReentrant {
+        Request storage request = _open(requestId);
+        if (block.timestamp <= request.expiresAt) revert InferenceRequestsNotExpired(requestId, request.expiresAt);
+        if (receipt.payer != address(this) || receipt.requestId != _settlementId(requestId, request.attempt)) {
+            revert InferenceRequestsWrongRequest(requestId);
+        }
+        // Exactly the receipt settlement holds as final for this attempt, so its price is what was charged.
+        settlement.requireVerifiedReceipt(receipt, request.minMode, true);
+        request.state = State.Refunded;
+        uint256 rest = request.maxFee - receipt.price;
+        emit RequestClosedWithheld(requestId, request.consumer, rest);
+        _payOut(request.consumer, rest);
+    }
+
+    /// @inheritdoc IInferenceRequests
     function reopen(bytes32 requestId) external {
         Request storage request = _open(requestId);
         IInferenceSettlement.Status status = _settledStatus(requestId, request);

@@ -23,7 +23,8 @@ interface IInferenceRequests {
 
     /// @notice `Open`: waiting for an answer. `Delivered`: answered, callback succeeded. `CallbackFailed`:
     /// answered and paid, the callback reverted or ran out of gas (retry with `retryCallback`). `Refunded`:
-    /// expired or failed unanswered, the fee returned.
+    /// expired unanswered (the fee returned), or expired with its answer's output withheld (the unspent fee
+    /// returned).
     enum State {
         None,
         Open,
@@ -67,6 +68,8 @@ interface IInferenceRequests {
     event CallbackDelivered(bytes32 indexed requestId, address indexed consumer, address deliveredBy);
     event CallbackFailed(bytes32 indexed requestId, address indexed consumer, address deliveredBy);
     event RequestRefunded(bytes32 indexed requestId, address indexed consumer, uint256 amount);
+    /// @notice An expired request answered (and paid) without its output ever being delivered was closed.
+    event RequestClosedWithheld(bytes32 indexed requestId, address indexed consumer, uint256 refund);
     /// @notice The request's previous attempt failed (an asynchronous proof never came); answers now go under
     /// `settlementId`.
     event RequestReopened(bytes32 indexed requestId, uint32 attempt, bytes32 settlementId);
@@ -97,6 +100,12 @@ interface IInferenceRequests {
 
     /// @notice Return the fee of a request that expired unanswered to its consumer. Anyone may call.
     function refund(bytes32 requestId) external;
+
+    /// @notice Close an expired request whose answer is final in settlement but was never delivered, its output
+    /// withheld (`deliver` needs the output): the unspent part of the fee goes back to the consumer. The
+    /// `receipt` is the one settlement recorded (it is in the calldata of the transaction that recorded it).
+    /// Anyone may call.
+    function closeWithheld(bytes32 requestId, IInferenceSettlement.Receipt calldata receipt) external;
 
     /// @notice Move an open request whose current attempt failed in settlement (its asynchronous proof was
     /// missed and reported) to its next attempt, answerable again until it expires. Anyone may call.
