@@ -134,8 +134,12 @@ def cli(provider, settlement, requests, db, confirmations, from_block, chunk, no
     store = open_database(path, provider, sources, retry)
     try:
         report = Indexer(store, sources, provider, confirmations, chunk, from_block, retry).run()
-        output = {"database": str(path), "through_block": report.through_block, "added": report.added}
+        output = {"database": str(path), "through_block": report.through_block, "added": report.added,
+                  "removed": report.removed}
         if not as_json:
+            if report.removed:
+                click.echo(f"history {path}: the chain was reorganised; {sum(report.removed.values())} events "
+                           "of the replaced blocks forgotten and read again")
             click.echo(f"history {path}: {report.total} new events, read through block {report.through_block}")
         if node is not None:
             record = node_record(store.db, node)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from ape import project
+from ape.exceptions import BlockNotFoundError
 from ape.types import LogFilter
 from eth_utils import encode_hex, keccak, to_checksum_address
 
@@ -34,7 +35,10 @@ from opgkit.operators.store import Store
 
 ROLE = "history"
 CHUNK_BLOCKS = 2_000
-SCHEMA_VERSION = 2
+REWIND_BLOCKS = 128
+"""How far a source is read again when its cursor's block was reorganised away (deeper reorganisations are
+not repaired: use --confirmations on a chain where they happen)."""
+SCHEMA_VERSION = 3
 """Part of what a database is bound to: a database of an older layout is refused, not migrated."""
 SQLITE_INT_MAX = 2**63 - 1
 
@@ -54,7 +58,8 @@ CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY,   -- settlement | batches | staking | tees | requests
     address TEXT NOT NULL,     -- the contract read
     block INTEGER NOT NULL,    -- last block read
-    time INTEGER NOT NULL      -- that block's timestamp
+    time INTEGER NOT NULL,     -- that block's timestamp
+    hash TEXT NOT NULL         -- and its hash: a different one on resume means the chain was reorganised
 );
 """
 
@@ -160,6 +165,8 @@ class IndexReport:
     """What one run added: rows per table, and the block every contract has been read up to."""
 
     added: dict[str, int] = field(default_factory=dict)
+    removed: dict[str, int] = field(default_factory=dict)
+    """Rows forgotten because the chain was reorganised under them (read again in the same run)."""
     through_block: int | None = None
 
     @property
@@ -183,7 +190,7 @@ class Indexer:
         self.store, self.sources, self.provider = store, sources, provider
         self.confirmations, self.chunk_blocks, self.from_block = confirmations, chunk_blocks, from_block
         self.retry = retry
-        self._times: dict[int, int] = {}
+        self._blocks: dict[int, tuple[int, str]] = {}
 
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> IndexReport:
         """Read every contract up to the head minus the confirmations; stops early (committed) if asked to."""
@@ -199,24 +206,26 @@ class Indexer:
         return report
 
     def _read_contract(self, source, contract, abis, target, report, should_stop) -> None:
-        row = self.store.one("SELECT block FROM cursors WHERE source = ?", source)
+        row = self.store.one("SELECT block, hash FROM cursors WHERE source = ?", source)
         cursor = row[0] if row else self.from_block - 1
+        if row and self._hash_now(cursor) != row[1]:
+            cursor = self._rewind(source, abis, cursor, report)
         selectors = [encode_hex(keccak(text=abi.selector)) for abi in abis]
         while cursor < target and not should_stop():
             stop = min(cursor + self.chunk_blocks, target)
             log_filter = LogFilter(addresses=[contract.address], events=abis, topic_filter=[selectors],
                                    start_block=cursor + 1, stop_block=stop)
             logs = self.retry(lambda: list(self.provider.get_contract_logs(log_filter)))
-            rows = [(log, self._time(log.block_number)) for log in logs]
-            stop_time = self._time(stop)
+            rows = [(log, self._block(log.block_number)[0]) for log in logs]
+            stop_time, stop_hash = self._block(stop)
             with self.store.transaction() as db:
                 for log, time in rows:
                     if self._insert(db, log, time):
                         name = table_name(log.event_name)
                         report.added[name] = report.added.get(name, 0) + 1
-                db.execute("INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET "
-                           "block = excluded.block, time = excluded.time",
-                           (source, str(contract.address), stop, stop_time))
+                db.execute("INSERT INTO cursors VALUES (?, ?, ?, ?, ?) ON CONFLICT(source) DO UPDATE SET "
+                           "block = excluded.block, time = excluded.time, hash = excluded.hash",
+                           (source, str(contract.address), stop, stop_time, stop_hash))
             cursor = stop
 
     def _insert(self, db, log, time: int) -> bool:
@@ -231,7 +240,36 @@ class Indexer:
                             f"{columns}) VALUES (?, ?, ?, ?{marks})", values)
         return cursor.rowcount > 0
 
-    def _time(self, block: int) -> int:
-        if block not in self._times:
-            self._times[block] = int(self.retry(lambda: self.provider.get_block(block).timestamp))
-        return self._times[block]
+    def _rewind(self, source, abis, cursor: int, report: IndexReport) -> int:
+        """The block at ``source``'s cursor is no longer the chain's: forget its last ``REWIND_BLOCKS`` blocks
+        of events, to be read again."""
+        back_to = max(cursor - REWIND_BLOCKS, self.from_block - 1, -1)
+        with self.store.transaction() as db:
+            for abi in abis:
+                removed = db.execute(f"DELETE FROM {table_name(abi.name)} WHERE block > ?", (back_to,)).rowcount
+                if removed:
+                    report.removed[table_name(abi.name)] = report.removed.get(table_name(abi.name), 0) + removed
+            if back_to < 0:
+                db.execute("DELETE FROM cursors WHERE source = ?", (source,))
+            else:
+                time, block_hash = self._block(back_to)
+                db.execute("UPDATE cursors SET block = ?, time = ?, hash = ? WHERE source = ?",
+                           (back_to, time, block_hash, source))
+        return back_to
+
+    def _hash_now(self, number: int) -> str | None:
+        """The chain's block ``number`` hash now (None if the chain no longer reaches it), never cached."""
+        try:
+            block = self.retry(lambda: self.provider.get_block(number))
+        except BlockNotFoundError:
+            return None
+        return encode_hex(bytes(block.hash)) if block is not None else None
+
+    def _block(self, number: int) -> tuple[int, str]:
+        """A block's timestamp and hash (0x-hex)."""
+        if number not in self._blocks:
+            block = self.retry(lambda: self.provider.get_block(number))
+            if block is None:
+                raise UserError(f"the node has no block {number}; is it fully synced?")
+            self._blocks[number] = (int(block.timestamp), encode_hex(bytes(block.hash)))
+        return self._blocks[number]

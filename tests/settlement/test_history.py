@@ -229,6 +229,30 @@ def test_history__indexed_again__only_new_rows(scenario, sources, feed, staking,
     assert all_rows(path) == after
 
 
+def test_history__chain_reorganised_under_the_cursor__replaced_events_forgotten(scenario, sources, feed, alice,
+                                                                               chain, tmp_path):
+    """Events of blocks a reorganisation replaced are forgotten and the new blocks read; nothing else moves."""
+    path = tmp_path / "history.sqlite"
+    run_index(path, sources, chain)
+    before = all_rows(path)
+    fork = chain.snapshot()
+    feed.ask(keccak(text="asked on the branch that will be dropped"), 3 * PRICE, 3_600, sender=alice)
+    chain.mine(3)
+    assert run_index(path, sources, chain).added == {"request_opened": 1}
+    dropped = all_rows(path)["request_opened"][-1]
+
+    chain.restore(fork)  # the other branch: another question, and more blocks than the dropped one had
+    feed.ask(keccak(text="asked on the branch that stays"), 3 * PRICE, 3_600, sender=alice)
+    chain.mine(5)
+    report = run_index(path, sources, chain)
+    assert report.removed["request_opened"] >= 1  # noticed: the recent blocks are forgotten and read again
+    after = all_rows(path)
+    assert dropped not in after["request_opened"]
+    assert len(after["request_opened"]) == len(before["request_opened"]) + 1
+    assert {table: rows for table, rows in after.items() if table != "request_opened"} == \
+        {table: rows for table, rows in before.items() if table != "request_opened"}
+
+
 def test_history__stopped_and_crashed_midway__resumes_with_the_same_rows(scenario, sources, chain, tmp_path):
     whole = tmp_path / "whole.sqlite"
     run_index(whole, sources, chain)
