@@ -380,7 +380,7 @@ def _preload() -> None:
 
     import opgkit.inprocess.plugin  # noqa: F401
 
-    for file in sorted((ROOT / "contracts").glob("*.sol")):
+    for file in sorted((ROOT / "contracts").rglob("*.sol")):  # the test-only ones in contracts/test/ too
         try:
             getattr(ape.project, file.stem).contract_type
         except AttributeError:

@@ -4,9 +4,9 @@ pragma solidity ^0.8.24;
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
-import {IInferenceSettlement} from "../interfaces/IInferenceSettlement.sol";
-import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
-import {ReceiptHashing} from "./ReceiptHashing.sol";
+import {IInferenceSettlement} from "../../interfaces/IInferenceSettlement.sol";
+import {IModelRegistry} from "../../interfaces/IModelRegistry.sol";
+import {ReceiptHashing} from "../ReceiptHashing.sol";
 
 /// @title Gas-benchmark anchor: the floor of recording one signed receipt
 /// @notice Never deployed by the deploy script. `make gas` measures it beside `InferenceSettlement`, in the same
