@@ -22,7 +22,7 @@ COVERAGE ?=
 COVERAGE_DATA := build/coverage/data
 COVERAGE_REPORT := reports/coverage
 
-.PHONY: help setup compile demo chain hardhat test coverage lint gas zkml-bench bench-operators audit mutation clean
+.PHONY: help setup compile demo chain hardhat test coverage lint docs gas zkml-bench bench-operators audit mutation clean
 
 help:
 	@echo "make demo   - run the protocol's whole story on a fresh local anvil chain and report each step: deploy, stake,"
@@ -34,6 +34,7 @@ help:
 	@echo "make test   - run the whole test suite on a local anvil chain (NETWORK=... to choose another)"
 	@echo "make coverage - the same suite run with line/branch coverage of the contracts (reports/coverage/); fails below the thresholds"
 	@echo "make lint   - slither over the contracts; fails on untriaged high/medium findings"
+	@echo "make docs   - build the documentation site (docs/, mkdocs.yml) into build/site/, strictly: a broken link fails"
 	@echo "make gas    - regenerate benchmarks/gas.md"
 	@echo "make zkml-bench - regenerate benchmarks/zkml.md (EZKL verifier vs settlement gas, proving time)"
 	@echo "make bench-operators - regenerate benchmarks/operators.md (watchtower and relayer throughput on anvil)"
@@ -57,14 +58,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 		$(PYTHON) opgkit/toolchain/supported_python.py --python $(PYTHON) --goal "$(or $(MAKECMDGOALS),setup)" \
 			&& $(PYTHON) -m venv $(VENV); \
 	fi
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lint,mutation]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lint,mutation,docs]'
 	$(BIN)/python -m opgkit.toolchain.environment
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	# `npm install` rather than `npm ci`: the lock cannot list the other platforms' anvil binaries, which
-	# npm ci then insists on. Exact versions in package.json keep it reproducible all the same.
-	npm install --no-audit --no-fund --loglevel=error
+	# `npm ci`: exactly the lock (every platform's anvil binary included), which it never rewrites, so a
+	# checkout stays clean; a package.json the lock does not match is refused.
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(SOLCX_BINARY_PATH)/.installed: $(VENV)/.installed node_modules/.installed ape-config.yaml opgkit/toolchain/solc_standin.js opgkit/toolchain/solc.py
@@ -106,6 +107,11 @@ coverage: compile
 
 lint: setup
 	$(BIN)/python -m opgkit.toolchain.slither
+
+# The documentation site, with opgkit's API reference from its docstrings; --strict: any warning (a broken
+# link or anchor, a missing page or included benchmark table) fails the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 gas: compile
 	ape run gas --network ethereum:local:foundry
