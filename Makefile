@@ -96,7 +96,7 @@ else
 test: coverage
 endif
 
-# One suite run: every transaction and call is traced (see README, "Auditors: coverage"); the report is written
+# One suite run: every transaction and call is traced (see docs/auditing.md, "Auditors: coverage"); the report is written
 # even when a test fails, and the target fails if a test or a coverage threshold does.
 coverage: compile
 	rm -rf $(COVERAGE_DATA)

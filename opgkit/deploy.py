@@ -171,7 +171,7 @@ class Suite:
         if not receipt.contract_address:
             raise UserError(f"the {name} deployment {receipt.txn_hash} created no contract; check the node (a local "
                             "node behind ape's `local` network answers before it mines: declare it as a custom "
-                            "network, see the README)")
+                            "network, see docs/deploying.md)")
         return receipt
 
     def _sent_before(self, name: str, deployer, container, args, json_args, identity: str | None):

@@ -14,7 +14,7 @@ the tests send, and this module maps each executed program counter back to Solid
   of the same call frame that is decisive (inside the ``then``/``else`` part, past the construct, a REVERT)
   says which way it went.
 
-What counts as a line, a statement, a function and a branch is written in README.md ("Auditors: coverage").
+What counts as a line, a statement, a function and a branch is written in docs/auditing.md ("Auditors: coverage").
 The report (lcov, HTML, a text table) is written by istanbul (npm ``istanbul-lib-report`` and
 ``istanbul-reports``) from the istanbul coverage map built here.
 """
