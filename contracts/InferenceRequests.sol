@@ -34,6 +34,9 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     uint32 public constant MAX_CALLBACK_GAS = 2_000_000;
     uint40 public constant MIN_TTL = 1 minutes;
     uint40 public constant MAX_TTL = 30 days;
+    /// @notice How long after expiry (or after its answer became final, if later) an answered request may still
+    /// be delivered before `closeWithheld` can close it.
+    uint256 public constant WITHHELD_GRACE = 1 days;
     /// @dev Gas kept back beyond the callback's limit: the call itself and, after a failure, recording the
     /// answer for a retry (up to three storage writes and an event).
     uint256 internal constant CALLBACK_RESERVE = 40_000;
@@ -60,6 +63,7 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     error InferenceRequestsStillAnswering(bytes32 requestId, IInferenceSettlement.Status status);
     error InferenceRequestsPaymentHeld(bytes32 requestId);
     error InferenceRequestsMissedProofUnreported(bytes32 requestId);
+    error InferenceRequestsDeliveryStillOpen(bytes32 requestId, uint256 until);
     error InferenceRequestsInsufficientGas(uint256 available, uint256 needed);
     error InferenceRequestsCallbackNotFailed(bytes32 requestId, State state);
     error InferenceRequestsAttemptNotFailed(bytes32 requestId, IInferenceSettlement.Status status);
@@ -172,7 +176,13 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
             revert InferenceRequestsWrongRequest(requestId);
         }
         // Exactly the receipt settlement holds as final for this attempt, so its price is what was charged.
-        settlement.requireVerifiedReceipt(receipt, request.minMode, true);
+        uint256 settledAt = settlement.requireVerifiedReceipt(receipt, request.minMode, true);
+        // An answer that became final near or after expiry still has a day to be delivered: nobody can close
+        // the request just ahead of its delivery.
+        uint256 latest = settledAt > request.expiresAt ? settledAt : request.expiresAt;
+        if (block.timestamp <= latest + WITHHELD_GRACE) {
+            revert InferenceRequestsDeliveryStillOpen(requestId, latest + WITHHELD_GRACE);
+        }
         request.state = State.Refunded;
         uint256 rest = request.maxFee - receipt.price;
         emit RequestClosedWithheld(requestId, request.consumer, rest);

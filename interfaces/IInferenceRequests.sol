@@ -102,7 +102,8 @@ interface IInferenceRequests {
     function refund(bytes32 requestId) external;
 
     /// @notice Close an expired request whose answer is final in settlement but was never delivered, its output
-    /// withheld (`deliver` needs the output): the unspent part of the fee goes back to the consumer. The
+    /// withheld (`deliver` needs the output), a day after it expired or its answer became final, whichever is
+    /// later: the unspent part of the fee goes back to the consumer. The
     /// `receipt` is the one settlement recorded (it is in the calldata of the transaction that recorded it).
     /// Anyone may call.
     function closeWithheld(bytes32 requestId, IInferenceSettlement.Receipt calldata receipt) external;

@@ -215,9 +215,11 @@ class Indexer:
             stop = min(cursor + self.chunk_blocks, target)
             log_filter = LogFilter(addresses=[contract.address], events=abis, topic_filter=[selectors],
                                    start_block=cursor + 1, stop_block=stop)
+            stop_time, stop_hash = self._block(stop, fresh=True)
             logs = self.retry(lambda: list(self.provider.get_contract_logs(log_filter)))
+            if self._hash_now(stop) != stop_hash:
+                continue  # reorganised while this chunk was read: read it again
             rows = [(log, self._block(log.block_number)[0]) for log in logs]
-            stop_time, stop_hash = self._block(stop)
             with self.store.transaction() as db:
                 for log, time in rows:
                     if self._insert(db, log, time):
@@ -243,7 +245,7 @@ class Indexer:
     def _rewind(self, source, abis, cursor: int, report: IndexReport) -> int:
         """The block at ``source``'s cursor is no longer the chain's: forget its last ``REWIND_BLOCKS`` blocks
         of events, to be read again."""
-        back_to = max(cursor - REWIND_BLOCKS, self.from_block - 1, -1)
+        back_to = min(cursor, max(cursor - REWIND_BLOCKS, self.from_block - 1, -1))
         with self.store.transaction() as db:
             for abi in abis:
                 removed = db.execute(f"DELETE FROM {table_name(abi.name)} WHERE block > ?", (back_to,)).rowcount
@@ -252,7 +254,7 @@ class Indexer:
             if back_to < 0:
                 db.execute("DELETE FROM cursors WHERE source = ?", (source,))
             else:
-                time, block_hash = self._block(back_to)
+                time, block_hash = self._block(back_to, fresh=True)
                 db.execute("UPDATE cursors SET block = ?, time = ?, hash = ? WHERE source = ?",
                            (back_to, time, block_hash, source))
         return back_to
@@ -265,9 +267,9 @@ class Indexer:
             return None
         return encode_hex(bytes(block.hash)) if block is not None else None
 
-    def _block(self, number: int) -> tuple[int, str]:
-        """A block's timestamp and hash (0x-hex)."""
-        if number not in self._blocks:
+    def _block(self, number: int, fresh: bool = False) -> tuple[int, str]:
+        """A block's timestamp and hash (0x-hex); ``fresh`` asks the node again rather than the run's cache."""
+        if fresh or number not in self._blocks:
             block = self.retry(lambda: self.provider.get_block(number))
             if block is None:
                 raise UserError(f"the node has no block {number}; is it fully synced?")

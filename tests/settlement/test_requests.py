@@ -497,8 +497,8 @@ def test_attack_split_pool__refund_of_a_failed_answer_then_a_large_answer__still
 def test_attack_withheld_output__answer_final_but_never_delivered__closed_after_expiry_with_the_rest_back(
         requests, hostile, settlement, token, deployer, open_model, operator, answer_for, chain):
     """A node settles an answer under the contract's consent and never reveals its output: it is paid, but the
-    request does not stay open for ever: once expired, anyone closes it with the recorded receipt and the
-    unspent fee goes back to the consumer."""
+    request does not stay open for ever: a day after it expired, anyone closes it with the recorded receipt and
+    the unspent fee goes back to the consumer (not sooner, so no one can close it just ahead of a delivery)."""
     request_id = open_hostile(hostile, open_model, "withheld", deployer, ttl=HOUR)
     r, signature, _ = answer_for(request_id, "withheld")
     auth = authorization(r, node=operator.address)
@@ -509,6 +509,9 @@ def test_attack_withheld_output__answer_final_but_never_delivered__closed_after_
     with reverts_exactly(requests.InferenceRequestsStillAnswering, requestId=request_id, status=Status.FINAL):
         requests.refund(request_id, sender=deployer)
     advance(chain, HOUR + 1)
+    with reverts_exactly(requests.InferenceRequestsDeliveryStillOpen, requestId=request_id):
+        requests.closeWithheld(request_id, r.as_args(), sender=deployer)  # a day to deliver after expiry
+    advance(chain, 24 * HOUR)
     with reverts_exactly(settlement.InferenceSettlementReceiptMismatch):
         requests.closeWithheld(request_id, r.with_changes(price=0).as_args(), sender=deployer)
     before = token.balanceOf(hostile)
