@@ -26,8 +26,8 @@ def test_contract_sources__listed_by_ape__include_every_project_file(project):
 
 def test_contract_sources__ape_walk__far_below_its_file_limit():
     """The cause, not only the symptom: ape's walk of contracts/ stops at 500 files, so a file walked after the
-    cut would go missing. ape-solidity compiles dependencies in an isolated copy, so nothing but the project's
-    sources is walked; this keeps it so."""
+    cut would go missing. The dependency cache ape-solidity unpacks into contracts/.cache is a link out of the
+    folder (opgkit.toolchain.build), which the walk does not follow."""
     walked = get_all_files_in_directory(CONTRACTS)
     assert len(walked) < APE_WALK_LIMIT // 5, f"{len(walked)} files under contracts/: ape stops listing at 500"
 
@@ -52,3 +52,20 @@ def test_contract_sizes__every_contract__at_most_20_kib(project):
     assert {"InferenceSettlement", "BatchSettlement", "InferenceRequests", "ExploitCallbackConsumer"} <= set(sizes)
     too_big = {name: size for name, size in sizes.items() if size > MAX_RUNTIME_BYTES}
     assert too_big == {}, f"runtime code above {MAX_RUNTIME_BYTES} bytes: {too_big}"
+
+
+def test_dependency_cache__made_in_place__becomes_a_link_out_of_the_walk(tmp_path):
+    from opgkit.toolchain.build import keep_dependency_cache_out_of_the_walk
+
+    (tmp_path / "ape-config.yaml").write_text("contracts_folder: contracts\n")
+    in_place = tmp_path / "contracts" / ".cache" / "openzeppelin"
+    in_place.mkdir(parents=True)
+    (in_place / "Token.sol").write_text("// a dependency file")
+    (tmp_path / "contracts" / "Mine.sol").write_text("// a project source")
+
+    link = keep_dependency_cache_out_of_the_walk(tmp_path)
+    assert link.is_symlink() and link.resolve() == (tmp_path / "build" / "dependency-cache").resolve()
+    assert keep_dependency_cache_out_of_the_walk(tmp_path) == link  # idempotent
+    (link / "openzeppelin").mkdir()
+    (link / "openzeppelin" / "Token.sol").write_text("// unpacked again, through the link")
+    assert get_all_files_in_directory(tmp_path / "contracts") == [tmp_path / "contracts" / "Mine.sol"]

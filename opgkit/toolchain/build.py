@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -157,6 +158,7 @@ def rebuild(project_root: Path | str, output=None) -> None:
     compiler's listing goes (default: this process's stdout).
     """
     root = Path(project_root)
+    keep_dependency_cache_out_of_the_walk(root)
     inputs = fingerprint(root)
     command = [_ape_executable(), "compile", "--force"]
     status = subprocess.run(command, cwd=root, stdout=output).returncode
@@ -171,11 +173,36 @@ def rebuild(project_root: Path | str, output=None) -> None:
     partial.replace(stamp_file)
 
 
+def keep_dependency_cache_out_of_the_walk(project_root: Path | str) -> Path:
+    """Make ``contracts/.cache`` a link to ``build/dependency-cache``; returns the link.
+
+    Ape lists a project's sources by walking its contracts folder and stops at 500 files; ape-solidity unpacks
+    each dependency into ``contracts/.cache`` (OpenZeppelin alone is about 500 files), so sources walked after
+    the cut would go missing. pathlib's recursive glob, which that walk uses, does not descend into a linked
+    folder: through the link the walk sees only the project's own sources, while ape-solidity, solc and ape's
+    copies of the project read and write the cache as before. A cache ape-solidity made in place is replaced
+    (it is rebuilt on the next compile).
+    """
+    root = Path(project_root)
+    link = root / _config(root).get("contracts_folder", "contracts") / DEPENDENCY_CACHE
+    target = root / "build" / "dependency-cache"
+    target.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        if link.resolve() == target.resolve():
+            return link
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(os.path.relpath(target, link.parent), target_is_directory=True)
+    return link
+
+
 def ensure_fresh_build(project_root: Path | str) -> bool:
     """Compile the project in full if its build is stale, saying why in one line; True if it compiled.
 
     Raises ``BuildError`` if the project is no ape project or the compile fails.
     """
+    keep_dependency_cache_out_of_the_walk(project_root)
     reason = staleness(project_root)
     if reason is None:
         return False
