@@ -520,3 +520,68 @@ def test_attack_withheld_output__answer_final_but_never_delivered__closed_after_
     assert token.balanceOf(hostile) == before + FEE - PRICE
     assert requests.requestOf(request_id).state == REFUNDED
     assert_fees_accounted(requests, settlement, token)
+
+
+def test_consent__asked_by_anyone_but_settlement_or_malformed__refused(requests, feed, alice, operator, answer_for):
+    """ERC-1271 answers only settlement, and only for an authorization encoded whole."""
+    request_id = ask(feed, "direct consent", alice)
+    r, _, _ = answer_for(request_id, "direct consent")
+    auth = authorization(r, node=operator.address)
+    refused = bytes.fromhex("ffffffff")
+    digest = b"\x00" * 32  # any: the caller and the encoding are checked first
+    assert requests.isValidSignature(digest, contract_consent(auth), sender=alice) == refused
+    assert requests.isValidSignature(digest, contract_consent(auth)[:-1], sender=alice) == refused
+
+
+def test_refund__rejected_batch_payment_still_held__named_until_released(
+        requests, feed, settlement, batches, token, alice, operator, operator2, reporter, answer_for, sign, chain,
+        open_model, now):
+    request_id = ask(feed, "held then expired", alice, ttl=HOUR)
+    r, _, _ = answer_for(request_id, "held then expired")
+    forged = receipt("forged leaf 2", open_model, operator.address, now(), payer=alice.address)
+    batch = signed_batch(sign, [(r, operator), (forged, None, b"\x11" * 65)])
+    advance(chain, 1)
+    batch_id = post_batch(batches, batch, operator2)
+    auth = authorization(r, node=operator.address)
+    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), contract_consent(auth), sender=operator2)
+    batches.challenge(batch_id, batch.leaf(1), sender=reporter)
+    advance(chain, HOUR + 1)
+    with reverts_exactly(requests.InferenceRequestsPaymentHeld, requestId=request_id):
+        requests.refund(request_id, sender=alice)
+    settlement.releaseBatchPayment(r.as_args(), sender=reporter)  # the held price back to the pool
+    requests.refund(request_id, sender=alice)
+    assert_fees_accounted(requests, settlement, token)
+
+
+def test_close_withheld__another_request_or_answered_after_expiry(requests, hostile, settlement, batches,
+                                                                  deployer, open_model, operator, operator2,
+                                                                  answer_for, sign, chain):
+    request_id = open_hostile(hostile, open_model, "late answer", deployer, ttl=HOUR)
+    r, signature, _ = answer_for(request_id, "late answer")
+    # answered under consent in a batch just before expiry; final only after its window, past the expiry
+    batch = signed_batch(sign, [(r, operator)])
+    advance(chain, 1)
+    batch_id = post_batch(batches, batch, operator2)
+    auth = authorization(r, node=operator.address)
+    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), contract_consent(auth), sender=operator2)
+    advance(chain, CHALLENGE_WINDOW + 24 * HOUR)  # a day after expiry, not yet a day after the window closed
+    final_at = settlement.recordOf(requests, request_id).settledAt
+    assert final_at > requests.requestOf(request_id).expiresAt
+    with reverts_exactly(requests.InferenceRequestsDeliveryStillOpen, requestId=request_id):
+        requests.closeWithheld(request_id, r.as_args(), sender=deployer)
+    advance(chain, HOUR + 60)
+    with reverts_exactly(requests.InferenceRequestsWrongRequest, requestId=request_id):
+        requests.closeWithheld(request_id, r.with_changes(payer=deployer.address).as_args(), sender=deployer)
+    requests.closeWithheld(request_id, r.as_args(), sender=deployer)
+
+
+def test_open__free_model__nothing_escrowed_and_answered_for_free(requests, settlement, register_model, deployer,
+                                                                  project, token, operator, now, sign):
+    free = register_model("free for requests", [Mode.VANILLA], price=0)
+    consumer = deployer.deploy(project.ExploitCallbackConsumer, requests, token)
+    tx = consumer.openRequest(free, question("free"), Mode.VANILLA, IMMEDIATE, 0, CALLBACK_GAS, HOUR,
+                              sender=deployer)
+    request_id = [log for log in tx.events if log.event_name == "RequestOpened"][0].requestId
+    r, output = answering(requests, request_id, "free", free, operator.address, now(), price=0)
+    requests.fulfill(request_id, r.as_args(), sign(r, operator), output, sender=operator)
+    assert consumer.calls() == 1 and settlement.escrowOf(requests) == 0
