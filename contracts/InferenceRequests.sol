@@ -213,7 +213,8 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
             && request.termsHash == _termsHash(authorization.modelId, authorization.inputHash)
             && authorization.mode >= request.minMode && authorization.maxAmount <= request.maxFee
             && settlement.paymentDigest(authorization) == digest;
-        return consents ? IERC1271.isValidSignature.selector : bytes4(0xffffffff);
+        if (!consents) return bytes4(0xffffffff);
+        return IERC1271.isValidSignature.selector;
     }
 
     /// @inheritdoc IInferenceRequests
@@ -251,9 +252,10 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
         private
         view
     {
-        if (settlement.custodyOf(address(this), _settlementId(requestId, request.attempt)).held == 0) return;
-        if (status == IInferenceSettlement.Status.Failed) revert InferenceRequestsMissedProofUnreported(requestId);
-        revert InferenceRequestsPaymentHeld(requestId);
+        if (settlement.custodyOf(address(this), _settlementId(requestId, request.attempt)).held != 0) {
+            if (status == IInferenceSettlement.Status.Failed) revert InferenceRequestsMissedProofUnreported(requestId);
+            revert InferenceRequestsPaymentHeld(requestId);
+        }
     }
 
     function _open(bytes32 requestId) private view returns (Request storage request) {
@@ -332,9 +334,10 @@ contract InferenceRequests is IInferenceRequests, IERC1271, ReentrancyGuardTrans
     /// a price from escrow or from the wallet, never from both, so one pool in one place always covers an
     /// answer, and refunds of rejected or failed answers land back in it.
     function _payOut(address to, uint256 amount) private {
-        if (amount == 0) return;
-        settlement.withdrawEscrow(amount);
-        token.safeTransfer(to, amount);
+        if (amount != 0) {
+            settlement.withdrawEscrow(amount);
+            token.safeTransfer(to, amount);
+        }
     }
 
     function _termsHash(bytes32 modelId, bytes32 inputHash) private pure returns (bytes32) {
