@@ -239,3 +239,25 @@ def liquidation_model(liquidation_artifacts, project, models, carol):
 @pytest.fixture(scope="module")
 def credit_model(credit_artifacts, project, models, carol):
     return deploy_model(credit_artifacts, project, models, carol)
+
+
+# ---------------------------------------------------------------- requests with callbacks
+
+REQUEST_CALLBACK_GAS = 300_000
+DELAYED_FINALITY = 1  # IInferenceRequests.Finality.Delayed
+
+
+@pytest.fixture(scope="module")
+def requests(project, deployer, settlement, models, token):
+    """InferenceRequests on `settlement`."""
+    return deployer.deploy(project.InferenceRequests, settlement, models, token)
+
+
+@pytest.fixture(scope="module")
+def feed(project, deployer, requests, token, open_model, alice):
+    """The example consumer, asking `open_model` for answers at VANILLA or stronger, batches accepted; `alice`
+    asks."""
+    feed = deployer.deploy(project.ModelAnswerFeed, requests, token, open_model, Mode.VANILLA, DELAYED_FINALITY,
+                           REQUEST_CALLBACK_GAS)
+    token.approve(feed, MAX_UINT, sender=alice)
+    return feed

@@ -29,23 +29,10 @@ from settlement_helpers import PRICE, PROOF_WINDOW, Mode, authorization, post_ba
 
 LATENCY = 30
 BAD_SIGNATURE = b"\x11" * 65
-DELAYED, CALLBACK_GAS = 1, 300_000
 
 
 def key_of(signer):
     return signer.key if hasattr(signer, "key") else signer.private_key
-
-
-@pytest.fixture(scope="module")
-def requests(project, deployer, settlement, models, token):
-    return deployer.deploy(project.InferenceRequests, settlement, models, token)
-
-
-@pytest.fixture(scope="module")
-def feed(project, deployer, requests, token, open_model, alice):
-    feed = deployer.deploy(project.ModelAnswerFeed, requests, token, open_model, Mode.VANILLA, DELAYED, CALLBACK_GAS)
-    token.approve(feed, 2**256 - 1, sender=alice)
-    return feed
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from eth_utils import keccak
 
 from opgkit.manifest import OutputManifest
-from opgkit.receipts import NO_AUTHORIZATION, Status, contract_consent
+from opgkit.receipts import Status, contract_consent
 from opgkit.testing import advance
 from settlement_helpers import (
     CHALLENGE_WINDOW, HOUR, INFERENCE_BIT, OPG, PRICE, PROOF_WINDOW, Mode, authorization, funds_of, post_batch, receipt, reverts_exactly,
@@ -20,19 +20,6 @@ CALLBACK_GAS = 300_000
 IMMEDIATE, DELAYED = 0, 1
 OPEN, DELIVERED, CALLBACK_FAILED, REFUNDED = 1, 2, 3, 4
 ACCEPT, REVERT, BURN_GAS, RETURN_BOMB, REENTER = range(5)
-
-
-@pytest.fixture(scope="module")
-def requests(project, deployer, settlement, models, token):
-    return deployer.deploy(project.InferenceRequests, settlement, models, token)
-
-
-@pytest.fixture(scope="module")
-def feed(project, deployer, requests, token, open_model, alice):
-    """The example consumer, asking `open_model` for answers at VANILLA or stronger, batches accepted."""
-    feed = deployer.deploy(project.ModelAnswerFeed, requests, token, open_model, Mode.VANILLA, DELAYED, CALLBACK_GAS)
-    token.approve(feed, 2**256 - 1, sender=alice)
-    return feed
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +68,17 @@ def assert_fees_accounted(requests, settlement, token):
         if stored.state == OPEN:
             owed += stored.maxFee - settlement.custodyOf(requests, request_id).held
     assert funds_of(settlement, token, requests) == owed
+
+
+def claimed_in_a_batch(batches, sign, chain, answer, node, relayer, forged=None):
+    """Post `answer`, signed by `node`, in a batch by `relayer` (with `forged` after it under a bad signature, if
+    given) and claim it under the requests contract's consent; returns the batch and its id."""
+    batch = signed_batch(sign, [(answer, node)] + ([(forged, None, b"\x11" * 65)] if forged else []))
+    advance(chain, 1)
+    batch_id = post_batch(batches, batch, relayer)
+    auth = authorization(answer, node=node.address)
+    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), contract_consent(auth), sender=relayer)
+    return batch, batch_id
 
 
 @pytest.fixture
@@ -318,11 +316,7 @@ def test_batch__answer_claimed_under_consent__called_back_after_the_window(
         requests, feed, settlement, batches, token, alice, operator, operator2, answer_for, sign, chain):
     request_id = ask(feed, "batched", alice)
     r, _, output = answer_for(request_id, "batched")
-    batch = signed_batch(sign, [(r, operator)])
-    advance(chain, 1)
-    batch_id = post_batch(batches, batch, operator2)
-    auth = authorization(r, node=operator.address)
-    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), contract_consent(auth), sender=operator2)
+    claimed_in_a_batch(batches, sign, chain, r, operator, operator2)
     assert settlement.recordOf(requests, request_id).status == Status.PENDING
     with reverts_exactly(settlement.InferenceSettlementNotVerified, requestId=request_id, status=Status.PENDING):
         requests.deliver(request_id, r.as_args(), output, sender=operator)
@@ -355,11 +349,7 @@ def test_batch__rejected__request_answered_again_and_called_back_with_the_new_an
     request_id = ask(feed, "rejected", alice)
     r, _, _ = answer_for(request_id, "rejected")
     forged = receipt("forged leaf", open_model, operator.address, now(), payer=alice.address)
-    batch = signed_batch(sign, [(r, operator), (forged, None, b"\x11" * 65)])
-    advance(chain, 1)
-    batch_id = post_batch(batches, batch, operator2)
-    auth = authorization(r, node=operator.address)
-    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), contract_consent(auth), sender=operator2)
+    batch, batch_id = claimed_in_a_batch(batches, sign, chain, r, operator, operator2, forged)
     assert settlement.custodyOf(requests, request_id).held == PRICE
     batches.challenge(batch_id, batch.leaf(1), sender=reporter)
     assert settlement.recordOf(requests, request_id).status == Status.REJECTED
@@ -539,11 +529,7 @@ def test_refund__rejected_batch_payment_still_held__named_until_released(
     request_id = ask(feed, "held then expired", alice, ttl=HOUR)
     r, _, _ = answer_for(request_id, "held then expired")
     forged = receipt("forged leaf 2", open_model, operator.address, now(), payer=alice.address)
-    batch = signed_batch(sign, [(r, operator), (forged, None, b"\x11" * 65)])
-    advance(chain, 1)
-    batch_id = post_batch(batches, batch, operator2)
-    auth = authorization(r, node=operator.address)
-    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), contract_consent(auth), sender=operator2)
+    batch, batch_id = claimed_in_a_batch(batches, sign, chain, r, operator, operator2, forged)
     batches.challenge(batch_id, batch.leaf(1), sender=reporter)
     advance(chain, HOUR + 1)
     with reverts_exactly(requests.InferenceRequestsPaymentHeld, requestId=request_id):
@@ -559,11 +545,7 @@ def test_close_withheld__another_request_or_answered_after_expiry(requests, host
     request_id = open_hostile(hostile, open_model, "late answer", deployer, ttl=HOUR)
     r, signature, _ = answer_for(request_id, "late answer")
     # answered under consent in a batch just before expiry; final only after its window, past the expiry
-    batch = signed_batch(sign, [(r, operator)])
-    advance(chain, 1)
-    batch_id = post_batch(batches, batch, operator2)
-    auth = authorization(r, node=operator.address)
-    batches.claimBatchReceipt(batch_id, batch.leaf(0), auth.as_args(), contract_consent(auth), sender=operator2)
+    claimed_in_a_batch(batches, sign, chain, r, operator, operator2)
     advance(chain, CHALLENGE_WINDOW + 24 * HOUR)  # a day after expiry, not yet a day after the window closed
     final_at = settlement.recordOf(requests, request_id).settledAt
     assert final_at > requests.requestOf(request_id).expiresAt
